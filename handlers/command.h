@@ -1,0 +1,30 @@
+/* command.h - envelope parsing, validation and fingerprints */
+#ifndef OD_COMMAND_H
+#define OD_COMMAND_H
+
+#include "handler.h"
+
+typedef enum cmd_parse {
+    CMD_PARSE_OK = 0,  /* env fully filled, env->cmd parsed */
+    CMD_PARSE_INVALID, /* dedup_key readable: reject invalid_command */
+    CMD_PARSE_POISON   /* not JSON, too big, no usable dedup_key: DLQ */
+} cmd_parse_t;
+
+/*
+ * Parses one message body. msg_ts_us is the Kafka timestamp, used as the
+ * event time when issued_at is absent. env is always initialised and must
+ * be released with command_env_free, whatever the return value. For
+ * CMD_PARSE_INVALID, env->dedup_key and env->fingerprint are set, and
+ * env->handler when the type is known. err says what is wrong.
+ */
+cmd_parse_t command_parse(const char *buf, size_t len, int64_t msg_ts_us,
+                          cmd_env_t *env, char *err, size_t errlen);
+void command_env_free(cmd_env_t *env);
+
+/* SHA-256 of the canonical form (sorted keys, compact) of a JSON value. */
+void command_fingerprint(const json_t *root, unsigned char out[32]);
+
+/* 1 if s is 1..200 printable ASCII characters */
+int command_dedup_key_valid(const char *s);
+
+#endif

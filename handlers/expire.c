@@ -1,0 +1,27 @@
+/* expire.c - PLACEHOLDER: being implemented (see handlers.h) */
+#include "handlers.h"
+
+od_status_t
+expire_parse(const json_t *root, void **out, char *err, size_t errlen)
+{
+    (void)root;
+    (void)out;
+    od_err(err, errlen, "expire is not implemented yet");
+    return OD_REJECT;
+}
+
+od_status_t
+expire_apply(apply_ctx_t *ctx, const void *cmd, cmd_result_t *res)
+{
+    (void)cmd;
+    (void)res;
+    od_err(ctx->err, ctx->errlen, "expire is not implemented yet");
+    return OD_FATAL;
+}
+
+const char *
+expire_order_id(const void *cmd)
+{
+    (void)cmd;
+    return NULL;
+}

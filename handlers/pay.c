@@ -1,0 +1,27 @@
+/* pay.c - PLACEHOLDER: being implemented (see handlers.h) */
+#include "handlers.h"
+
+od_status_t
+pay_parse(const json_t *root, void **out, char *err, size_t errlen)
+{
+    (void)root;
+    (void)out;
+    od_err(err, errlen, "pay is not implemented yet");
+    return OD_REJECT;
+}
+
+od_status_t
+pay_apply(apply_ctx_t *ctx, const void *cmd, cmd_result_t *res)
+{
+    (void)cmd;
+    (void)res;
+    od_err(ctx->err, ctx->errlen, "pay is not implemented yet");
+    return OD_FATAL;
+}
+
+const char *
+pay_order_id(const void *cmd)
+{
+    (void)cmd;
+    return NULL;
+}

@@ -1,0 +1,196 @@
+/* itest.c - integration test harness */
+#include "itest.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../worker/migrate.h"
+
+apply_config_t itest_cfg = {
+    .domain = {.default_tax_bps = 0,
+               .pending_ttl_s = 900,
+               .expiry_grace_s = 0,
+               .order_prefix = "ORD-",
+               .events_topic = "orders.events"},
+    .dlq_topic = "orders.commands.dlq",
+};
+
+static int64_t itest_offset;
+
+static const char *
+base_conninfo(void)
+{
+    const char *s = getenv("ORDERD_TEST_PG");
+
+    if (s == NULL || *s == '\0')
+        s = getenv("ORDERD_PG");
+    if (s == NULL || *s == '\0')
+        ck_abort_msg("ORDERD_TEST_PG is not set: run the integration tests "
+                     "through scripts/test");
+    return s;
+}
+
+db_t *
+itest_fresh_db(const char *name, char *conninfo, size_t len)
+{
+    char err[512], sql[256], info[1024];
+    db_t *admin, *db;
+    od_status_t st;
+
+    admin = db_connect(base_conninfo(), err, sizeof(err));
+    ck_assert_msg(admin != NULL, "%s", err);
+    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS it_%s WITH (FORCE)",
+             name);
+    st = db_exec(admin, sql, err, sizeof(err));
+    ck_assert_msg(st == OD_OK, "%s", err);
+    snprintf(sql, sizeof(sql), "CREATE DATABASE it_%s", name);
+    st = db_exec(admin, sql, err, sizeof(err));
+    ck_assert_msg(st == OD_OK, "%s", err);
+    db_destroy(admin);
+
+    snprintf(info, sizeof(info), "%s dbname=it_%s", base_conninfo(), name);
+    db = db_connect(info, err, sizeof(err));
+    ck_assert_msg(db != NULL, "%s", err);
+    st = migrate_run(db, ORDERD_SCHEMA_DIR, NULL, err, sizeof(err));
+    ck_assert_msg(st == OD_OK, "%s", err);
+    if (conninfo != NULL)
+        snprintf(conninfo, len, "%s", info);
+    return db;
+}
+
+json_t *
+itest_apply(db_t *db, const char *json_cmd)
+{
+    apply_source_t src = {"orders.commands", 0, itest_offset++, od_now_us(),
+                          "1", 1};
+    apply_report_t rep;
+    char err[1024], sql[200];
+    db_rows_t *rows = NULL;
+    const char *params[1];
+    json_t *ev;
+    od_status_t st;
+
+    st = db_exec(db, "BEGIN", err, sizeof(err));
+    ck_assert_msg(st == OD_OK, "%s", err);
+    st = apply_message(db, &itest_cfg, json_cmd, strlen(json_cmd), &src,
+                       &rep, err, sizeof(err));
+    ck_assert_msg(st == OD_OK, "apply_message: %s (command %s)", err,
+                  json_cmd);
+    st = db_exec(db, "COMMIT", err, sizeof(err));
+    ck_assert_msg(st == OD_OK, "%s", err);
+    if (rep.event_id[0] == '\0')
+        return NULL;
+    snprintf(sql, sizeof(sql),
+             "SELECT convert_from(payload, 'UTF8') FROM outbox"
+             " WHERE event_id = $1");
+    params[0] = rep.event_id;
+    st = db_query(db, sql, 1, params, &rows, err, sizeof(err));
+    ck_assert_msg(st == OD_OK && db_nrows(rows) == 1, "result event: %s",
+                  err);
+    ev = json_loads(db_val(rows, 0, 0), 0, NULL);
+    db_rows_free(rows);
+    ck_assert_ptr_nonnull(ev);
+    return ev;
+}
+
+json_t *
+itest_applyf(db_t *db, const char *fmt, ...)
+{
+    char buf[65536];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    return itest_apply(db, buf);
+}
+
+const char *
+itest_outcome(const json_t *ev)
+{
+    const char *s = json_string_value(json_object_get(ev, "outcome"));
+
+    return s ? s : "";
+}
+
+const char *
+itest_reason(const json_t *ev)
+{
+    const char *s = json_string_value(json_object_get(ev, "reason"));
+
+    return s ? s : "";
+}
+
+int64_t
+itest_int(db_t *db, const char *sql)
+{
+    char err[512];
+    db_rows_t *rows = NULL;
+    int64_t v = -1;
+    od_status_t st = db_query(db, sql, 0, NULL, &rows, err, sizeof(err));
+
+    ck_assert_msg(st == OD_OK, "%s: %s", sql, err);
+    if (db_nrows(rows) > 0 && !db_isnull(rows, 0, 0))
+        v = db_int64(rows, 0, 0);
+    db_rows_free(rows);
+    return v;
+}
+
+const char *
+itest_text(db_t *db, const char *sql, char *buf, size_t len)
+{
+    char err[512];
+    db_rows_t *rows = NULL;
+    od_status_t st = db_query(db, sql, 0, NULL, &rows, err, sizeof(err));
+
+    ck_assert_msg(st == OD_OK, "%s: %s", sql, err);
+    buf[0] = '\0';
+    if (db_nrows(rows) > 0)
+        snprintf(buf, len, "%s", db_val(rows, 0, 0));
+    db_rows_free(rows);
+    return buf;
+}
+
+void
+itest_exec(db_t *db, const char *sql)
+{
+    char err[512];
+    od_status_t st = db_exec(db, sql, err, sizeof(err));
+
+    ck_assert_msg(st == OD_OK, "%s: %s", sql, err);
+}
+
+void
+itest_assert_stock_matches_ledger(db_t *db)
+{
+    int64_t bad = itest_int(
+        db,
+        "SELECT count(*) FROM ("
+        " SELECT p.id FROM products p WHERE p.kind = 'simple' AND p.stock <>"
+        "  (SELECT COALESCE(sum(delta), 0) FROM stock_ledger l"
+        "    WHERE l.product_id = p.id AND l.variant_id IS NULL)"
+        " UNION ALL"
+        " SELECT v.id FROM product_variants v WHERE v.stock <>"
+        "  (SELECT COALESCE(sum(delta), 0) FROM stock_ledger l"
+        "    WHERE l.product_id = v.product_id AND l.variant_id = v.id)) x");
+
+    ck_assert_msg(bad == 0, "%lld products or variants whose stock differs "
+                            "from their ledger", (long long)bad);
+    ck_assert_int_eq(itest_int(db, "SELECT count(*) FROM products WHERE "
+                                   "stock < 0"),
+                     0);
+}
+
+int
+itest_run(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}

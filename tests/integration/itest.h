@@ -1,0 +1,54 @@
+/* itest.h - integration test harness: a fresh migrated database per test,
+ * commands applied through the real per-command path, results read back */
+#ifndef OD_ITEST_H
+#define OD_ITEST_H
+
+#include <check.h>
+#include <jansson.h>
+
+#include "../../worker/apply.h"
+#include "../../worker/db.h"
+
+/* The config itest_apply uses (tests may change fields before applying). */
+extern apply_config_t itest_cfg;
+
+/*
+ * Drops and creates database "it_<name>" on the test cluster
+ * (ORDERD_TEST_PG, else ORDERD_PG: a libpq string for an existing
+ * database), migrates it and returns a connection to it. conninfo (may be
+ * NULL) receives the new database's connection string. Aborts the test on
+ * failure.
+ */
+db_t *itest_fresh_db(const char *name, char *conninfo, size_t len);
+
+/*
+ * Applies one JSON command (as a Kafka message body on orders.commands
+ * partition 0 at the given offset, Kafka timestamp = now) in its own
+ * transaction, and returns its command.result event (caller decrefs), or
+ * NULL when the message went to the dead-letter topic. Fails the test on a
+ * transient or fatal status.
+ */
+json_t *itest_apply(db_t *db, const char *json_cmd);
+/* printf-style variant */
+json_t *itest_applyf(db_t *db, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* outcome and reason of a result ("applied", "rejected", ...) */
+const char *itest_outcome(const json_t *ev);
+const char *itest_reason(const json_t *ev);
+
+/* Runs SQL returning one integer (first row, first column; NULL -> -1). */
+int64_t itest_int(db_t *db, const char *sql);
+/* Runs SQL returning one text value into buf ("" for no row/NULL). */
+const char *itest_text(db_t *db, const char *sql, char *buf, size_t len);
+/* Runs SQL without results; fails the test on error. */
+void itest_exec(db_t *db, const char *sql);
+
+/* The invariant every test must leave true: stock = sum of the ledger for
+ * every product and variant, no negative stock. Fails the test otherwise. */
+void itest_assert_stock_matches_ledger(db_t *db);
+
+/* Runs a check Suite and returns the process exit code. */
+int itest_run(Suite *s);
+
+#endif

@@ -1,0 +1,45 @@
+# Test registration: unit tests (check, pure logic) and integration tests
+# (check, against the real Postgres and Kafka that scripts/test starts).
+
+if(NOT CHECK_FOUND)
+  message(FATAL_ERROR "the check unit test library is missing: apt-get install check")
+endif()
+
+# itest: the integration harness (fresh database, apply a command, read
+# back its result event)
+add_library(orderd_itest STATIC tests/integration/itest.c)
+target_link_libraries(orderd_itest PUBLIC orderd_worker PkgConfig::CHECK)
+
+function(orderd_unit_test name)
+  add_executable(unit_${name} tests/unit/test_${name}.c)
+  target_link_libraries(unit_${name} PRIVATE orderd_core PkgConfig::CHECK)
+  add_test(NAME unit_${name} COMMAND unit_${name})
+  set_tests_properties(unit_${name} PROPERTIES LABELS unit
+    ENVIRONMENT "CK_DEFAULT_TIMEOUT=30")
+endfunction()
+
+# integration tests may need the orderd binary (worker runs, CLI checks)
+function(orderd_integration_test file)
+  get_filename_component(name ${file} NAME_WE)
+  add_executable(it_${name} ${file})
+  target_link_libraries(it_${name} PRIVATE orderd_itest)
+  add_dependencies(it_${name} orderd)
+  add_test(NAME it_${name} COMMAND it_${name})
+  set_tests_properties(it_${name} PROPERTIES LABELS integration
+    ENVIRONMENT "ORDERD_BIN=$<TARGET_FILE:orderd>;CK_DEFAULT_TIMEOUT=300;ORDERD_TEST_NAME=${name}"
+    TIMEOUT 600)
+endfunction()
+
+file(GLOB UNIT_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/unit/test_*.c)
+foreach(f ${UNIT_TESTS})
+  get_filename_component(n ${f} NAME_WE)
+  string(REGEX REPLACE "^test_" "" n ${n})
+  orderd_unit_test(${n})
+endforeach()
+
+file(GLOB INTEGRATION_TESTS CONFIGURE_DEPENDS
+  ${CMAKE_SOURCE_DIR}/tests/integration/[0-9][0-9][0-9][0-9]_*.c
+  ${CMAKE_SOURCE_DIR}/tests/fault/[0-9][0-9][0-9][0-9]_*.c)
+foreach(f ${INTEGRATION_TESTS})
+  orderd_integration_test(${f})
+endforeach()

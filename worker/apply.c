@@ -1,0 +1,385 @@
+/* apply.c - one command inside the batch transaction
+ *
+ * DESIGN: every message ends in exactly one of: a dead-letter copy (poison),
+ * or a processed_commands row plus one command.result event. The handler
+ * runs first inside a savepoint; a business rejection rolls the savepoint
+ * back. The dedup row is then inserted with ON CONFLICT DO NOTHING: when the
+ * key exists, whatever the handler did is rolled back and the command is a
+ * duplicate (same fingerprint) or dedup_key_reused (different). Inserting
+ * the dedup row last saves a round trip on the common path, and the unique
+ * index still serialises two executors racing on one key.
+ */
+#include "apply.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "../handlers/command.h"
+#include "log.h"
+
+static const db_stmt_t stmt_dedup_insert = {
+    "apply_dedup_insert",
+    "INSERT INTO processed_commands (dedup_key, fingerprint, command_type,"
+    " outcome, reason, result_event_id, order_id, source_topic,"
+    " source_partition, source_offset)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    " ON CONFLICT (dedup_key) DO NOTHING RETURNING 1"};
+
+static const db_stmt_t stmt_dedup_get = {
+    "apply_dedup_get",
+    "SELECT fingerprint = $2, outcome, reason, result_event_id"
+    " FROM processed_commands WHERE dedup_key = $1"};
+
+static const db_stmt_t stmt_order_json = {
+    "apply_order_json", "SELECT orderd_order_json($1)"};
+
+static const db_stmt_t stmt_outbox_insert = {
+    "apply_outbox_insert",
+    "INSERT INTO outbox (event_id, topic, key, payload, headers, dedup_key)"
+    " VALUES ($1, $2, $3, $4, $5, $6)"};
+
+static od_status_t
+outbox_insert(db_t *db, const char *event_id, const char *topic,
+              const void *key, size_t key_len, const void *payload,
+              size_t len, const char *headers, const char *dedup_key,
+              char *err, size_t errlen)
+{
+    const char *params[6] = {event_id, topic,   key,
+                             payload,  headers, dedup_key};
+    int lengths[6] = {0, 0, (int)key_len, (int)len, 0, 0};
+    int formats[6] = {0, 0, 1, 1, 0, 0};
+
+    return db_run_ex(db, &stmt_outbox_insert, 6, params, lengths, formats,
+                     NULL, err, errlen);
+}
+
+od_status_t
+apply_emit_event(db_t *db, const char *topic, const char *key,
+                 const char *type, const char *dedup_key, json_t *payload,
+                 char *err, size_t errlen)
+{
+    char event_id[37], at[40];
+    char *text;
+    od_status_t st;
+
+    od_uuid_v4(event_id);
+    json_object_set_new(payload, "event_id", json_string(event_id));
+    json_object_set_new(payload, "type", json_string(type));
+    if (json_object_get(payload, "at") == NULL)
+        json_object_set_new(payload, "at",
+                            json_string(od_format_time(od_now_us(), at,
+                                                       sizeof(at))));
+    text = json_dumps(payload, JSON_COMPACT);
+    json_decref(payload);
+    if (text == NULL) {
+        od_err(err, errlen, "could not encode %s event", type);
+        return OD_FATAL;
+    }
+    st = outbox_insert(db, event_id, topic, key, key ? strlen(key) : 0, text,
+                       strlen(text), NULL, dedup_key, err, errlen);
+    free(text);
+    return st;
+}
+
+static od_status_t
+dlq_copy(db_t *db, const apply_config_t *cfg, const void *payload,
+         size_t len, const apply_source_t *src, const char *why,
+         const char *dedup_key, char *err, size_t errlen)
+{
+    char event_id[37];
+    json_t *h;
+    char *headers;
+    od_status_t st;
+
+    od_uuid_v4(event_id);
+    h = json_pack("{s:s, s:s, s:I, s:I}", "orderd-error", why,
+                  "orderd-source-topic", src->topic ? src->topic : "",
+                  "orderd-source-partition", (json_int_t)src->partition,
+                  "orderd-source-offset", (json_int_t)src->offset);
+    headers = json_dumps(h, JSON_COMPACT);
+    json_decref(h);
+    st = outbox_insert(db, event_id, cfg->dlq_topic, src->key, src->key_len,
+                       payload, len, headers, dedup_key, err, errlen);
+    free(headers);
+    return st;
+}
+
+/* The dedup row decides: 1 inserted (first time), 0 key already known. */
+static od_status_t
+dedup_insert(db_t *db, const cmd_env_t *env, const cmd_result_t *res,
+             const char *event_id, const apply_source_t *src, int *inserted,
+             char *err, size_t errlen)
+{
+    char part[24], off[24];
+    const char *order_id = res->order_id[0] ? res->order_id
+                           : env->order_id[0] ? env->order_id
+                                              : NULL;
+    const char *params[10] = {
+        env->dedup_key,
+        (const char *)env->fingerprint,
+        env->handler ? env->handler->type : NULL,
+        cmd_outcome_name(res->outcome),
+        res->reason,
+        event_id,
+        order_id,
+        src->topic,
+        db_int_param(part, src->partition),
+        db_int_param(off, src->offset)};
+    int lengths[10] = {0, 32, 0, 0, 0, 0, 0, 0, 0, 0};
+    int formats[10] = {0, 1, 0, 0, 0, 0, 0, 0, 0, 0};
+    db_rows_t *rows = NULL;
+    od_status_t st;
+
+    st = db_run_ex(db, &stmt_dedup_insert, 10, params, lengths, formats,
+                   &rows, err, errlen);
+    if (st == OD_OK)
+        *inserted = db_nrows(rows) == 1;
+    db_rows_free(rows);
+    return st;
+}
+
+/* The key was seen before: duplicate (same body) or dedup_key_reused. */
+static od_status_t
+resolve_known_key(db_t *db, const cmd_env_t *env, cmd_result_t *res,
+                  char *err, size_t errlen)
+{
+    const char *params[2] = {env->dedup_key, (const char *)env->fingerprint};
+    int lengths[2] = {0, 32};
+    int formats[2] = {0, 1};
+    db_rows_t *rows = NULL;
+    od_status_t st;
+    const char *order_id = env->order_id[0] ? env->order_id : NULL;
+
+    st = db_run_ex(db, &stmt_dedup_get, 2, params, lengths, formats, &rows,
+                   err, errlen);
+    if (st != OD_OK)
+        return st;
+    if (db_nrows(rows) != 1) {
+        db_rows_free(rows);
+        od_err(err, errlen, "dedup row for '%s' vanished", env->dedup_key);
+        return OD_RETRY;
+    }
+    cmd_result_reset(res);
+    if (order_id != NULL)
+        snprintf(res->order_id, sizeof(res->order_id), "%s", order_id);
+    if (db_bool(rows, 0, 0)) {
+        res->outcome = OUTCOME_DUPLICATE;
+        res->details = json_pack(
+            "{s:s, s:s?, s:s}", "original_outcome", db_val(rows, 0, 1),
+            "original_reason", db_isnull(rows, 0, 2) ? NULL
+                                                     : db_val(rows, 0, 2),
+            "original_event_id", db_val(rows, 0, 3));
+    } else {
+        cmd_reject(res, "dedup_key_reused",
+                   json_pack("{s:s}", "original_event_id",
+                             db_val(rows, 0, 3)));
+    }
+    db_rows_free(rows);
+    return OD_OK;
+}
+
+static od_status_t
+load_order(db_t *db, cmd_result_t *res, char *err, size_t errlen)
+{
+    const char *params[1] = {res->order_id};
+    db_rows_t *rows = NULL;
+    od_status_t st;
+
+    st = db_run(db, &stmt_order_json, 1, params, &rows, err, errlen);
+    if (st == OD_OK && db_nrows(rows) == 1 && !db_isnull(rows, 0, 0))
+        res->order = json_loads(db_val(rows, 0, 0), 0, NULL);
+    db_rows_free(rows);
+    return st;
+}
+
+static od_status_t
+write_result(db_t *db, const apply_config_t *cfg, const cmd_env_t *env,
+             const cmd_result_t *res, const char *event_id,
+             const apply_source_t *src, char *err, size_t errlen)
+{
+    char at[40];
+    const char *order_id = res->order_id[0] ? res->order_id
+                           : env->order_id[0] ? env->order_id
+                                              : NULL;
+    json_t *ev;
+    char *text;
+    od_status_t st;
+
+    ev = json_pack(
+        "{s:s, s:s, s:s, s:s?, s:s?, s:s, s:s?, s:O?, s:O?,"
+        " s:{s:s?, s:I, s:I}, s:s}",
+        "event_id", event_id, "type", "command.result", "dedup_key",
+        env->dedup_key, "command_type",
+        env->handler ? env->handler->type : NULL, "order_id", order_id,
+        "outcome", cmd_outcome_name(res->outcome), "reason", res->reason,
+        "details", res->details, "order", res->order, "source", "topic",
+        src->topic, "partition", (json_int_t)src->partition, "offset",
+        (json_int_t)src->offset, "at",
+        od_format_time(od_now_us(), at, sizeof(at)));
+    if (ev == NULL) {
+        od_err(err, errlen, "could not build the result event");
+        return OD_FATAL;
+    }
+    if (json_object_get(ev, "details") == NULL)
+        json_object_set_new(ev, "details", json_object());
+    if (json_object_get(ev, "order") == NULL)
+        json_object_set_new(ev, "order", json_null());
+    if (json_object_get(ev, "reason") == NULL)
+        json_object_set_new(ev, "reason", json_null());
+    if (json_object_get(ev, "order_id") == NULL)
+        json_object_set_new(ev, "order_id", json_null());
+    text = json_dumps(ev, JSON_COMPACT);
+    json_decref(ev);
+    if (text == NULL) {
+        od_err(err, errlen, "could not encode the result event");
+        return OD_FATAL;
+    }
+    st = outbox_insert(db, event_id, cfg->domain.events_topic,
+                       order_id ? order_id : env->dedup_key,
+                       strlen(order_id ? order_id : env->dedup_key), text,
+                       strlen(text), NULL, env->dedup_key, err, errlen);
+    free(text);
+    return st;
+}
+
+static od_status_t
+write_extra_events(db_t *db, const apply_config_t *cfg, const cmd_env_t *env,
+                   cmd_result_t *res, char *err, size_t errlen)
+{
+    size_t i;
+    json_t *e;
+
+    json_array_foreach(res->events, i, e)
+    {
+        json_t *payload = json_object_get(e, "payload");
+        od_status_t st;
+
+        json_incref(payload);
+        st = apply_emit_event(db, cfg->domain.events_topic,
+                              json_string_value(json_object_get(e, "key")),
+                              json_string_value(json_object_get(e, "type")),
+                              env->dedup_key, payload, err, errlen);
+        if (st != OD_OK)
+            return st;
+    }
+    return OD_OK;
+}
+
+/* Back to the command's savepoint after a rejection or an SQL error. */
+static od_status_t
+rollback_command(db_t *db, char *err, size_t errlen)
+{
+    return db_exec(db, "ROLLBACK TO SAVEPOINT cmd", err, errlen);
+}
+
+od_status_t
+apply_message(db_t *db, const apply_config_t *cfg, const void *payload,
+              size_t len, const apply_source_t *src, apply_report_t *rep,
+              char *err, size_t errlen)
+{
+    cmd_env_t env;
+    cmd_result_t res;
+    char perr[256] = "", herr[512] = "";
+    char event_id[37];
+    cmd_parse_t parsed;
+    od_status_t st;
+    int inserted = 0;
+
+    memset(rep, 0, sizeof(*rep));
+    cmd_result_init(&res);
+    parsed = command_parse(payload, len, src->ts_us, &env, perr,
+                           sizeof(perr));
+    if (parsed == CMD_PARSE_POISON) {
+        slog_warn(src->topic, src->partition, src->offset,
+                  "poison message to the dead-letter topic: %s", perr);
+        rep->dlq = 1;
+        rep->outcome = OUTCOME_REJECTED;
+        rep->reason = "poison";
+        st = dlq_copy(db, cfg, payload, len, src, perr, NULL, err, errlen);
+        goto out;
+    }
+    snprintf(rep->dedup_key, sizeof(rep->dedup_key), "%s", env.dedup_key);
+
+    st = db_exec(db, "SAVEPOINT cmd", err, errlen);
+    if (st != OD_OK)
+        goto out;
+    if (parsed == CMD_PARSE_INVALID) {
+        cmd_reject(&res, "invalid_command", json_pack("{s:s}", "error", perr));
+    } else if ((env.role & env.handler->roles) == 0) {
+        cmd_reject(&res, "unauthorized",
+                   json_pack("{s:s}", "role", cmd_role_name(env.role)));
+    } else {
+        apply_ctx_t ctx = {db, &env, &cfg->domain, herr, sizeof(herr)};
+
+        st = env.handler->apply(&ctx, env.cmd, &res);
+        if (st == OD_RETRY) {
+            od_err(err, errlen, "%s", herr);
+            goto out;
+        }
+        if (st == OD_FATAL) {
+            slog_error(src->topic, src->partition, src->offset,
+                       "internal error applying %s '%s': %s",
+                       env.handler->type, env.dedup_key, herr);
+            if (cfg->halt_on_internal_error) {
+                od_err(err, errlen, "%s", herr);
+                goto out;
+            }
+            cmd_result_reset(&res);
+            cmd_reject(&res, "internal_error", NULL);
+            rep->internal_error = 1;
+        }
+    }
+    if (res.outcome == OUTCOME_REJECTED) {
+        st = rollback_command(db, err, errlen);
+        if (st != OD_OK)
+            goto out;
+    }
+
+    od_uuid_v4(event_id);
+    st = dedup_insert(db, &env, &res, event_id, src, &inserted, err, errlen);
+    if (st != OD_OK)
+        goto out;
+    if (!inserted) {
+        if (res.outcome != OUTCOME_REJECTED) {
+            st = rollback_command(db, err, errlen);
+            if (st != OD_OK)
+                goto out;
+        }
+        rep->internal_error = 0;
+        st = resolve_known_key(db, &env, &res, err, errlen);
+        if (st != OD_OK)
+            goto out;
+    }
+    if (res.order_id[0] == '\0' && env.order_id[0] != '\0')
+        snprintf(res.order_id, sizeof(res.order_id), "%s", env.order_id);
+    if (res.order_id[0] != '\0' && res.order == NULL) {
+        st = load_order(db, &res, err, errlen);
+        if (st != OD_OK)
+            goto out;
+    }
+    rep->outcome = res.outcome;
+    rep->reason = res.reason;
+    if (!(res.outcome == OUTCOME_DUPLICATE && cfg->quiet_duplicates)) {
+        st = write_result(db, cfg, &env, &res, event_id, src, err, errlen);
+        if (st != OD_OK)
+            goto out;
+        memcpy(rep->event_id, event_id, sizeof(event_id));
+    }
+    if (inserted) {
+        st = write_extra_events(db, cfg, &env, &res, err, errlen);
+        if (st != OD_OK)
+            goto out;
+    }
+    if (rep->internal_error) {
+        rep->dlq = 1;
+        st = dlq_copy(db, cfg, payload, len, src, "internal_error",
+                      env.dedup_key, err, errlen);
+        if (st != OD_OK)
+            goto out;
+    }
+    st = db_exec(db, "RELEASE SAVEPOINT cmd", err, errlen);
+out:
+    cmd_result_reset(&res);
+    command_env_free(&env);
+    return st;
+}

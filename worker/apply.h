@@ -1,0 +1,55 @@
+/* apply.h - one command, start to finish, inside the batch transaction */
+#ifndef OD_APPLY_H
+#define OD_APPLY_H
+
+#include "../handlers/handler.h"
+
+typedef struct apply_config {
+    domain_config_t domain;
+    const char *dlq_topic;
+    int halt_on_internal_error; /* --on-internal-error=halt */
+    int quiet_duplicates;       /* replay: no result event for duplicates */
+} apply_config_t;
+
+/* Where the message came from (borrowed for the call). */
+typedef struct apply_source {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    int64_t ts_us; /* Kafka message timestamp, 0 if none */
+    const void *key;
+    size_t key_len;
+} apply_source_t;
+
+/* What happened, for metrics and logs. */
+typedef struct apply_report {
+    cmd_outcome_t outcome;
+    const char *reason; /* static, NULL when applied */
+    int dlq;            /* a copy went to the dead-letter topic */
+    int internal_error;
+    char dedup_key[CMD_DEDUP_KEY_MAX + 1];
+    char event_id[37]; /* the command.result event, "" if none */
+} apply_report_t;
+
+/*
+ * Applies one message on db's open transaction: parses it, runs its handler
+ * in a savepoint, records the dedup row and writes the result event (and
+ * any extra events, or a dead-letter copy) to the outbox.
+ * OD_OK: the message is fully handled (whatever its outcome).
+ * OD_RETRY: transient fault, the caller rolls the whole batch back.
+ * OD_FATAL: an internal error with halt_on_internal_error set, or the
+ *           transaction could not be recovered; err says why.
+ */
+od_status_t apply_message(db_t *db, const apply_config_t *cfg,
+                          const void *payload, size_t len,
+                          const apply_source_t *src, apply_report_t *rep,
+                          char *err, size_t errlen) OD_MUSTCHECK;
+
+/* Writes an outbox row for an event built by the caller (scheduler).
+ * Takes ownership of payload. */
+od_status_t apply_emit_event(db_t *db, const char *topic, const char *key,
+                             const char *type, const char *dedup_key,
+                             json_t *payload, char *err,
+                             size_t errlen) OD_MUSTCHECK;
+
+#endif

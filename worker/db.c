@@ -1,0 +1,302 @@
+/* db.c - libpq: connections, transactions, prepared statements, SQLSTATE
+ * classification. Every libpq call of orderd lives here. */
+#include "db.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#define DB_MAX_PREPARED 256
+
+struct db {
+    PGconn *conn;
+    char *conninfo;
+    char sqlstate[6];
+    const db_stmt_t *prepared[DB_MAX_PREPARED];
+    int nprepared;
+};
+
+struct db_rows {
+    PGresult *res;
+};
+
+static void
+db_notice_quiet(void *arg, const PGresult *res)
+{
+    (void)arg;
+    (void)res;
+}
+
+int
+db_sqlstate_is_transient(const char *s)
+{
+    if (s == NULL || s[0] == '\0')
+        return 1; /* no SQLSTATE: the connection itself failed */
+    return strncmp(s, "08", 2) == 0 || strcmp(s, "40001") == 0 ||
+           strcmp(s, "40P01") == 0 || strcmp(s, "57P01") == 0 ||
+           strcmp(s, "57P02") == 0 || strcmp(s, "57P03") == 0 ||
+           strcmp(s, "53300") == 0 || strcmp(s, "55P03") == 0;
+}
+
+static od_status_t
+db_open(db_t *db, char *err, size_t errlen)
+{
+    const char *msg;
+
+    db->conn = PQconnectdb(db->conninfo);
+    db->nprepared = 0;
+    if (PQstatus(db->conn) == CONNECTION_OK) {
+        PQsetNoticeReceiver(db->conn, db_notice_quiet, NULL);
+        return OD_OK;
+    }
+    /* libpq's message names host, port and user, never the password */
+    msg = PQerrorMessage(db->conn);
+    od_err(err, errlen, "could not connect to postgres: %.*s",
+           (int)strcspn(msg, "\n"), msg);
+    PQfinish(db->conn);
+    db->conn = NULL;
+    return OD_RETRY;
+}
+
+db_t *
+db_connect(const char *conninfo, char *err, size_t errlen)
+{
+    db_t *db = calloc(1, sizeof(*db));
+
+    if (db == NULL) {
+        od_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    db->conninfo = strdup(conninfo != NULL ? conninfo : "");
+    if (db->conninfo == NULL || db_open(db, err, errlen) != OD_OK) {
+        free(db->conninfo);
+        free(db);
+        return NULL;
+    }
+    return db;
+}
+
+void
+db_destroy(db_t *db)
+{
+    if (db == NULL)
+        return;
+    if (db->conn != NULL)
+        PQfinish(db->conn);
+    free(db->conninfo);
+    free(db);
+}
+
+int
+db_ok(db_t *db)
+{
+    return db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK;
+}
+
+od_status_t
+db_reconnect(db_t *db, char *err, size_t errlen)
+{
+    if (db->conn != NULL)
+        PQfinish(db->conn);
+    db->conn = NULL;
+    return db_open(db, err, errlen);
+}
+
+const char *
+db_sqlstate(const db_t *db)
+{
+    return db->sqlstate;
+}
+
+/* Classifies a failed result, fills err and sqlstate, frees res. */
+static od_status_t
+db_fail(db_t *db, PGresult *res, const char *what, char *err, size_t errlen)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
+                          : NULL;
+
+    snprintf(db->sqlstate, sizeof(db->sqlstate), "%s", state ? state : "");
+    if (msg == NULL)
+        msg = db->conn ? PQerrorMessage(db->conn) : "no connection";
+    od_err(err, errlen, "%s failed: %.*s%s%s%s", what, (int)strcspn(msg, "\n"),
+           msg, db->sqlstate[0] ? " (SQLSTATE " : "", db->sqlstate,
+           db->sqlstate[0] ? ")" : "");
+    PQclear(res);
+    if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK)
+        return OD_RETRY;
+    return db_sqlstate_is_transient(state ? state : "") && state != NULL
+               ? OD_RETRY
+               : OD_FATAL;
+}
+
+od_status_t
+db_exec(db_t *db, const char *sql, char *err, size_t errlen)
+{
+    PGresult *res;
+
+    db->sqlstate[0] = '\0';
+    if (db->conn == NULL) {
+        od_err(err, errlen, "no connection to postgres");
+        return OD_RETRY;
+    }
+    res = PQexec(db->conn, sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+        PQresultStatus(res) != PGRES_TUPLES_OK)
+        return db_fail(db, res, sql, err, errlen);
+    PQclear(res);
+    return OD_OK;
+}
+
+static int
+db_is_prepared(const db_t *db, const db_stmt_t *stmt)
+{
+    for (int i = 0; i < db->nprepared; i++)
+        if (db->prepared[i] == stmt)
+            return 1;
+    return 0;
+}
+
+static od_status_t
+db_result(db_t *db, PGresult *res, const char *what, db_rows_t **rows,
+          char *err, size_t errlen)
+{
+    if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+        PQresultStatus(res) != PGRES_TUPLES_OK)
+        return db_fail(db, res, what, err, errlen);
+    if (rows == NULL) {
+        PQclear(res);
+        return OD_OK;
+    }
+    *rows = malloc(sizeof(**rows));
+    if (*rows == NULL) {
+        PQclear(res);
+        od_err(err, errlen, "out of memory");
+        return OD_FATAL;
+    }
+    (*rows)->res = res;
+    return OD_OK;
+}
+
+od_status_t
+db_run(db_t *db, const db_stmt_t *stmt, int nparams,
+       const char *const *params, db_rows_t **rows, char *err, size_t errlen)
+{
+    return db_run_ex(db, stmt, nparams, params, NULL, NULL, rows, err,
+                     errlen);
+}
+
+od_status_t
+db_run_ex(db_t *db, const db_stmt_t *stmt, int nparams,
+          const char *const *params, const int *lengths, const int *formats,
+          db_rows_t **rows, char *err, size_t errlen)
+{
+    PGresult *res;
+
+    db->sqlstate[0] = '\0';
+    if (rows != NULL)
+        *rows = NULL;
+    if (db->conn == NULL) {
+        od_err(err, errlen, "no connection to postgres");
+        return OD_RETRY;
+    }
+    if (!db_is_prepared(db, stmt)) {
+        if (db->nprepared == DB_MAX_PREPARED) {
+            od_err(err, errlen, "too many prepared statements");
+            return OD_FATAL;
+        }
+        res = PQprepare(db->conn, stmt->name, stmt->sql, 0, NULL);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+            return db_fail(db, res, stmt->name, err, errlen);
+        PQclear(res);
+        db->prepared[db->nprepared++] = stmt;
+    }
+    res = PQexecPrepared(db->conn, stmt->name, nparams, params, lengths,
+                         formats, 0);
+    return db_result(db, res, stmt->name, rows, err, errlen);
+}
+
+od_status_t
+db_query(db_t *db, const char *sql, int nparams, const char *const *params,
+         db_rows_t **rows, char *err, size_t errlen)
+{
+    PGresult *res;
+
+    db->sqlstate[0] = '\0';
+    if (rows != NULL)
+        *rows = NULL;
+    if (db->conn == NULL) {
+        od_err(err, errlen, "no connection to postgres");
+        return OD_RETRY;
+    }
+    res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    return db_result(db, res, "query", rows, err, errlen);
+}
+
+int
+db_nrows(const db_rows_t *rows)
+{
+    return rows ? PQntuples(rows->res) : 0;
+}
+
+const char *
+db_val(const db_rows_t *rows, int row, int col)
+{
+    return PQgetvalue(rows->res, row, col);
+}
+
+int
+db_isnull(const db_rows_t *rows, int row, int col)
+{
+    return PQgetisnull(rows->res, row, col);
+}
+
+int64_t
+db_int64(const db_rows_t *rows, int row, int col)
+{
+    return strtoll(PQgetvalue(rows->res, row, col), NULL, 10);
+}
+
+int
+db_bool(const db_rows_t *rows, int row, int col)
+{
+    return PQgetvalue(rows->res, row, col)[0] == 't';
+}
+
+unsigned char *
+db_bytea(const db_rows_t *rows, int row, int col, size_t *len)
+{
+    unsigned char *tmp, *out;
+
+    tmp = PQunescapeBytea((const unsigned char *)PQgetvalue(rows->res, row,
+                                                            col),
+                          len);
+    if (tmp == NULL)
+        return NULL;
+    /* copy so the caller frees with free(), not PQfreemem() */
+    out = malloc(*len + 1);
+    if (out != NULL) {
+        memcpy(out, tmp, *len);
+        out[*len] = '\0';
+    }
+    PQfreemem(tmp);
+    return out;
+}
+
+void
+db_rows_free(db_rows_t *rows)
+{
+    if (rows == NULL)
+        return;
+    PQclear(rows->res);
+    free(rows);
+}
+
+const char *
+db_int_param(char *buf, int64_t v)
+{
+    snprintf(buf, 24, "%lld", (long long)v);
+    return buf;
+}

@@ -1,0 +1,82 @@
+/* db.h - the only home of libpq calls: connections, transactions, prepared
+ * statements and SQLSTATE classification */
+#ifndef OD_DB_H
+#define OD_DB_H
+
+#include "od.h"
+
+typedef struct db db_t;
+typedef struct db_rows db_rows_t; /* one statement's result rows */
+
+/*
+ * A named statement. Handlers keep theirs in a static table at the top of
+ * their file; db prepares each one lazily, once per connection, the first
+ * time it is run (the pointer identifies the statement).
+ */
+typedef struct db_stmt {
+    const char *name;
+    const char *sql;
+} db_stmt_t;
+
+/* Connects with a libpq connection string (NULL or "" means the PG*
+ * environment variables). Returns NULL with err filled on failure; the
+ * message never contains the password. Caller owns the result. */
+db_t *db_connect(const char *conninfo, char *err, size_t errlen);
+void db_destroy(db_t *db);
+
+/* 1 if the connection is usable */
+int db_ok(db_t *db);
+/* Drops and reopens the connection (after a transient error). */
+od_status_t db_reconnect(db_t *db, char *err, size_t errlen) OD_MUSTCHECK;
+
+/*
+ * Runs utility SQL (BEGIN, COMMIT, SAVEPOINT ..., several statements
+ * separated by ';') without parameters and without results.
+ * OD_RETRY for transient faults, OD_FATAL otherwise.
+ */
+od_status_t db_exec(db_t *db, const char *sql, char *err,
+                    size_t errlen) OD_MUSTCHECK;
+
+/*
+ * Runs a named statement with text parameters (NULL entries are SQL NULL).
+ * On OD_OK and when rows is not NULL, *rows receives the result (caller
+ * frees with db_rows_free). OD_RETRY for transient faults (connection
+ * lost, 40001, 40P01, 57P01..57P03, class 08), OD_FATAL for any other error:
+ * then db_sqlstate() tells which.
+ */
+od_status_t db_run(db_t *db, const db_stmt_t *stmt, int nparams,
+                   const char *const *params, db_rows_t **rows, char *err,
+                   size_t errlen) OD_MUSTCHECK;
+
+/* Same, with explicit parameter lengths and formats (1 = binary, for
+ * bytea); lengths and formats may be NULL for all-text parameters. */
+od_status_t db_run_ex(db_t *db, const db_stmt_t *stmt, int nparams,
+                      const char *const *params, const int *lengths,
+                      const int *formats, db_rows_t **rows, char *err,
+                      size_t errlen) OD_MUSTCHECK;
+
+/* Same, for ad-hoc SQL that is not worth preparing (operator commands). */
+od_status_t db_query(db_t *db, const char *sql, int nparams,
+                     const char *const *params, db_rows_t **rows, char *err,
+                     size_t errlen) OD_MUSTCHECK;
+
+/* SQLSTATE of the last failed call on db ("" if none) */
+const char *db_sqlstate(const db_t *db);
+/* 1 if the SQLSTATE denotes a transient fault worth retrying */
+int db_sqlstate_is_transient(const char *sqlstate);
+
+int db_nrows(const db_rows_t *rows);
+/* text value of a cell (never NULL: "" for SQL NULL) */
+const char *db_val(const db_rows_t *rows, int row, int col);
+int db_isnull(const db_rows_t *rows, int row, int col);
+int64_t db_int64(const db_rows_t *rows, int row, int col);
+/* boolean cell: 1 for 't' */
+int db_bool(const db_rows_t *rows, int row, int col);
+/* a bytea cell decoded into a malloc'ed buffer (caller frees), *len set */
+unsigned char *db_bytea(const db_rows_t *rows, int row, int col, size_t *len);
+void db_rows_free(db_rows_t *rows);
+
+/* Formats an int64 as a text parameter into buf (at least 24 bytes). */
+const char *db_int_param(char *buf, int64_t v);
+
+#endif

@@ -1,0 +1,75 @@
+/* log.c - level-gated logging, text or JSON lines, to stderr */
+#include "log.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+static log_level_t log_threshold = LOG_INFO;
+static int log_json;
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+void
+log_setup(log_level_t level, int json)
+{
+    log_threshold = level;
+    log_json = json;
+}
+
+int
+log_level_parse(const char *s)
+{
+    for (int i = 0; i < (int)OD_ARRAY_LEN(level_names); i++)
+        if (strcmp(s, level_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+int
+log_enabled(log_level_t level)
+{
+    return level <= log_threshold;
+}
+
+void
+log_msg(log_level_t level, const char *topic, int32_t partition,
+        int64_t offset, const char *fmt, ...)
+{
+    char msg[2048], at[40];
+    va_list ap;
+
+    if (!log_enabled(level))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    od_format_time(od_now_us(), at, sizeof(at));
+
+    pthread_mutex_lock(&log_lock);
+    if (log_json) {
+        json_t *o = json_pack("{s:s, s:s, s:s}", "at", at, "level",
+                              level_names[level], "msg", msg);
+        char *line;
+
+        if (topic != NULL) {
+            json_object_set_new(o, "topic", json_string(topic));
+            json_object_set_new(o, "partition", json_integer(partition));
+            json_object_set_new(o, "offset", json_integer(offset));
+        }
+        line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+        fprintf(stderr, "%s\n", line ? line : msg);
+        free(line);
+        json_decref(o);
+    } else if (topic != NULL) {
+        fprintf(stderr, "%s %s [%s/%d@%lld] %s\n", at, level_names[level],
+                topic, (int)partition, (long long)offset, msg);
+    } else {
+        fprintf(stderr, "%s %s %s\n", at, level_names[level], msg);
+    }
+    pthread_mutex_unlock(&log_lock);
+}
