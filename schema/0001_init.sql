@@ -6,6 +6,9 @@ CREATE TABLE consumer_offsets (
     topic       text   NOT NULL,
     partition   int    NOT NULL,
     next_offset bigint NOT NULL CHECK (next_offset >= 0),
+    -- after orderd replay: offsets below this were applied before, so their
+    -- duplicates are re-read quietly (no second result event)
+    replay_until bigint NOT NULL DEFAULT 0,
     updated_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (grp, topic, partition)
 );

@@ -38,6 +38,20 @@ static const db_stmt_t stmt_outbox_insert = {
     "INSERT INTO outbox (event_id, topic, key, payload, headers, dedup_key)"
     " VALUES ($1, $2, $3, $4, $5, $6)"};
 
+void
+apply_config_init(apply_config_t *acfg, const od_config_t *cfg)
+{
+    memset(acfg, 0, sizeof(*acfg));
+    acfg->domain.default_tax_bps = cfg->default_tax_bps;
+    acfg->domain.pending_ttl_s = cfg->pending_ttl_ms / 1000;
+    acfg->domain.expiry_grace_s = cfg->expiry_grace_ms / 1000;
+    acfg->domain.order_prefix = cfg->order_prefix;
+    acfg->domain.events_topic = cfg->events_topic;
+    acfg->dlq_topic = cfg->dlq_topic;
+    acfg->halt_on_internal_error =
+        strcmp(cfg->on_internal_error, "halt") == 0;
+}
+
 static od_status_t
 outbox_insert(db_t *db, const char *event_id, const char *topic,
               const void *key, size_t key_len, const void *payload,

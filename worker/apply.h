@@ -3,6 +3,7 @@
 #define OD_APPLY_H
 
 #include "../handlers/handler.h"
+#include "config.h"
 
 typedef struct apply_config {
     domain_config_t domain;
@@ -10,6 +11,9 @@ typedef struct apply_config {
     int halt_on_internal_error; /* --on-internal-error=halt */
     int quiet_duplicates;       /* replay: no result event for duplicates */
 } apply_config_t;
+
+/* Fills an apply configuration from the process configuration. */
+void apply_config_init(apply_config_t *acfg, const od_config_t *cfg);
 
 /* Where the message came from (borrowed for the call). */
 typedef struct apply_source {

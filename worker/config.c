@@ -1,1 +1,335 @@
-/* config.c - placeholder until the configuration table lands */
+/* config.c - the configuration table: flags, ORDERD_* variables, --help */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum opt_type { OPT_STR, OPT_INT, OPT_DURATION, OPT_BOOL } opt_type_t;
+
+typedef struct opt {
+    const char *name; /* flag without the leading -- */
+    const char *env;
+    opt_type_t type;
+    size_t offset;
+    const char *def;
+    const char *help;
+} opt_t;
+
+#define OFF(f) offsetof(od_config_t, f)
+
+static const opt_t options[] = {
+    {"pg", "ORDERD_PG", OPT_STR, OFF(pg), "",
+     "libpq connection string (empty: the standard PG* variables)"},
+    {"brokers", "ORDERD_BROKERS", OPT_STR, OFF(brokers), "127.0.0.1:9092",
+     "Kafka bootstrap servers"},
+    {"group", "ORDERD_GROUP", OPT_STR, OFF(group), "orderd",
+     "consumer group (offsets are stored in Postgres under this name)"},
+    {"commands-topic", "ORDERD_COMMANDS_TOPIC", OPT_STR, OFF(commands_topic),
+     "orders.commands", "input topic"},
+    {"events-topic", "ORDERD_EVENTS_TOPIC", OPT_STR, OFF(events_topic),
+     "orders.events", "result and domain events topic"},
+    {"dlq-topic", "ORDERD_DLQ_TOPIC", OPT_STR, OFF(dlq_topic),
+     "orders.commands.dlq", "dead-letter topic"},
+    {"partitions", "ORDERD_PARTITIONS", OPT_INT, OFF(partitions), "6",
+     "partitions of the commands and events topics (orderd topics)"},
+    {"threads", "ORDERD_THREADS", OPT_INT, OFF(threads), "0",
+     "executor threads (0: one per core)"},
+    {"batch-size", "ORDERD_BATCH_SIZE", OPT_INT, OFF(batch_size), "256",
+     "commands per transaction at most"},
+    {"batch-wait-ms", "ORDERD_BATCH_WAIT_MS", OPT_INT, OFF(batch_wait_ms),
+     "5", "how long a batch waits to fill"},
+    {"default-tax-bps", "ORDERD_DEFAULT_TAX_BPS", OPT_INT,
+     OFF(default_tax_bps), "0",
+     "tax rate (basis points) for countries without a tax_rate_set"},
+    {"pending-ttl", "ORDERD_PENDING_TTL", OPT_DURATION, OFF(pending_ttl_ms),
+     "15m", "how long a pending order waits for payment"},
+    {"expiry-grace", "ORDERD_EXPIRY_GRACE", OPT_DURATION,
+     OFF(expiry_grace_ms), "0s",
+     "a payment this late after the deadline is still accepted"},
+    {"expiry-interval", "ORDERD_EXPIRY_INTERVAL", OPT_DURATION,
+     OFF(expiry_interval_ms), "5s", "expiry scheduler scan interval"},
+    {"defer-timeout", "ORDERD_DEFER_TIMEOUT", OPT_DURATION,
+     OFF(defer_timeout_ms), "10m",
+     "how long a command for an unknown order stays parked"},
+    {"dedup-retention", "ORDERD_DEDUP_RETENTION", OPT_DURATION,
+     OFF(dedup_retention_ms), "30d",
+     "dedup rows kept at least this long (must cover any replay window)"},
+    {"outbox-retention", "ORDERD_OUTBOX_RETENTION", OPT_DURATION,
+     OFF(outbox_retention_ms), "7d", "published outbox rows kept this long"},
+    {"order-prefix", "ORDERD_ORDER_PREFIX", OPT_STR, OFF(order_prefix),
+     "ORD-", "prefix of human order numbers"},
+    {"on-internal-error", "ORDERD_ON_INTERNAL_ERROR", OPT_STR,
+     OFF(on_internal_error), "continue",
+     "continue (reject internal_error, DLQ copy) or halt"},
+    {"metrics-addr", "ORDERD_METRICS_ADDR", OPT_STR, OFF(metrics_addr),
+     "127.0.0.1:9464", "metrics and health endpoint (off: none)"},
+    {"log-level", "ORDERD_LOG_LEVEL", OPT_STR, OFF(log_level), "info",
+     "error, warn, info or debug"},
+    {"log-format", "ORDERD_LOG_FORMAT", OPT_STR, OFF(log_format), "text",
+     "text or json"},
+    {"scheduler", "ORDERD_SCHEDULER", OPT_BOOL, OFF(scheduler), "true",
+     "run the expiry scheduler and retention purge in this process"},
+    {"max-messages", "ORDERD_MAX_MESSAGES", OPT_INT, OFF(max_messages), "0",
+     "run: exit after applying this many messages (0: run until stopped)"},
+};
+
+int
+config_parse_duration(const char *s, int64_t *ms)
+{
+    char *end;
+    long long n;
+    int64_t mult = 1000;
+
+    errno = 0;
+    if (!isdigit((unsigned char)*s))
+        return -1;
+    n = strtoll(s, &end, 10);
+    if (errno != 0 || n < 0)
+        return -1;
+    if (strcmp(end, "ms") == 0)
+        mult = 1;
+    else if (strcmp(end, "s") == 0 || *end == '\0')
+        mult = 1000;
+    else if (strcmp(end, "m") == 0)
+        mult = 60 * 1000;
+    else if (strcmp(end, "h") == 0)
+        mult = 3600 * 1000;
+    else if (strcmp(end, "d") == 0)
+        mult = 86400LL * 1000;
+    else
+        return -1;
+    if (__builtin_mul_overflow((int64_t)n, mult, ms))
+        return -1;
+    return 0;
+}
+
+static int
+set_opt(od_config_t *cfg, const opt_t *o, const char *value, char *err,
+        size_t errlen)
+{
+    char *base = (char *)cfg;
+
+    switch (o->type) {
+    case OPT_STR: {
+        char **dst = (char **)(base + o->offset);
+        char *copy = strdup(value);
+
+        if (copy == NULL)
+            return -1;
+        free(*dst);
+        *dst = copy;
+        return 0;
+    }
+    case OPT_INT: {
+        char *end;
+        long long n;
+
+        errno = 0;
+        n = strtoll(value, &end, 10);
+        if (errno != 0 || *value == '\0' || *end != '\0' || n < 0) {
+            od_err(err, errlen, "--%s: '%s' is not a non-negative integer",
+                   o->name, value);
+            return -1;
+        }
+        *(int64_t *)(base + o->offset) = n;
+        return 0;
+    }
+    case OPT_DURATION:
+        if (config_parse_duration(value, (int64_t *)(base + o->offset)) <
+            0) {
+            od_err(err, errlen,
+                   "--%s: '%s' is not a duration (e.g. 500ms, 5s, 15m, 30d)",
+                   o->name, value);
+            return -1;
+        }
+        return 0;
+    case OPT_BOOL:
+        if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0 ||
+            strcmp(value, "on") == 0)
+            *(int64_t *)(base + o->offset) = 1;
+        else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0 ||
+                 strcmp(value, "off") == 0)
+            *(int64_t *)(base + o->offset) = 0;
+        else {
+            od_err(err, errlen, "--%s: '%s' is not true or false", o->name,
+                   value);
+            return -1;
+        }
+        return 0;
+    }
+    return -1;
+}
+
+void
+config_init(od_config_t *cfg)
+{
+    char err[256];
+
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < OD_ARRAY_LEN(options); i++) {
+        const char *env = getenv(options[i].env);
+
+        if (set_opt(cfg, &options[i], options[i].def, err, sizeof(err)) < 0)
+            abort(); /* a bad default is a programming error */
+        if (env != NULL && set_opt(cfg, &options[i], env, err,
+                                   sizeof(err)) < 0)
+            fprintf(stderr, "orderd: ignoring %s: %s\n", options[i].env,
+                    err);
+    }
+}
+
+static int
+add_kafka_prop(od_config_t *cfg, const char *kv, char *err, size_t errlen)
+{
+    const char *eq = strchr(kv, '=');
+
+    if (eq == NULL || eq == kv) {
+        od_err(err, errlen, "-X takes key=value, not '%s'", kv);
+        return -1;
+    }
+    if (cfg->nkafka == CONFIG_MAX_KAFKA_PROPS) {
+        od_err(err, errlen, "too many -X properties");
+        return -1;
+    }
+    cfg->kafka_keys[cfg->nkafka] = strndup(kv, (size_t)(eq - kv));
+    cfg->kafka_values[cfg->nkafka] = strdup(eq + 1);
+    cfg->nkafka++;
+    return 0;
+}
+
+int
+config_parse(od_config_t *cfg, int argc, char **argv, config_extra_fn extra,
+             void *extra_arg, char **pos, int npos, int *npos_out, char *err,
+             size_t errlen)
+{
+    int n = 0;
+
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const opt_t *o = NULL;
+        const char *value = NULL;
+        int used;
+
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
+            return 1;
+        if (strcmp(a, "-X") == 0) {
+            if (i + 1 >= argc) {
+                od_err(err, errlen, "-X needs key=value");
+                return -1;
+            }
+            if (add_kafka_prop(cfg, argv[++i], err, errlen) < 0)
+                return -1;
+            continue;
+        }
+        if (extra != NULL && (used = extra(argc, argv, i, extra_arg)) > 0) {
+            i += used - 1;
+            continue;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            if (n == npos) {
+                od_err(err, errlen, "unexpected argument '%s'", a);
+                return -1;
+            }
+            pos[n++] = argv[i];
+            continue;
+        }
+        for (size_t k = 0; k < OD_ARRAY_LEN(options); k++) {
+            size_t len = strlen(options[k].name);
+
+            if (strncmp(a + 2, options[k].name, len) == 0 &&
+                (a[2 + len] == '\0' || a[2 + len] == '=')) {
+                o = &options[k];
+                if (a[2 + len] == '=')
+                    value = a + 3 + len;
+                break;
+            }
+        }
+        if (o == NULL) {
+            od_err(err, errlen, "unknown option '%s' (see --help)", a);
+            return -1;
+        }
+        if (value == NULL) {
+            if (i + 1 >= argc) {
+                od_err(err, errlen, "--%s needs a value", o->name);
+                return -1;
+            }
+            value = argv[++i];
+        }
+        if (set_opt(cfg, o, value, err, errlen) < 0)
+            return -1;
+    }
+    if (npos_out != NULL)
+        *npos_out = n;
+    return 0;
+}
+
+void
+config_usage(FILE *out)
+{
+    fprintf(out, "options (flag, environment variable, default):\n");
+    for (size_t i = 0; i < OD_ARRAY_LEN(options); i++)
+        fprintf(out, "  --%-20s %-26s %-16s %s\n", options[i].name,
+                options[i].env,
+                options[i].def[0] ? options[i].def : "\"\"",
+                options[i].help);
+    fprintf(out, "  -X key=value             any librdkafka property "
+                 "(as kcat)\n");
+}
+
+void
+config_free(od_config_t *cfg)
+{
+    for (size_t i = 0; i < OD_ARRAY_LEN(options); i++)
+        if (options[i].type == OPT_STR)
+            free(*(char **)((char *)cfg + options[i].offset));
+    for (int i = 0; i < cfg->nkafka; i++) {
+        free(cfg->kafka_keys[i]);
+        free(cfg->kafka_values[i]);
+    }
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+void
+config_masked_pg(const char *pg, char *out, size_t len)
+{
+    const char *p = strstr(pg, "password");
+    const char *uri_at;
+
+    if (p != NULL) {
+        /* keyword form: password=secret -> password=*** */
+        const char *v = strchr(p, '=');
+        const char *end;
+
+        if (v == NULL) {
+            snprintf(out, len, "%s", pg);
+            return;
+        }
+        end = v + 1;
+        if (*end == '\'') {
+            end++;
+            while (*end && *end != '\'')
+                end += (*end == '\\' && end[1]) ? 2 : 1;
+            if (*end)
+                end++;
+        } else {
+            while (*end && !isspace((unsigned char)*end) && *end != '&')
+                end++;
+        }
+        snprintf(out, len, "%.*s=***%s", (int)(v - pg), pg, end);
+        return;
+    }
+    /* URI form: postgresql://user:secret@host -> user:***@host */
+    uri_at = strchr(pg, '@');
+    if (strncmp(pg, "postgres", 8) == 0 && uri_at != NULL) {
+        const char *colon = strchr(pg + 13, ':');
+
+        if (colon != NULL && colon < uri_at) {
+            snprintf(out, len, "%.*s:***%s", (int)(colon - pg), pg, uri_at);
+            return;
+        }
+    }
+    snprintf(out, len, "%s", pg);
+}

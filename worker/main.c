@@ -1,8 +1,146 @@
-/* main.c - temporary entry point while the CLI is written */
+/* main.c - the orderd binary: subcommand dispatch, configuration, logging */
 #include <stdio.h>
-int main(void);
-int
-main(void)
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+#include "log.h"
+#include "version.h"
+
+typedef struct sub_flags {
+    int raw;
+    int dry_run;
+    int from_beginning;
+    int loud;
+    const char *from_time;
+    const char *topic;
+} sub_flags_t;
+
+/* subcommand-only flags, recognised before the configuration table */
+static int
+sub_flag(int argc, char **argv, int i, void *arg)
 {
+    sub_flags_t *f = arg;
+
+    if (strcmp(argv[i], "--raw") == 0)
+        return f->raw = 1;
+    if (strcmp(argv[i], "--dry-run") == 0)
+        return f->dry_run = 1;
+    if (strcmp(argv[i], "--from-beginning") == 0)
+        return f->from_beginning = 1;
+    if (strcmp(argv[i], "--loud") == 0)
+        return f->loud = 1;
+    if (strcmp(argv[i], "--from-time") == 0 && i + 1 < argc) {
+        f->from_time = argv[i + 1];
+        return 2;
+    }
+    if (strcmp(argv[i], "--topic") == 0 && i + 1 < argc) {
+        f->topic = argv[i + 1];
+        return 2;
+    }
     return 0;
+}
+
+static void
+usage(FILE *out)
+{
+    fprintf(out,
+            "orderd %s - applies order commands from Kafka to PostgreSQL "
+            "exactly once\n\n"
+            "usage: orderd COMMAND [options]\n\n"
+            "commands:\n"
+            "  run                 the worker: executors, expiry scheduler,\n"
+            "                      outbox publisher, metrics and health\n"
+            "  migrate             apply schema/ migrations\n"
+            "  topics              create the topics if missing\n"
+            "  send [--raw]        produce JSON command lines from stdin\n"
+            "                      (--raw: lines as they are, even if not "
+            "JSON)\n"
+            "  replay --from-beginning | --from-time T [--topic NAME]\n"
+            "         [--dry-run] [--loud]\n"
+            "                      move the stored offsets back for "
+            "re-reading\n"
+            "  check               verify the invariants; exit 1 on a "
+            "violation\n"
+            "  order ID            print an order with items and history\n"
+            "  version\n\n",
+            orderd_version());
+    config_usage(out);
+}
+
+int
+main(int argc, char **argv)
+{
+    od_config_t cfg;
+    sub_flags_t flags = {0};
+    char err[512];
+    char *pos[2] = {NULL, NULL};
+    int npos = 0, rc, level;
+    const char *cmd;
+
+    if (argc < 2 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    cmd = argv[1];
+    if (strcmp(cmd, "version") == 0) {
+        printf("orderd %s\n", orderd_version());
+        return 0;
+    }
+    config_init(&cfg);
+    rc = config_parse(&cfg, argc - 2, argv + 2, sub_flag, &flags, pos, 2,
+                      &npos, err, sizeof(err));
+    if (rc == 1) {
+        usage(stdout);
+        config_free(&cfg);
+        return 0;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "orderd %s: %s\n", cmd, err);
+        config_free(&cfg);
+        return 2;
+    }
+    level = log_level_parse(cfg.log_level);
+    if (level < 0) {
+        fprintf(stderr, "orderd: unknown log level '%s'\n", cfg.log_level);
+        config_free(&cfg);
+        return 2;
+    }
+    log_setup((log_level_t)level, strcmp(cfg.log_format, "json") == 0);
+
+    if (strcmp(cmd, "run") == 0) {
+        rc = cli_run(&cfg);
+    } else if (strcmp(cmd, "migrate") == 0) {
+        rc = cli_migrate(&cfg);
+    } else if (strcmp(cmd, "topics") == 0) {
+        rc = cli_topics(&cfg);
+    } else if (strcmp(cmd, "send") == 0) {
+        rc = cli_send(&cfg, flags.raw);
+    } else if (strcmp(cmd, "replay") == 0) {
+        if (flags.from_beginning == (flags.from_time != NULL)) {
+            fprintf(stderr, "orderd replay: give exactly one of "
+                            "--from-beginning and --from-time T\n");
+            rc = 2;
+        } else {
+            rc = cli_replay(&cfg, flags.from_time, flags.dry_run,
+                            flags.topic, flags.loud);
+        }
+    } else if (strcmp(cmd, "check") == 0) {
+        rc = cli_check(&cfg);
+    } else if (strcmp(cmd, "order") == 0) {
+        if (npos != 1) {
+            fprintf(stderr, "orderd order: give one order ID\n");
+            rc = 2;
+        } else {
+            rc = cli_order(&cfg, pos[0]);
+        }
+    } else {
+        fprintf(stderr, "orderd: unknown command '%s' (see orderd --help)\n",
+                cmd);
+        rc = 2;
+    }
+    config_free(&cfg);
+    return rc;
 }

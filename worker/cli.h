@@ -1,0 +1,24 @@
+/* cli.h - the operator subcommands of the orderd binary */
+#ifndef OD_CLI_H
+#define OD_CLI_H
+
+#include "config.h"
+
+/* Each returns the process exit status; extra arguments after the
+ * subcommand's flags arrive in pos. */
+int cli_migrate(const od_config_t *cfg);
+int cli_topics(const od_config_t *cfg);
+int cli_send(const od_config_t *cfg, int raw);
+int cli_replay(const od_config_t *cfg, const char *from_time, int dry_run,
+               const char *topic, int loud);
+int cli_check(const od_config_t *cfg);
+int cli_order(const od_config_t *cfg, const char *order_id);
+int cli_run(const od_config_t *cfg);
+
+/* The Kafka key a command is produced with (contract key rule): the
+ * smallest product ID it touches, else its order_id, else its dedup_key.
+ * Writes into key (at least 64 bytes); returns 0, or -1 when the line is
+ * not a JSON object. */
+int cli_command_key(const char *line, size_t len, char *key, size_t keylen);
+
+#endif

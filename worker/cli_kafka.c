@@ -1,0 +1,216 @@
+/* cli_kafka.c - orderd topics, send and replay: the Kafka-facing commands */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "../handlers/command.h"
+#include "cli.h"
+#include "db.h"
+#include "kafka.h"
+#include "log.h"
+
+int
+cli_topics(const od_config_t *cfg)
+{
+    rd_kafka_conf_t *conf;
+    rd_kafka_t *rk;
+    rd_kafka_NewTopic_t *nt[3];
+    rd_kafka_queue_t *q;
+    rd_kafka_event_t *ev;
+    const rd_kafka_CreateTopics_result_t *res;
+    const rd_kafka_topic_result_t **tr;
+    size_t ntr;
+    char err[512], errstr[512];
+    const char *names[3] = {cfg->commands_topic, cfg->events_topic,
+                            cfg->dlq_topic};
+    int parts[3] = {(int)cfg->partitions, (int)cfg->partitions, 1};
+    int rc = 0;
+
+    conf = kafka_conf_new(cfg, "orderd-admin", NULL, err, sizeof(err));
+    if (conf == NULL) {
+        fprintf(stderr, "orderd topics: %s\n", err);
+        return 2;
+    }
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (rk == NULL) {
+        fprintf(stderr, "orderd topics: %s\n", errstr);
+        rd_kafka_conf_destroy(conf);
+        return 2;
+    }
+    for (int i = 0; i < 3; i++)
+        nt[i] = rd_kafka_NewTopic_new(names[i], parts[i], -1, errstr,
+                                      sizeof(errstr));
+    q = rd_kafka_queue_new(rk);
+    rd_kafka_CreateTopics(rk, nt, 3, NULL, q);
+    ev = rd_kafka_queue_poll(q, 30000);
+    if (ev == NULL || rd_kafka_event_error(ev)) {
+        fprintf(stderr, "orderd topics: could not create topics: %s\n",
+                ev ? rd_kafka_event_error_string(ev) : "timed out");
+        rc = 1;
+    } else {
+        res = rd_kafka_event_CreateTopics_result(ev);
+        tr = rd_kafka_CreateTopics_result_topics(res, &ntr);
+        for (size_t i = 0; i < ntr; i++) {
+            rd_kafka_resp_err_t e = rd_kafka_topic_result_error(tr[i]);
+
+            if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+                printf("created %s\n", rd_kafka_topic_result_name(tr[i]));
+            else if (e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+                printf("exists  %s\n", rd_kafka_topic_result_name(tr[i]));
+            else {
+                fprintf(stderr, "orderd topics: %s: %s\n",
+                        rd_kafka_topic_result_name(tr[i]),
+                        rd_kafka_topic_result_error_string(tr[i]));
+                rc = 1;
+            }
+        }
+    }
+    if (ev != NULL)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_NewTopic_destroy_array(nt, 3);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
+/* smallest positive id among items[].product_id, or 0 */
+static int64_t
+min_item_product(const json_t *items)
+{
+    size_t i;
+    const json_t *it;
+    int64_t best = 0;
+
+    json_array_foreach(items, i, it)
+    {
+        int64_t id;
+        char err[8];
+
+        if (json_field_id(it, "product_id", 1, &id, err, sizeof(err)) == 0 &&
+            (best == 0 || id < best))
+            best = id;
+    }
+    return best;
+}
+
+int
+cli_command_key(const char *line, size_t len, char *key, size_t keylen)
+{
+    json_t *root = json_loadb(line, len, 0, NULL);
+    const char *s;
+    int64_t id = 0;
+    char err[8];
+
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return -1;
+    }
+    if (json_is_array(json_object_get(root, "items")))
+        id = min_item_product(json_object_get(root, "items"));
+    if (id == 0 &&
+        json_field_id(root, "product_id", 1, &id, err, sizeof(err)) < 0)
+        id = 0;
+    if (id > 0)
+        snprintf(key, keylen, "%" PRId64, id);
+    else if ((s = json_string_value(json_object_get(root, "order_id"))))
+        snprintf(key, keylen, "%s", s);
+    else if ((s = json_string_value(json_object_get(root, "country"))))
+        snprintf(key, keylen, "%s", s);
+    else if ((s = json_string_value(json_object_get(root, "dedup_key"))))
+        snprintf(key, keylen, "%s", s);
+    else
+        key[0] = '\0';
+    json_decref(root);
+    return 0;
+}
+
+static void
+send_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+{
+    int *failed = opaque;
+
+    (void)rk;
+    if (rkm->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fprintf(stderr, "orderd send: delivery failed: %s\n",
+                rd_kafka_err2str(rkm->err));
+        (*failed)++;
+    }
+}
+
+int
+cli_send(const od_config_t *cfg, int raw)
+{
+    static const char *const defaults[] = {"enable.idempotence", "true",
+                                           "acks", "all", "linger.ms", "5",
+                                           NULL};
+    rd_kafka_conf_t *conf;
+    rd_kafka_t *rk;
+    char err[512], errstr[512], key[256];
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    long lineno = 0, sent = 0, bad = 0;
+    int failed = 0;
+
+    conf = kafka_conf_new(cfg, "orderd-send", defaults, err, sizeof(err));
+    if (conf == NULL) {
+        fprintf(stderr, "orderd send: %s\n", err);
+        return 2;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, send_dr_cb);
+    rd_kafka_conf_set_opaque(conf, &failed);
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (rk == NULL) {
+        fprintf(stderr, "orderd send: %s\n", errstr);
+        rd_kafka_conf_destroy(conf);
+        return 2;
+    }
+    while ((n = getline(&line, &cap, stdin)) >= 0) {
+        rd_kafka_resp_err_t e;
+
+        lineno++;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        if (n == 0)
+            continue;
+        if (cli_command_key(line, (size_t)n, key, sizeof(key)) < 0) {
+            if (!raw) {
+                fprintf(stderr, "orderd send: line %ld is not a JSON object "
+                                "(use --raw to send it anyway)\n",
+                        lineno);
+                bad++;
+                continue;
+            }
+            key[0] = '\0';
+        }
+        do {
+            e = rd_kafka_producev(
+                rk, RD_KAFKA_V_TOPIC(cfg->commands_topic),
+                RD_KAFKA_V_KEY(key[0] ? key : NULL, strlen(key)),
+                RD_KAFKA_V_VALUE(line, (size_t)n),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+            if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                rd_kafka_poll(rk, 100);
+        } while (e == RD_KAFKA_RESP_ERR__QUEUE_FULL);
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            fprintf(stderr, "orderd send: line %ld: %s\n", lineno,
+                    rd_kafka_err2str(e));
+            bad++;
+            continue;
+        }
+        sent++;
+        rd_kafka_poll(rk, 0);
+    }
+    free(line);
+    if (rd_kafka_flush(rk, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fprintf(stderr, "orderd send: timed out waiting for deliveries\n");
+        failed++;
+    }
+    rd_kafka_destroy(rk);
+    fprintf(stderr, "orderd send: %ld sent, %d failed, %ld refused\n",
+            sent - failed, failed, bad);
+    return failed == 0 && bad == 0 ? 0 : 1;
+}

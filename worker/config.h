@@ -1,0 +1,65 @@
+/* config.h - one configuration table drives flags, ORDERD_* environment
+ * variables and --help */
+#ifndef OD_CONFIG_H
+#define OD_CONFIG_H
+
+#include <stdio.h>
+
+#include "od.h"
+
+#define CONFIG_MAX_KAFKA_PROPS 64
+
+typedef struct od_config {
+    char *pg;
+    char *brokers;
+    char *group;
+    char *commands_topic;
+    char *events_topic;
+    char *dlq_topic;
+    int64_t partitions;
+    int64_t threads;
+    int64_t batch_size;
+    int64_t batch_wait_ms;
+    int64_t default_tax_bps;
+    int64_t pending_ttl_ms;
+    int64_t expiry_grace_ms;
+    int64_t expiry_interval_ms;
+    int64_t defer_timeout_ms;
+    int64_t dedup_retention_ms;
+    int64_t outbox_retention_ms;
+    char *order_prefix;
+    char *on_internal_error; /* continue | halt */
+    char *metrics_addr;      /* host:port, "" or "off" disables */
+    char *log_level;
+    char *log_format; /* text | json */
+    int64_t scheduler; /* 1: run the expiry scheduler in this process */
+    int64_t max_messages; /* run: stop after this many (0: never) */
+    /* -X key=value, passed to librdkafka as is */
+    char *kafka_keys[CONFIG_MAX_KAFKA_PROPS];
+    char *kafka_values[CONFIG_MAX_KAFKA_PROPS];
+    int nkafka;
+} od_config_t;
+
+/* Fills cfg with defaults, then ORDERD_* variables. */
+void config_init(od_config_t *cfg);
+/*
+ * Parses flags from argv (after the subcommand). Unknown flags are an
+ * error unless extra (may be NULL) accepts them: extra returns the number
+ * of argv entries it consumed (0: not its flag). Positional arguments are
+ * collected into pos (at most npos; *npos_out set). Returns 0, or -1 with
+ * err filled; 1 when --help was asked.
+ */
+typedef int (*config_extra_fn)(int argc, char **argv, int i, void *arg);
+int config_parse(od_config_t *cfg, int argc, char **argv,
+                 config_extra_fn extra, void *extra_arg, char **pos,
+                 int npos, int *npos_out, char *err, size_t errlen);
+void config_usage(FILE *out);
+void config_free(od_config_t *cfg);
+
+/* Parses "250ms", "5s", "15m", "2h", "30d" or plain seconds into ms. */
+int config_parse_duration(const char *s, int64_t *ms);
+
+/* The Postgres connection string with any password masked, for logs. */
+void config_masked_pg(const char *pg, char *out, size_t len);
+
+#endif

@@ -1,0 +1,203 @@
+/* consumer.c - one executor's Kafka consumer: subscribe, rebalance with
+ * offsets from Postgres, poll, seek, lag-tooling commits
+ *
+ * DESIGN: every executor thread owns one high-level consumer in the group,
+ * so Kafka itself pins partitions to executors and per-partition order
+ * holds. Kafka's committed offsets are never used to position a partition:
+ * on assignment the executor reads the offsets stored in Postgres (in the
+ * same transactions as the effects) and assigns from there. Rebalance
+ * callbacks run on the polling thread, between batches, so a revoke waits
+ * for in-flight work by construction.
+ */
+#include "consumer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "kafka.h"
+#include "log.h"
+#include "metrics.h"
+
+struct consumer {
+    rd_kafka_t *rk;
+    consumer_hooks_t hooks;
+};
+
+static void
+rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+             rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    consumer_t *c = opaque;
+
+    atomic_fetch_add(&metrics.rebalances, 1);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        consumer_part_t *cp = calloc((size_t)parts->cnt + 1, sizeof(*cp));
+
+        for (int i = 0; i < parts->cnt; i++) {
+            cp[i].topic = parts->elems[i].topic;
+            cp[i].partition = parts->elems[i].partition;
+            cp[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+        }
+        if (c->hooks.on_assign(c->hooks.arg, cp, parts->cnt) == 0) {
+            for (int i = 0; i < parts->cnt; i++)
+                parts->elems[i].offset = cp[i].offset;
+            rd_kafka_assign(rk, parts);
+            atomic_fetch_add(&metrics.assigned_partitions, parts->cnt);
+            log_info("assigned %d partition(s)", parts->cnt);
+        } else {
+            rd_kafka_assign(rk, NULL);
+        }
+        free(cp);
+    } else {
+        c->hooks.on_revoke(c->hooks.arg);
+        atomic_fetch_sub(&metrics.assigned_partitions, parts->cnt);
+        rd_kafka_assign(rk, NULL);
+        log_info("revoked %d partition(s)", parts->cnt);
+    }
+}
+
+consumer_t *
+consumer_new(const od_config_t *cfg, const char *client_id,
+             const consumer_hooks_t *hooks, char *err, size_t errlen)
+{
+    static const char *const defaults[] = {
+        "enable.auto.commit", "false",
+        "enable.auto.offset.store", "false",
+        "auto.offset.reset", "earliest",
+        "enable.partition.eof", "false",
+        /* a batch blocked on a Postgres outage must not be kicked out too
+         * soon; fencing by the stored offsets keeps a late one harmless */
+        "max.poll.interval.ms", "600000",
+        "session.timeout.ms", "10000",
+        "heartbeat.interval.ms", "1000",
+        "fetch.wait.max.ms", "10",
+        "statistics.interval.ms", "0",
+        NULL};
+    rd_kafka_conf_t *conf;
+    consumer_t *c = calloc(1, sizeof(*c));
+    char errstr[512];
+
+    if (c == NULL) {
+        od_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->hooks = *hooks;
+    conf = kafka_conf_new(cfg, client_id, defaults, err, errlen);
+    if (conf == NULL)
+        goto fail;
+    if (kafka_conf_set(conf, "group.id", cfg->group, err, errlen) < 0) {
+        rd_kafka_conf_destroy(conf);
+        goto fail;
+    }
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_opaque(conf, c);
+    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (c->rk == NULL) {
+        od_err(err, errlen, "could not create kafka consumer: %s", errstr);
+        rd_kafka_conf_destroy(conf);
+        goto fail;
+    }
+    rd_kafka_poll_set_consumer(c->rk);
+    return c;
+fail:
+    free(c);
+    return NULL;
+}
+
+int
+consumer_subscribe(consumer_t *c, const char *topic, char *err,
+                   size_t errlen)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_resp_err_t e;
+
+    rd_kafka_topic_partition_list_add(l, topic, RD_KAFKA_PARTITION_UA);
+    e = rd_kafka_subscribe(c->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        od_err(err, errlen, "could not subscribe to %s: %s", topic,
+               rd_kafka_err2str(e));
+        return -1;
+    }
+    return 0;
+}
+
+int
+consumer_poll(consumer_t *c, int timeout_ms, consumer_msg_t *msg)
+{
+    rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c->rk, timeout_ms);
+    rd_kafka_timestamp_type_t tstype;
+    int64_t ts;
+
+    if (rkm == NULL)
+        return 0;
+    if (rkm->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            log_warn("kafka consumer: %s", rd_kafka_message_errstr(rkm));
+        rd_kafka_message_destroy(rkm);
+        return 0;
+    }
+    ts = rd_kafka_message_timestamp(rkm, &tstype);
+    msg->topic = rd_kafka_topic_name(rkm->rkt);
+    msg->partition = rkm->partition;
+    msg->offset = rkm->offset;
+    msg->ts_us = ts > 0 ? ts * 1000 : 0;
+    msg->key = rkm->key;
+    msg->key_len = rkm->key_len;
+    msg->payload = rkm->payload ? rkm->payload : "";
+    msg->len = rkm->len;
+    msg->rkm = rkm;
+    return 1;
+}
+
+void
+consumer_msg_release(consumer_msg_t *msg)
+{
+    if (msg->rkm != NULL)
+        rd_kafka_message_destroy(msg->rkm);
+    msg->rkm = NULL;
+}
+
+void
+consumer_seek(consumer_t *c, const char *topic, int32_t partition,
+              int64_t offset)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_error_t *e;
+
+    rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
+    e = rd_kafka_seek_partitions(c->rk, l, 5000);
+    if (e != NULL) {
+        log_warn("could not seek %s/%d to %lld: %s", topic, (int)partition,
+                 (long long)offset, rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+void
+consumer_commit_async(consumer_t *c, const consumer_part_t *parts, int n)
+{
+    rd_kafka_topic_partition_list_t *l;
+
+    if (n == 0)
+        return;
+    l = rd_kafka_topic_partition_list_new(n);
+    for (int i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(l, parts[i].topic,
+                                          parts[i].partition)
+            ->offset = parts[i].offset;
+    /* failures are harmless: Postgres holds the offsets that count */
+    (void)rd_kafka_commit(c->rk, l, 1);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+void
+consumer_destroy(consumer_t *c)
+{
+    if (c == NULL)
+        return;
+    rd_kafka_consumer_close(c->rk);
+    rd_kafka_destroy(c->rk);
+    free(c);
+}

@@ -1,0 +1,522 @@
+/* executor.c - batches, transactions and offsets for one executor thread
+ *
+ * DESIGN: a batch is up to --batch-size messages or --batch-wait-ms after
+ * its first message. It is applied in one transaction: first the
+ * consumer_offsets row of every partition in the batch is locked (in
+ * ascending order) and read; messages below the stored offset were applied
+ * before (a redelivery, or a zombie consumer after a rebalance) and are
+ * skipped without a second result; the others go through apply_message;
+ * the new offsets are written; COMMIT. A transient fault rolls everything
+ * back and retries the same messages after a jittered back-off, so nothing
+ * advances and nothing doubles. If a stored offset is below the batch's
+ * first message (an operator replay moved it back), the batch is dropped
+ * and the partitions are sought back before anything is applied.
+ */
+#include "executor.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "apply.h"
+#include "consumer.h"
+#include "db.h"
+#include "log.h"
+#include "metrics.h"
+
+#define EXECUTOR_MAX_PARTS 256
+
+atomic_llong executor_messages_done;
+
+typedef struct part_state {
+    const char *topic;
+    int32_t partition;
+    int64_t first;        /* first offset of this partition in the batch */
+    int64_t last;         /* last offset in the batch */
+    int64_t stored;       /* next_offset read from Postgres */
+    int64_t replay_until; /* below this, duplicates are quiet */
+} part_state_t;
+
+typedef struct sought {
+    char topic[256];
+    int32_t partition;
+    int64_t offset;
+} sought_t;
+
+struct executor {
+    int id;
+    const od_config_t *cfg;
+    apply_config_t acfg;
+    atomic_int *stop;
+    outbox_t *outbox;
+    db_t *db;
+    consumer_t *consumer;
+    consumer_msg_t *batch;
+    int n;
+    part_state_t parts[EXECUTOR_MAX_PARTS];
+    int nparts;
+    sought_t sought[EXECUTOR_MAX_PARTS];
+    int nsought;
+    pthread_t thread;
+    int halted;
+    unsigned int seed;
+};
+
+static const db_stmt_t stmt_offset_lock = {
+    "exec_offset_lock",
+    "INSERT INTO consumer_offsets (grp, topic, partition, next_offset)"
+    " VALUES ($1, $2, $3, 0)"
+    " ON CONFLICT (grp, topic, partition)"
+    " DO UPDATE SET next_offset = consumer_offsets.next_offset"
+    " RETURNING next_offset, replay_until"};
+
+static const db_stmt_t stmt_offset_store = {
+    "exec_offset_store",
+    "UPDATE consumer_offsets SET next_offset = $4, updated_at = now()"
+    " WHERE grp = $1 AND topic = $2 AND partition = $3"};
+
+static const db_stmt_t stmt_offset_read = {
+    "exec_offset_read",
+    "SELECT next_offset FROM consumer_offsets"
+    " WHERE grp = $1 AND topic = $2 AND partition = $3"};
+
+static void
+backoff(executor_t *ex, int attempt)
+{
+    /* 50 ms doubling to 5 s, with full jitter, interruptible by stop */
+    int64_t cap = 50LL << (attempt < 7 ? attempt : 7);
+    int64_t ms = cap > 5000 ? 5000 : cap;
+    int64_t wait = ms / 2 + (int64_t)(rand_r(&ex->seed) % (ms / 2 + 1));
+    int64_t end = od_mono_us() + wait * 1000;
+
+    while (od_mono_us() < end && !atomic_load(ex->stop)) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+
+        nanosleep(&ts, NULL);
+    }
+}
+
+static int
+part_cmp(const void *a, const void *b)
+{
+    const part_state_t *x = a, *y = b;
+    int c = strcmp(x->topic, y->topic);
+
+    if (c != 0)
+        return c;
+    return (x->partition > y->partition) - (x->partition < y->partition);
+}
+
+static part_state_t *
+part_find(executor_t *ex, const char *topic, int32_t partition)
+{
+    for (int i = 0; i < ex->nparts; i++)
+        if (ex->parts[i].partition == partition &&
+            strcmp(ex->parts[i].topic, topic) == 0)
+            return &ex->parts[i];
+    return NULL;
+}
+
+static void
+collect_parts(executor_t *ex)
+{
+    ex->nparts = 0;
+    for (int i = 0; i < ex->n; i++) {
+        consumer_msg_t *m = &ex->batch[i];
+        part_state_t *p = part_find(ex, m->topic, m->partition);
+
+        if (p == NULL && ex->nparts < EXECUTOR_MAX_PARTS) {
+            p = &ex->parts[ex->nparts++];
+            p->topic = m->topic;
+            p->partition = m->partition;
+            p->first = m->offset;
+        }
+        if (p != NULL)
+            p->last = m->offset;
+    }
+    /* ascending order: two executors never wait on each other's rows */
+    qsort(ex->parts, (size_t)ex->nparts, sizeof(ex->parts[0]), part_cmp);
+}
+
+static od_status_t
+lock_offsets(executor_t *ex, char *err, size_t errlen)
+{
+    for (int i = 0; i < ex->nparts; i++) {
+        part_state_t *p = &ex->parts[i];
+        char part[24];
+        const char *params[3] = {ex->cfg->group, p->topic,
+                                 db_int_param(part, p->partition)};
+        db_rows_t *rows = NULL;
+        od_status_t st;
+
+        st = db_run(ex->db, &stmt_offset_lock, 3, params, &rows, err, errlen);
+        if (st != OD_OK)
+            return st;
+        p->stored = db_int64(rows, 0, 0);
+        p->replay_until = db_int64(rows, 0, 1);
+        db_rows_free(rows);
+    }
+    return OD_OK;
+}
+
+static int
+already_sought(executor_t *ex, const part_state_t *p)
+{
+    for (int i = 0; i < ex->nsought; i++)
+        if (ex->sought[i].partition == p->partition &&
+            ex->sought[i].offset == p->stored &&
+            strcmp(ex->sought[i].topic, p->topic) == 0)
+            return 1;
+    return 0;
+}
+
+/*
+ * A stored offset below the batch means an operator moved it back (replay).
+ * Seek once per distinct stored value: if the broker no longer has those
+ * messages (retention), the next batch starts past them and is accepted.
+ */
+static int
+needs_seek_back(executor_t *ex)
+{
+    int any = 0;
+
+    for (int i = 0; i < ex->nparts; i++) {
+        part_state_t *p = &ex->parts[i];
+
+        if (p->stored < p->first && !already_sought(ex, p)) {
+            any = 1;
+            break;
+        }
+    }
+    if (!any)
+        return 0;
+    for (int i = 0; i < ex->nparts; i++) {
+        part_state_t *p = &ex->parts[i];
+        int64_t to = p->stored < p->first ? p->stored : p->first;
+
+        if (p->stored < p->first && ex->nsought < EXECUTOR_MAX_PARTS) {
+            sought_t *s = &ex->sought[ex->nsought++];
+
+            snprintf(s->topic, sizeof(s->topic), "%s", p->topic);
+            s->partition = p->partition;
+            s->offset = p->stored;
+            log_info("stored offset of %s/%d moved back to %lld: seeking",
+                     p->topic, (int)p->partition, (long long)p->stored);
+        }
+        consumer_seek(ex->consumer, p->topic, p->partition, to);
+    }
+    return 1;
+}
+
+static void
+count_outcome(const apply_report_t *rep)
+{
+    if (rep->dlq)
+        atomic_fetch_add(&metrics.dlq, 1);
+    if (rep->internal_error)
+        atomic_fetch_add(&metrics.internal_errors, 1);
+    switch (rep->outcome) {
+    case OUTCOME_APPLIED:
+        atomic_fetch_add(&metrics.applied, 1);
+        break;
+    case OUTCOME_REJECTED:
+        atomic_fetch_add(&metrics.rejected, 1);
+        break;
+    case OUTCOME_DUPLICATE:
+        atomic_fetch_add(&metrics.duplicate, 1);
+        break;
+    case OUTCOME_DEFERRED:
+        atomic_fetch_add(&metrics.deferred, 1);
+        break;
+    }
+}
+
+/* One attempt at the whole batch. *dropped set when it was sought back. */
+static od_status_t
+process_batch(executor_t *ex, int *dropped, char *err, size_t errlen)
+{
+    od_status_t st;
+    apply_report_t rep;
+    int64_t skipped = 0;
+
+    *dropped = 0;
+    st = db_exec(ex->db, "BEGIN", err, errlen);
+    if (st != OD_OK)
+        return st;
+    st = lock_offsets(ex, err, errlen);
+    if (st != OD_OK)
+        goto fail;
+    if (needs_seek_back(ex)) {
+        *dropped = 1;
+        st = db_exec(ex->db, "ROLLBACK", err, errlen);
+        return st;
+    }
+    for (int i = 0; i < ex->n; i++) {
+        consumer_msg_t *m = &ex->batch[i];
+        part_state_t *p = part_find(ex, m->topic, m->partition);
+        apply_source_t src = {m->topic,  m->partition, m->offset,
+                              m->ts_us,  m->key,       m->key_len};
+
+        if (m->offset < p->stored) {
+            skipped++;
+            continue;
+        }
+        ex->acfg.quiet_duplicates = m->offset < p->replay_until;
+        st = apply_message(ex->db, &ex->acfg, m->payload, m->len, &src, &rep,
+                           err, errlen);
+        if (st != OD_OK)
+            goto fail;
+        count_outcome(&rep);
+    }
+    for (int i = 0; i < ex->nparts; i++) {
+        part_state_t *p = &ex->parts[i];
+        char part[24], next[24];
+        const char *params[4] = {ex->cfg->group, p->topic,
+                                 db_int_param(part, p->partition),
+                                 db_int_param(next, p->last + 1)};
+
+        if (p->last < p->stored)
+            continue;
+        st = db_run(ex->db, &stmt_offset_store, 4, params, NULL, err, errlen);
+        if (st != OD_OK)
+            goto fail;
+    }
+    st = db_exec(ex->db, "COMMIT", err, errlen);
+    if (st != OD_OK)
+        return st; /* outcome unknown: the stored offsets settle it */
+    atomic_fetch_add(&metrics.skipped, skipped);
+    return OD_OK;
+fail: {
+    char ignore[256];
+
+    if (db_ok(ex->db) &&
+        db_exec(ex->db, "ROLLBACK", ignore, sizeof(ignore)) != OD_OK)
+        log_warn("rollback failed: %s", ignore);
+}
+    return st;
+}
+
+static void
+release_batch(executor_t *ex)
+{
+    for (int i = 0; i < ex->n; i++)
+        consumer_msg_release(&ex->batch[i]);
+    ex->n = 0;
+}
+
+static void
+commit_to_kafka(executor_t *ex)
+{
+    consumer_part_t cp[EXECUTOR_MAX_PARTS];
+
+    for (int i = 0; i < ex->nparts; i++) {
+        cp[i].topic = ex->parts[i].topic;
+        cp[i].partition = ex->parts[i].partition;
+        cp[i].offset = ex->parts[i].last + 1;
+    }
+    consumer_commit_async(ex->consumer, cp, ex->nparts);
+}
+
+/* Applies the pending batch until it commits, the process stops, or an
+ * internal error halts it. */
+static void
+executor_flush(executor_t *ex)
+{
+    char err[1024];
+    int attempt = 0, dropped = 0;
+
+    if (ex->n == 0)
+        return;
+    collect_parts(ex);
+    for (;;) {
+        od_status_t st;
+
+        if (!db_ok(ex->db)) {
+            st = db_reconnect(ex->db, err, sizeof(err));
+            if (st != OD_OK)
+                goto retry;
+        }
+        st = process_batch(ex, &dropped, err, sizeof(err));
+        if (st == OD_OK)
+            break;
+        if (st == OD_FATAL && ex->acfg.halt_on_internal_error) {
+            log_error("executor %d halting: %s", ex->id, err);
+            ex->halted = 1;
+            atomic_store(ex->stop, 1);
+            release_batch(ex);
+            return;
+        }
+    retry:
+        atomic_fetch_add(&metrics.batch_retries, 1);
+        if (attempt == 0)
+            atomic_fetch_add(&metrics.db_down, 1);
+        log_warn("executor %d: batch of %d failed, retrying: %s", ex->id,
+                 ex->n, err);
+        if (atomic_load(ex->stop)) {
+            /* nothing was committed: the next owner re-reads these */
+            if (attempt > 0)
+                atomic_fetch_sub(&metrics.db_down, 1);
+            release_batch(ex);
+            return;
+        }
+        backoff(ex, attempt++);
+    }
+    if (attempt > 0) {
+        atomic_fetch_sub(&metrics.db_down, 1);
+        log_info("executor %d: batch applied after %d retries", ex->id,
+                 attempt);
+    }
+    if (!dropped) {
+        atomic_fetch_add(&metrics.batches, 1);
+        atomic_fetch_add(&executor_messages_done, ex->n);
+        if (ex->outbox != NULL)
+            outbox_notify(ex->outbox);
+        commit_to_kafka(ex);
+    }
+    release_batch(ex);
+}
+
+static int
+on_assign(void *arg, consumer_part_t *parts, int n)
+{
+    executor_t *ex = arg;
+    char err[512];
+    int attempt = 0;
+
+    ex->nsought = 0;
+    for (int i = 0; i < n; i++) {
+        for (;;) {
+            char part[24];
+            const char *params[3] = {ex->cfg->group, parts[i].topic,
+                                     db_int_param(part, parts[i].partition)};
+            db_rows_t *rows = NULL;
+            od_status_t st = OD_OK;
+
+            if (!db_ok(ex->db))
+                st = db_reconnect(ex->db, err, sizeof(err));
+            if (st == OD_OK)
+                st = db_run(ex->db, &stmt_offset_read, 3, params, &rows, err,
+                            sizeof(err));
+            if (st == OD_OK) {
+                parts[i].offset = db_nrows(rows) == 1 ? db_int64(rows, 0, 0)
+                                                      : -2;
+                db_rows_free(rows);
+                break;
+            }
+            log_warn("executor %d: could not read stored offsets: %s",
+                     ex->id, err);
+            if (atomic_load(ex->stop))
+                return -1;
+            backoff(ex, attempt++);
+        }
+    }
+    return 0;
+}
+
+static void
+on_revoke(void *arg)
+{
+    executor_flush(arg);
+}
+
+static void *
+executor_main(void *arg)
+{
+    executor_t *ex = arg;
+    int64_t deadline = 0;
+    long long max = ex->cfg->max_messages;
+
+    while (!atomic_load(ex->stop)) {
+        int timeout = 100;
+        consumer_msg_t m;
+
+        if (ex->n > 0) {
+            int64_t left = (deadline - od_mono_us()) / 1000;
+
+            timeout = left > 0 ? (int)left : 0;
+        }
+        if (consumer_poll(ex->consumer, timeout, &m)) {
+            if (ex->n == 0)
+                deadline = od_mono_us() + ex->cfg->batch_wait_ms * 1000;
+            ex->batch[ex->n++] = m;
+            if (ex->n < ex->cfg->batch_size && od_mono_us() < deadline)
+                continue;
+        } else if (ex->n > 0 && od_mono_us() < deadline) {
+            continue;
+        }
+        executor_flush(ex);
+        if (max > 0 && atomic_load(&executor_messages_done) >= max)
+            atomic_store(ex->stop, 1);
+    }
+    executor_flush(ex);
+    return NULL;
+}
+
+executor_t *
+executor_new(int id, const od_config_t *cfg, atomic_int *stop,
+             outbox_t *outbox, char *err, size_t errlen)
+{
+    executor_t *ex = calloc(1, sizeof(*ex));
+    consumer_hooks_t hooks = {on_assign, on_revoke, NULL};
+    char client_id[64];
+
+    if (ex == NULL) {
+        od_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    ex->id = id;
+    ex->cfg = cfg;
+    ex->stop = stop;
+    ex->outbox = outbox;
+    ex->seed = (unsigned int)(od_now_us() ^ (id * 7919));
+    apply_config_init(&ex->acfg, cfg);
+    ex->batch = calloc((size_t)cfg->batch_size, sizeof(*ex->batch));
+    if (ex->batch == NULL) {
+        od_err(err, errlen, "out of memory");
+        goto fail;
+    }
+    ex->db = db_connect(cfg->pg, err, errlen);
+    if (ex->db == NULL)
+        goto fail;
+    hooks.arg = ex;
+    snprintf(client_id, sizeof(client_id), "orderd-executor-%d", id);
+    ex->consumer = consumer_new(cfg, client_id, &hooks, err, errlen);
+    if (ex->consumer == NULL ||
+        consumer_subscribe(ex->consumer, cfg->commands_topic, err, errlen) <
+            0)
+        goto fail;
+    return ex;
+fail:
+    executor_destroy(ex);
+    return NULL;
+}
+
+int
+executor_start(executor_t *ex)
+{
+    return pthread_create(&ex->thread, NULL, executor_main, ex) == 0 ? 0
+                                                                      : -1;
+}
+
+int
+executor_join(executor_t *ex)
+{
+    pthread_join(ex->thread, NULL);
+    /* leaving the group runs on_revoke, which flushes nothing now */
+    consumer_destroy(ex->consumer);
+    ex->consumer = NULL;
+    return ex->halted;
+}
+
+void
+executor_destroy(executor_t *ex)
+{
+    if (ex == NULL)
+        return;
+    consumer_destroy(ex->consumer);
+    db_destroy(ex->db);
+    free(ex->batch);
+    free(ex);
+}

@@ -1,0 +1,162 @@
+/* http.c - /metrics (Prometheus text format), /healthz and /readyz
+ *
+ * libmicrohttpd (Debian's libmicrohttpd-dev) serves these on its own
+ * thread; the handlers only read atomics, so they never block the worker.
+ */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "metrics.h"
+#include "od.h"
+
+metrics_t metrics;
+
+struct http {
+    struct MHD_Daemon *d;
+};
+
+static size_t
+render_metrics(char *buf, size_t len)
+{
+    static const struct {
+        const char *outcome;
+        atomic_llong *v;
+    } outcomes[] = {
+        {"applied", &metrics.applied},     {"rejected", &metrics.rejected},
+        {"duplicate", &metrics.duplicate}, {"deferred", &metrics.deferred},
+        {"skipped", &metrics.skipped},
+    };
+    size_t n = 0;
+
+    n += (size_t)snprintf(buf + n, len - n,
+                          "# TYPE orderd_commands_total counter\n");
+    for (size_t i = 0; i < OD_ARRAY_LEN(outcomes); i++)
+        n += (size_t)snprintf(buf + n, len - n,
+                              "orderd_commands_total{outcome=\"%s\"} %lld\n",
+                              outcomes[i].outcome,
+                              (long long)atomic_load(outcomes[i].v));
+    n += (size_t)snprintf(
+        buf + n, len - n,
+        "# TYPE orderd_dlq_total counter\norderd_dlq_total %lld\n"
+        "# TYPE orderd_internal_errors_total counter\n"
+        "orderd_internal_errors_total %lld\n"
+        "# TYPE orderd_batches_total counter\norderd_batches_total %lld\n"
+        "# TYPE orderd_batch_retries_total counter\n"
+        "orderd_batch_retries_total %lld\n"
+        "# TYPE orderd_events_published_total counter\n"
+        "orderd_events_published_total %lld\n"
+        "# TYPE orderd_publish_errors_total counter\n"
+        "orderd_publish_errors_total %lld\n"
+        "# TYPE orderd_orders_expired_total counter\n"
+        "orderd_orders_expired_total %lld\n"
+        "# TYPE orderd_rebalances_total counter\n"
+        "orderd_rebalances_total %lld\n"
+        "# TYPE orderd_assigned_partitions gauge\n"
+        "orderd_assigned_partitions %d\n"
+        "# TYPE orderd_ready gauge\norderd_ready %d\n",
+        (long long)atomic_load(&metrics.dlq),
+        (long long)atomic_load(&metrics.internal_errors),
+        (long long)atomic_load(&metrics.batches),
+        (long long)atomic_load(&metrics.batch_retries),
+        (long long)atomic_load(&metrics.published),
+        (long long)atomic_load(&metrics.publish_errors),
+        (long long)atomic_load(&metrics.expired),
+        (long long)atomic_load(&metrics.rebalances),
+        atomic_load(&metrics.assigned_partitions),
+        atomic_load(&metrics.ready) && atomic_load(&metrics.db_down) == 0);
+    return n < len ? n : len - 1;
+}
+
+static enum MHD_Result
+answer(void *cls, struct MHD_Connection *conn, const char *url,
+       const char *method, const char *version, const char *upload,
+       size_t *upload_len, void **con_cls)
+{
+    char buf[4096];
+    size_t n;
+    unsigned int status = MHD_HTTP_OK;
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+
+    (void)cls;
+    (void)version;
+    (void)upload;
+    (void)upload_len;
+    (void)con_cls;
+    if (strcmp(method, "GET") != 0) {
+        n = (size_t)snprintf(buf, sizeof(buf), "method not allowed\n");
+        status = MHD_HTTP_METHOD_NOT_ALLOWED;
+    } else if (strcmp(url, "/metrics") == 0) {
+        n = render_metrics(buf, sizeof(buf));
+    } else if (strcmp(url, "/healthz") == 0) {
+        n = (size_t)snprintf(buf, sizeof(buf), "ok\n");
+    } else if (strcmp(url, "/readyz") == 0) {
+        int ready = atomic_load(&metrics.ready) &&
+                    atomic_load(&metrics.db_down) == 0;
+
+        n = (size_t)snprintf(buf, sizeof(buf), ready ? "ready\n"
+                                                     : "not ready\n");
+        status = ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
+    } else {
+        n = (size_t)snprintf(buf, sizeof(buf), "not found\n");
+        status = MHD_HTTP_NOT_FOUND;
+    }
+    resp = MHD_create_response_from_buffer(n, buf, MHD_RESPMEM_MUST_COPY);
+    MHD_add_response_header(resp, "Content-Type",
+                            "text/plain; version=0.0.4");
+    ret = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+http_t *
+http_start(const char *addr, char *err, size_t errlen)
+{
+    struct sockaddr_in sin;
+    char host[64];
+    const char *colon = strrchr(addr, ':');
+    http_t *h;
+    long port;
+
+    if (colon == NULL || (size_t)(colon - addr) >= sizeof(host)) {
+        od_err(err, errlen, "metrics address '%s' is not host:port", addr);
+        return NULL;
+    }
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = '\0';
+    port = strtol(colon + 1, NULL, 10);
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((uint16_t)port);
+    if (port <= 0 || port > 65535 || inet_pton(AF_INET, host, &sin.sin_addr) != 1) {
+        od_err(err, errlen, "metrics address '%s' is not IPv4 host:port",
+               addr);
+        return NULL;
+    }
+    h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        return NULL;
+    h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port,
+                            NULL, NULL, answer, NULL, MHD_OPTION_SOCK_ADDR,
+                            (struct sockaddr *)&sin, MHD_OPTION_END);
+    if (h->d == NULL) {
+        od_err(err, errlen, "could not listen on %s", addr);
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+void
+http_stop(http_t *h)
+{
+    if (h == NULL)
+        return;
+    MHD_stop_daemon(h->d);
+    free(h);
+}

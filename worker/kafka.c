@@ -1,0 +1,59 @@
+/* kafka.c - librdkafka configuration shared by every Kafka client */
+#include "kafka.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+static void
+kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac,
+             const char *buf)
+{
+    (void)rk;
+    if (level <= 3)
+        log_error("kafka %s: %s", fac, buf);
+    else if (level <= 4)
+        log_warn("kafka %s: %s", fac, buf);
+    else
+        log_debug("kafka %s: %s", fac, buf);
+}
+
+int
+kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
+               char *err, size_t errlen)
+{
+    char errstr[512];
+
+    if (rd_kafka_conf_set(conf, key, value, errstr, sizeof(errstr)) !=
+        RD_KAFKA_CONF_OK) {
+        /* never echo the value: it may be a password */
+        od_err(err, errlen, "kafka property %s: %s", key, errstr);
+        return -1;
+    }
+    return 0;
+}
+
+rd_kafka_conf_t *
+kafka_conf_new(const od_config_t *cfg, const char *client_id,
+               const char *const *defaults, char *err, size_t errlen)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+    rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
+    if (kafka_conf_set(conf, "bootstrap.servers", cfg->brokers, err,
+                       errlen) < 0 ||
+        kafka_conf_set(conf, "client.id", client_id, err, errlen) < 0)
+        goto fail;
+    for (; defaults != NULL && defaults[0] != NULL; defaults += 2)
+        if (kafka_conf_set(conf, defaults[0], defaults[1], err, errlen) < 0)
+            goto fail;
+    for (int i = 0; i < cfg->nkafka; i++)
+        if (kafka_conf_set(conf, cfg->kafka_keys[i], cfg->kafka_values[i],
+                           err, errlen) < 0)
+            goto fail;
+    return conf;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}

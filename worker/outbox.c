@@ -1,0 +1,333 @@
+/* outbox.c - publishes committed outbox rows with an idempotent producer
+ *
+ * DESIGN: executors write result events, domain events and dead-letter
+ * copies to the outbox table in their batch transaction and wake this
+ * thread after COMMIT. A round claims unpublished rows with FOR UPDATE SKIP
+ * LOCKED (so several orderd processes share the work), produces them with
+ * enable.idempotence and acks=all, waits for the delivery reports, and
+ * marks the delivered rows published in the same transaction. A crash
+ * between delivery and the mark re-publishes the row later with the same
+ * event_id: at least once, never lost. On start the first round drains
+ * whatever an earlier run left behind.
+ */
+#include "outbox.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "db.h"
+#include "kafka.h"
+#include "log.h"
+#include "metrics.h"
+
+#define OUTBOX_ROUND 1000
+
+struct outbox {
+    const od_config_t *cfg;
+    rd_kafka_t *rk;
+    db_t *db;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int wake;
+    atomic_int stop;
+    int started;
+};
+
+static const db_stmt_t stmt_claim = {
+    "outbox_claim",
+    "SELECT id, topic, key, payload, headers FROM outbox"
+    " WHERE published_at IS NULL ORDER BY id LIMIT 1000"
+    " FOR UPDATE SKIP LOCKED"};
+
+static const db_stmt_t stmt_mark = {
+    "outbox_mark",
+    "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])"};
+
+/* delivery report: opaque points at the row's delivered flag */
+static void
+dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+{
+    char *delivered = rkm->_private;
+
+    (void)rk;
+    (void)opaque;
+    if (rkm->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        *delivered = 1;
+    } else {
+        atomic_fetch_add(&metrics.publish_errors, 1);
+        log_warn("could not publish to %s: %s", rd_kafka_topic_name(rkm->rkt),
+                 rd_kafka_err2str(rkm->err));
+    }
+}
+
+outbox_t *
+outbox_new(const od_config_t *cfg, char *err, size_t errlen)
+{
+    static const char *const defaults[] = {
+        "enable.idempotence", "true",
+        "acks", "all",
+        "linger.ms", "2",
+        "message.timeout.ms", "30000",
+        NULL};
+    outbox_t *ob = calloc(1, sizeof(*ob));
+    rd_kafka_conf_t *conf;
+    char errstr[512];
+
+    if (ob == NULL) {
+        od_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    ob->cfg = cfg;
+    pthread_mutex_init(&ob->lock, NULL);
+    pthread_cond_init(&ob->cond, NULL);
+    conf = kafka_conf_new(cfg, "orderd-outbox", defaults, err, errlen);
+    if (conf == NULL)
+        goto fail;
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+    ob->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (ob->rk == NULL) {
+        od_err(err, errlen, "could not create kafka producer: %s", errstr);
+        rd_kafka_conf_destroy(conf);
+        goto fail;
+    }
+    ob->db = db_connect(cfg->pg, err, errlen);
+    if (ob->db == NULL)
+        goto fail;
+    return ob;
+fail:
+    outbox_destroy(ob);
+    return NULL;
+}
+
+static rd_kafka_headers_t *
+make_headers(const char *json)
+{
+    json_t *h = json_loads(json, 0, NULL);
+    rd_kafka_headers_t *hdrs;
+    const char *k;
+    json_t *v;
+
+    if (!json_is_object(h)) {
+        json_decref(h);
+        return NULL;
+    }
+    hdrs = rd_kafka_headers_new(json_object_size(h));
+    json_object_foreach(h, k, v)
+    {
+        char buf[64];
+        const char *s = buf;
+
+        if (json_is_string(v))
+            s = json_string_value(v);
+        else if (json_is_integer(v))
+            snprintf(buf, sizeof(buf), "%lld",
+                     (long long)json_integer_value(v));
+        else
+            continue;
+        rd_kafka_header_add(hdrs, k, -1, s, -1);
+    }
+    json_decref(h);
+    return hdrs;
+}
+
+/* One round. *count receives the rows published; OD_OK when the round
+ * went through (even if some deliveries failed and stay for later). */
+static od_status_t
+publish_round(outbox_t *ob, int *count, char *err, size_t errlen)
+{
+    db_rows_t *rows = NULL;
+    od_status_t st;
+    int n;
+    char *delivered = NULL;
+    char *ids = NULL;
+    size_t idlen = 0;
+
+    *count = 0;
+    st = db_exec(ob->db, "BEGIN", err, errlen);
+    if (st != OD_OK)
+        return st;
+    st = db_run(ob->db, &stmt_claim, 0, NULL, &rows, err, errlen);
+    if (st != OD_OK)
+        goto fail;
+    n = db_nrows(rows);
+    if (n == 0) {
+        db_rows_free(rows);
+        return db_exec(ob->db, "COMMIT", err, errlen);
+    }
+    delivered = calloc((size_t)n, 1);
+    ids = malloc((size_t)n * 24 + 3);
+    for (int i = 0; i < n; i++) {
+        size_t klen = 0, plen = 0;
+        unsigned char *key = db_isnull(rows, i, 2)
+                                 ? NULL
+                                 : db_bytea(rows, i, 2, &klen);
+        unsigned char *payload = db_bytea(rows, i, 3, &plen);
+        rd_kafka_headers_t *hdrs =
+            db_isnull(rows, i, 4) ? NULL : make_headers(db_val(rows, i, 4));
+        rd_kafka_resp_err_t e;
+
+        for (;;) {
+            e = rd_kafka_producev(
+                ob->rk, RD_KAFKA_V_TOPIC(db_val(rows, i, 1)),
+                RD_KAFKA_V_KEY(key, klen), RD_KAFKA_V_VALUE(payload, plen),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                RD_KAFKA_V_OPAQUE(&delivered[i]),
+                RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+            if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                break;
+            rd_kafka_poll(ob->rk, 50);
+        }
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            log_warn("could not produce outbox row %s: %s",
+                     db_val(rows, i, 0), rd_kafka_err2str(e));
+            if (hdrs != NULL)
+                rd_kafka_headers_destroy(hdrs);
+        }
+        free(key);
+        free(payload);
+    }
+    rd_kafka_flush(ob->rk, 30000);
+    ids[idlen++] = '{';
+    for (int i = 0; i < n; i++) {
+        if (!delivered[i])
+            continue;
+        idlen += (size_t)sprintf(ids + idlen, "%s%s", *count ? "," : "",
+                                 db_val(rows, i, 0));
+        (*count)++;
+    }
+    ids[idlen++] = '}';
+    ids[idlen] = '\0';
+    if (*count > 0) {
+        const char *params[1] = {ids};
+
+        st = db_run(ob->db, &stmt_mark, 1, params, NULL, err, errlen);
+        if (st != OD_OK)
+            goto fail;
+    }
+    st = db_exec(ob->db, "COMMIT", err, errlen);
+    if (st == OD_OK)
+        atomic_fetch_add(&metrics.published, *count);
+    db_rows_free(rows);
+    free(delivered);
+    free(ids);
+    return st;
+fail:
+    if (db_ok(ob->db)) {
+        char ignore[128];
+
+        if (db_exec(ob->db, "ROLLBACK", ignore, sizeof(ignore)) != OD_OK)
+            log_warn("outbox rollback failed: %s", ignore);
+    }
+    db_rows_free(rows);
+    free(delivered);
+    free(ids);
+    *count = 0;
+    return st;
+}
+
+/* Publishes until nothing is left or a round fails. */
+static od_status_t
+publish_all(outbox_t *ob, char *err, size_t errlen)
+{
+    int count;
+    od_status_t st;
+
+    do {
+        if (!db_ok(ob->db)) {
+            st = db_reconnect(ob->db, err, errlen);
+            if (st != OD_OK)
+                return st;
+        }
+        st = publish_round(ob, &count, err, errlen);
+    } while (st == OD_OK && count == OUTBOX_ROUND);
+    return st;
+}
+
+static void *
+outbox_main(void *arg)
+{
+    outbox_t *ob = arg;
+    char err[512];
+    int failing = 0;
+
+    while (!atomic_load(&ob->stop)) {
+        struct timespec ts;
+
+        if (publish_all(ob, err, sizeof(err)) != OD_OK) {
+            if (!failing)
+                log_warn("outbox publisher: %s (retrying)", err);
+            failing = 1;
+        } else if (failing) {
+            log_info("outbox publisher recovered");
+            failing = 0;
+        }
+        pthread_mutex_lock(&ob->lock);
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (failing ? 500 : 200) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        while (!ob->wake && !atomic_load(&ob->stop))
+            if (pthread_cond_timedwait(&ob->cond, &ob->lock, &ts) != 0)
+                break;
+        ob->wake = 0;
+        pthread_mutex_unlock(&ob->lock);
+    }
+    /* last round for what the executors committed before stopping */
+    if (publish_all(ob, err, sizeof(err)) != OD_OK)
+        log_warn("outbox publisher at shutdown: %s (rows stay for the next "
+                 "start)", err);
+    return NULL;
+}
+
+int
+outbox_start(outbox_t *ob)
+{
+    if (pthread_create(&ob->thread, NULL, outbox_main, ob) != 0)
+        return -1;
+    ob->started = 1;
+    return 0;
+}
+
+void
+outbox_notify(outbox_t *ob)
+{
+    pthread_mutex_lock(&ob->lock);
+    ob->wake = 1;
+    pthread_cond_signal(&ob->cond);
+    pthread_mutex_unlock(&ob->lock);
+}
+
+void
+outbox_stop(outbox_t *ob)
+{
+    if (!ob->started)
+        return;
+    atomic_store(&ob->stop, 1);
+    outbox_notify(ob);
+    pthread_join(ob->thread, NULL);
+    ob->started = 0;
+    rd_kafka_flush(ob->rk, 10000);
+}
+
+void
+outbox_destroy(outbox_t *ob)
+{
+    if (ob == NULL)
+        return;
+    outbox_stop(ob);
+    if (ob->rk != NULL)
+        rd_kafka_destroy(ob->rk);
+    db_destroy(ob->db);
+    pthread_cond_destroy(&ob->cond);
+    pthread_mutex_destroy(&ob->lock);
+    free(ob);
+}

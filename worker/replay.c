@@ -1,0 +1,287 @@
+/* replay.c - orderd replay: moves the group's stored offsets back so the
+ * running (or next) worker re-reads a topic, exactly once in effect
+ *
+ * DESIGN: offsets live in Postgres, so a replay is an UPDATE of
+ * consumer_offsets; a running executor notices at its next batch (or idle
+ * check) that the stored offset is below its position and seeks back.
+ * Effects stay exactly-once because every re-read command meets its dedup
+ * row. replay_until remembers where the replay ends: re-read duplicates
+ * below it yield no second result event (unless --loud). --dry-run reads
+ * the range and classifies each command against the dedup rows, changing
+ * nothing.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../handlers/command.h"
+#include "cli.h"
+#include "db.h"
+#include "kafka.h"
+#include "log.h"
+
+#define REPLAY_MAX_PARTS 1024
+
+typedef struct replay_part {
+    int32_t partition;
+    int64_t stored;
+    int64_t target;
+} replay_part_t;
+
+typedef struct replay_counts {
+    long apply, duplicate, conflict, invalid, poison;
+} replay_counts_t;
+
+static const db_stmt_t stmt_stored = {
+    "replay_stored",
+    "SELECT partition, next_offset FROM consumer_offsets"
+    " WHERE grp = $1 AND topic = $2 ORDER BY partition"};
+
+static const db_stmt_t stmt_move = {
+    "replay_move",
+    "UPDATE consumer_offsets SET next_offset = $4,"
+    " replay_until = CASE WHEN $5 THEN replay_until"
+    "  ELSE GREATEST(replay_until, next_offset) END, updated_at = now()"
+    " WHERE grp = $1 AND topic = $2 AND partition = $3"
+    " AND next_offset > $4"};
+
+static const db_stmt_t stmt_known = {
+    "replay_known",
+    "SELECT fingerprint = $2 FROM processed_commands WHERE dedup_key = $1"};
+
+static rd_kafka_t *
+replay_consumer(const od_config_t *cfg)
+{
+    static const char *const defaults[] = {
+        "group.id", "orderd-replay", "enable.auto.commit", "false",
+        "enable.partition.eof", "true", "auto.offset.reset", "earliest",
+        NULL};
+    char err[512], errstr[512];
+    rd_kafka_conf_t *conf = kafka_conf_new(cfg, "orderd-replay", defaults,
+                                           err, sizeof(err));
+    rd_kafka_t *rk;
+
+    if (conf == NULL) {
+        fprintf(stderr, "orderd replay: %s\n", err);
+        return NULL;
+    }
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (rk == NULL) {
+        fprintf(stderr, "orderd replay: %s\n", errstr);
+        rd_kafka_conf_destroy(conf);
+    }
+    return rk;
+}
+
+/* Targets from the beginning (low watermark) or from a time. */
+static int
+find_targets(rd_kafka_t *rk, const char *topic, const char *from_time,
+             replay_part_t *parts, int n)
+{
+    int64_t ts_us = 0;
+
+    if (from_time != NULL && od_parse_time(from_time, &ts_us) < 0) {
+        fprintf(stderr, "orderd replay: --from-time '%s' is not an RFC 3339 "
+                        "time\n", from_time);
+        return -1;
+    }
+    if (from_time != NULL) {
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(n);
+        rd_kafka_resp_err_t e;
+
+        for (int i = 0; i < n; i++)
+            rd_kafka_topic_partition_list_add(l, topic, parts[i].partition)
+                ->offset = ts_us / 1000;
+        e = rd_kafka_offsets_for_times(rk, l, 10000);
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            fprintf(stderr, "orderd replay: could not look up offsets: %s\n",
+                    rd_kafka_err2str(e));
+            rd_kafka_topic_partition_list_destroy(l);
+            return -1;
+        }
+        for (int i = 0; i < n; i++) {
+            int64_t off = l->elems[i].offset;
+
+            /* -1: no message at or after that time: nothing to re-read */
+            parts[i].target = off < 0 ? parts[i].stored : off;
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+    } else {
+        for (int i = 0; i < n; i++) {
+            int64_t lo = 0, hi = 0;
+
+            if (rd_kafka_query_watermark_offsets(rk, topic, parts[i].partition,
+                                                 &lo, &hi, 10000) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR) {
+                fprintf(stderr, "orderd replay: could not read watermarks "
+                                "of %s/%d\n", topic, (int)parts[i].partition);
+                return -1;
+            }
+            parts[i].target = lo;
+        }
+    }
+    for (int i = 0; i < n; i++)
+        if (parts[i].target > parts[i].stored)
+            parts[i].target = parts[i].stored;
+    return 0;
+}
+
+static void
+classify(db_t *db, const rd_kafka_message_t *rkm, replay_counts_t *c)
+{
+    cmd_env_t env;
+    char err[256];
+    cmd_parse_t p = command_parse(rkm->payload, rkm->len, 0, &env, err,
+                                  sizeof(err));
+
+    if (p == CMD_PARSE_POISON) {
+        c->poison++;
+    } else {
+        const char *params[2] = {env.dedup_key,
+                                 (const char *)env.fingerprint};
+        int lengths[2] = {0, 32}, formats[2] = {0, 1};
+        db_rows_t *rows = NULL;
+
+        if (db_run_ex(db, &stmt_known, 2, params, lengths, formats, &rows,
+                      err, sizeof(err)) != OD_OK)
+            fprintf(stderr, "orderd replay: %s\n", err);
+        else if (db_nrows(rows) == 0)
+            p == CMD_PARSE_INVALID ? c->invalid++ : c->apply++;
+        else if (db_bool(rows, 0, 0))
+            c->duplicate++;
+        else
+            c->conflict++;
+        db_rows_free(rows);
+    }
+    command_env_free(&env);
+}
+
+/* Reads [target, stored) of every partition and classifies each message. */
+static int
+dry_run(rd_kafka_t *rk, db_t *db, const char *topic, replay_part_t *parts,
+        int n, replay_counts_t *c)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+    int open = 0;
+
+    for (int i = 0; i < n; i++) {
+        if (parts[i].target >= parts[i].stored)
+            continue;
+        rd_kafka_topic_partition_list_add(l, topic, parts[i].partition)
+            ->offset = parts[i].target;
+        open++;
+    }
+    if (open > 0)
+        rd_kafka_assign(rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    while (open > 0) {
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(rk, 10000);
+        replay_part_t *p = NULL;
+
+        if (rkm == NULL) {
+            fprintf(stderr, "orderd replay: timed out reading the topic\n");
+            return -1;
+        }
+        for (int i = 0; i < n; i++)
+            if (parts[i].partition == rkm->partition)
+                p = &parts[i];
+        if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            if (p != NULL && p->target < p->stored) {
+                p->target = p->stored; /* the log ends early: done */
+                open--;
+            }
+        } else if (rkm->err == RD_KAFKA_RESP_ERR_NO_ERROR && p != NULL &&
+                   rkm->offset < p->stored) {
+            classify(db, rkm, c);
+            if (rkm->offset + 1 >= p->stored) {
+                p->target = p->stored;
+                open--;
+            }
+        }
+        rd_kafka_message_destroy(rkm);
+    }
+    return 0;
+}
+
+int
+cli_replay(const od_config_t *cfg, const char *from_time, int dry,
+           const char *topic, int loud)
+{
+    replay_part_t parts[REPLAY_MAX_PARTS];
+    replay_counts_t counts = {0};
+    const char *params[5];
+    char err[1024];
+    db_rows_t *rows = NULL;
+    rd_kafka_t *rk = NULL;
+    db_t *db;
+    int n = 0, rc = 1;
+
+    if (topic == NULL)
+        topic = cfg->commands_topic;
+    db = db_connect(cfg->pg, err, sizeof(err));
+    if (db == NULL) {
+        fprintf(stderr, "orderd replay: %s\n", err);
+        return 2;
+    }
+    params[0] = cfg->group;
+    params[1] = topic;
+    if (db_run(db, &stmt_stored, 2, params, &rows, err, sizeof(err)) !=
+        OD_OK) {
+        fprintf(stderr, "orderd replay: %s\n", err);
+        goto out;
+    }
+    for (int i = 0; i < db_nrows(rows) && n < REPLAY_MAX_PARTS; i++, n++) {
+        parts[n].partition = (int32_t)db_int64(rows, i, 0);
+        parts[n].stored = db_int64(rows, i, 1);
+    }
+    db_rows_free(rows);
+    if (n == 0) {
+        printf("group %s has no stored offsets for %s: nothing to replay\n",
+               cfg->group, topic);
+        rc = 0;
+        goto out;
+    }
+    rk = replay_consumer(cfg);
+    if (rk == NULL || find_targets(rk, topic, from_time, parts, n) < 0)
+        goto out;
+    for (int i = 0; i < n; i++)
+        printf("%s/%d: %lld -> %lld (%lld messages to re-read)\n", topic,
+               (int)parts[i].partition, (long long)parts[i].stored,
+               (long long)parts[i].target,
+               (long long)(parts[i].stored - parts[i].target));
+    if (dry) {
+        if (dry_run(rk, db, topic, parts, n, &counts) < 0)
+            goto out;
+        printf("dry run: %ld would apply, %ld duplicates, %ld conflicts "
+               "(dedup_key_reused), %ld invalid, %ld poison; nothing "
+               "changed\n",
+               counts.apply, counts.duplicate, counts.conflict,
+               counts.invalid, counts.poison);
+        rc = 0;
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        char part[24], target[24];
+
+        params[2] = db_int_param(part, parts[i].partition);
+        params[3] = db_int_param(target, parts[i].target);
+        params[4] = loud ? "true" : "false";
+        if (db_run(db, &stmt_move, 5, params, NULL, err, sizeof(err)) !=
+            OD_OK) {
+            fprintf(stderr, "orderd replay: %s\n", err);
+            goto out;
+        }
+    }
+    printf("stored offsets moved back for group %s; duplicates re-read %s\n",
+           cfg->group,
+           loud ? "get a result event again" : "stay quiet (no new result)");
+    rc = 0;
+out:
+    if (rk != NULL) {
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+    }
+    db_destroy(db);
+    return rc;
+}

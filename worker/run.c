@@ -1,0 +1,152 @@
+/* run.c - orderd run: starts executors, outbox publisher, scheduler and
+ * the metrics endpoint; stops them in order on SIGTERM/SIGINT */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "db.h"
+#include "executor.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "outbox.h"
+#include "scheduler.h"
+#include "version.h"
+
+#define RUN_MAX_THREADS 64
+
+static atomic_int run_stop;
+
+static void
+on_signal(int sig)
+{
+    (void)sig;
+    atomic_store(&run_stop, 1);
+}
+
+/* The schema must be migrated before work starts (orderd migrate). */
+static int
+schema_ready(const od_config_t *cfg)
+{
+    char err[512];
+    db_t *db = db_connect(cfg->pg, err, sizeof(err));
+    db_rows_t *rows = NULL;
+    int ok = 0;
+
+    if (db == NULL) {
+        log_error("%s", err);
+        return 0;
+    }
+    if (db_query(db, "SELECT to_regclass('consumer_offsets') IS NOT NULL", 0,
+                 NULL, &rows, err, sizeof(err)) == OD_OK)
+        ok = db_bool(rows, 0, 0);
+    else
+        log_error("%s", err);
+    db_rows_free(rows);
+    db_destroy(db);
+    if (!ok)
+        log_error("the database has no orderd schema: run orderd migrate");
+    return ok;
+}
+
+int
+cli_run(const od_config_t *cfg)
+{
+    executor_t *ex[RUN_MAX_THREADS] = {0};
+    outbox_t *ob = NULL;
+    scheduler_t *sched = NULL;
+    http_t *http = NULL;
+    struct sigaction sa;
+    char err[1024], masked[512];
+    int nthreads = (int)cfg->threads, rc = 0, started = 0;
+
+    if (nthreads <= 0)
+        nthreads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (nthreads <= 0)
+        nthreads = 1;
+    if (nthreads > RUN_MAX_THREADS)
+        nthreads = RUN_MAX_THREADS;
+    if (cfg->batch_size < 1 || cfg->batch_size > 100000) {
+        log_error("--batch-size must be between 1 and 100000");
+        return 2;
+    }
+    if (strcmp(cfg->on_internal_error, "halt") != 0 &&
+        strcmp(cfg->on_internal_error, "continue") != 0) {
+        log_error("--on-internal-error must be continue or halt");
+        return 2;
+    }
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    config_masked_pg(cfg->pg, masked, sizeof(masked));
+    log_info("orderd %s starting: %d executor(s), batch %lld/%lldms, "
+             "brokers %s, group %s, postgres '%s'",
+             orderd_version(), nthreads, (long long)cfg->batch_size,
+             (long long)cfg->batch_wait_ms, cfg->brokers, cfg->group,
+             masked);
+    if (!schema_ready(cfg))
+        return 1;
+
+    if (strcmp(cfg->metrics_addr, "off") != 0 && cfg->metrics_addr[0]) {
+        http = http_start(cfg->metrics_addr, err, sizeof(err));
+        if (http == NULL) {
+            log_error("%s", err);
+            return 1;
+        }
+    }
+    ob = outbox_new(cfg, err, sizeof(err));
+    if (ob == NULL || outbox_start(ob) < 0) {
+        log_error("could not start the outbox publisher: %s", err);
+        rc = 1;
+        goto out;
+    }
+    if (cfg->scheduler) {
+        sched = scheduler_new(cfg, ob, err, sizeof(err));
+        if (sched == NULL || scheduler_start(sched) < 0) {
+            log_error("could not start the scheduler: %s", err);
+            rc = 1;
+            goto out;
+        }
+    }
+    for (int i = 0; i < nthreads; i++) {
+        ex[i] = executor_new(i, cfg, &run_stop, ob, err, sizeof(err));
+        if (ex[i] == NULL || executor_start(ex[i]) < 0) {
+            log_error("could not start executor %d: %s", i, err);
+            atomic_store(&run_stop, 1);
+            rc = 1;
+            break;
+        }
+        started++;
+    }
+    atomic_store(&metrics.ready, rc == 0);
+    if (rc == 0)
+        log_info("orderd is running");
+
+    while (!atomic_load(&run_stop)) {
+        struct timespec ts = {0, 50 * 1000 * 1000};
+
+        nanosleep(&ts, NULL);
+    }
+    atomic_store(&metrics.ready, 0);
+    log_info("stopping: finishing in-flight batches");
+    for (int i = 0; i < started; i++)
+        if (executor_join(ex[i]) != 0)
+            rc = 3; /* halted on an internal error */
+out:
+    for (int i = 0; i < nthreads; i++)
+        executor_destroy(ex[i]);
+    scheduler_destroy(sched);
+    outbox_destroy(ob); /* publishes what was committed, flushes */
+    http_stop(http);
+    log_info("orderd stopped");
+    return rc;
+}

@@ -1,0 +1,243 @@
+/* scheduler.c - expires abandoned pending orders, purges old rows
+ *
+ * DESIGN: every orderd process runs this thread, but only the one holding
+ * the session advisory lock SCHEDULER_LOCK_KEY works (if its connection
+ * dies, Postgres releases the lock and another process takes over). Due
+ * orders are claimed with FOR UPDATE SKIP LOCKED, judged on Postgres time,
+ * and each one is expired through the same path as an `expire` command,
+ * under the deterministic dedup key "orderd-expire:<order id>" with the
+ * deadline itself as event time: two schedulers, a restart, or an admin's
+ * expire can never apply it twice, and a pay that holds the order row lock
+ * first wins cleanly (the order is then no longer pending).
+ */
+#include "scheduler.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "apply.h"
+#include "db.h"
+#include "log.h"
+#include "metrics.h"
+
+#define SCHEDULER_LOCK_KEY "4242002"
+#define SCHEDULER_BATCH 100
+
+struct scheduler {
+    const od_config_t *cfg;
+    apply_config_t acfg;
+    outbox_t *outbox;
+    db_t *db;
+    pthread_t thread;
+    atomic_int stop;
+    int started;
+    int leader;
+};
+
+static const db_stmt_t stmt_leader = {
+    "sched_leader", "SELECT pg_try_advisory_lock(" SCHEDULER_LOCK_KEY ")"};
+
+static const db_stmt_t stmt_due = {
+    "sched_due",
+    "SELECT id, to_char(expires_at AT TIME ZONE 'UTC',"
+    " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+    " FROM orders WHERE status = 'pending' AND expires_at <= now()"
+    " ORDER BY expires_at LIMIT 100 FOR UPDATE SKIP LOCKED"};
+
+static const db_stmt_t stmt_purge_dedup = {
+    "sched_purge_dedup",
+    "DELETE FROM processed_commands WHERE dedup_key IN ("
+    " SELECT dedup_key FROM processed_commands"
+    " WHERE created_at < now() - $1::bigint * interval '1 millisecond'"
+    " LIMIT 1000)"};
+
+static const db_stmt_t stmt_purge_outbox = {
+    "sched_purge_outbox",
+    "DELETE FROM outbox WHERE id IN ("
+    " SELECT id FROM outbox WHERE published_at IS NOT NULL"
+    " AND published_at < now() - $1::bigint * interval '1 millisecond'"
+    " LIMIT 1000)"};
+
+static void
+rollback_quietly(db_t *db)
+{
+    char ignore[128];
+
+    if (db_ok(db) && db_exec(db, "ROLLBACK", ignore, sizeof(ignore)) != OD_OK)
+        log_warn("scheduler rollback: %s", ignore);
+}
+
+/* One batch of due orders; *n receives how many were due. */
+static od_status_t
+expire_batch(scheduler_t *s, int *n, char *err, size_t errlen)
+{
+    db_rows_t *rows = NULL;
+    od_status_t st;
+
+    *n = 0;
+    st = db_exec(s->db, "BEGIN", err, errlen);
+    if (st != OD_OK)
+        return st;
+    st = db_run(s->db, &stmt_due, 0, NULL, &rows, err, errlen);
+    if (st != OD_OK)
+        goto fail;
+    *n = db_nrows(rows);
+    for (int i = 0; i < *n; i++) {
+        char cmd[512];
+        apply_source_t src = {"orderd.scheduler", -1, -1, 0, NULL, 0};
+        apply_report_t rep;
+        int len;
+
+        len = snprintf(cmd, sizeof(cmd),
+                       "{\"dedup_key\":\"orderd-expire:%s\",\"type\":\"expire\","
+                       "\"actor\":{\"role\":\"system\",\"id\":\"scheduler\"},"
+                       "\"issued_at\":\"%s\",\"order_id\":\"%s\"}",
+                       db_val(rows, i, 0), db_val(rows, i, 1),
+                       db_val(rows, i, 0));
+        src.key = db_val(rows, i, 0);
+        src.key_len = strlen(src.key);
+        st = apply_message(s->db, &s->acfg, cmd, (size_t)len, &src, &rep, err,
+                           errlen);
+        if (st != OD_OK)
+            goto fail;
+        if (rep.outcome == OUTCOME_APPLIED)
+            atomic_fetch_add(&metrics.expired, 1);
+        else
+            log_warn("scheduler could not expire order %s: %s %s",
+                     db_val(rows, i, 0), cmd_outcome_name(rep.outcome),
+                     rep.reason ? rep.reason : "");
+    }
+    db_rows_free(rows);
+    st = db_exec(s->db, "COMMIT", err, errlen);
+    if (st == OD_OK && *n > 0) {
+        log_info("expired %d pending order(s)", *n);
+        if (s->outbox != NULL)
+            outbox_notify(s->outbox);
+    }
+    return st;
+fail:
+    db_rows_free(rows);
+    rollback_quietly(s->db);
+    return st;
+}
+
+static od_status_t
+purge(scheduler_t *s, const db_stmt_t *stmt, int64_t retention_ms,
+      char *err, size_t errlen)
+{
+    char ms[24];
+    const char *params[1] = {db_int_param(ms, retention_ms)};
+
+    return db_run(s->db, stmt, 1, params, NULL, err, errlen);
+}
+
+static od_status_t
+scheduler_tick(scheduler_t *s, char *err, size_t errlen)
+{
+    od_status_t st;
+    int n;
+
+    if (!db_ok(s->db)) {
+        s->leader = 0;
+        st = db_reconnect(s->db, err, errlen);
+        if (st != OD_OK)
+            return st;
+    }
+    if (!s->leader) {
+        db_rows_t *rows = NULL;
+
+        st = db_run(s->db, &stmt_leader, 0, NULL, &rows, err, errlen);
+        if (st != OD_OK)
+            return st;
+        s->leader = db_bool(rows, 0, 0);
+        db_rows_free(rows);
+        if (s->leader)
+            log_info("this process now runs the expiry scheduler");
+        else
+            return OD_OK;
+    }
+    do {
+        st = expire_batch(s, &n, err, errlen);
+    } while (st == OD_OK && n == SCHEDULER_BATCH && !atomic_load(&s->stop));
+    if (st != OD_OK)
+        return st;
+    st = purge(s, &stmt_purge_dedup, s->cfg->dedup_retention_ms, err, errlen);
+    if (st == OD_OK)
+        st = purge(s, &stmt_purge_outbox, s->cfg->outbox_retention_ms, err,
+                   errlen);
+    return st;
+}
+
+static void *
+scheduler_main(void *arg)
+{
+    scheduler_t *s = arg;
+    char err[512];
+
+    while (!atomic_load(&s->stop)) {
+        int64_t end;
+
+        if (scheduler_tick(s, err, sizeof(err)) != OD_OK)
+            log_warn("scheduler: %s (retrying)", err);
+        end = od_mono_us() + s->cfg->expiry_interval_ms * 1000;
+        while (od_mono_us() < end && !atomic_load(&s->stop)) {
+            struct timespec ts = {0, 20 * 1000 * 1000};
+
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
+}
+
+scheduler_t *
+scheduler_new(const od_config_t *cfg, outbox_t *outbox, char *err,
+              size_t errlen)
+{
+    scheduler_t *s = calloc(1, sizeof(*s));
+
+    if (s == NULL) {
+        od_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->cfg = cfg;
+    s->outbox = outbox;
+    apply_config_init(&s->acfg, cfg);
+    s->db = db_connect(cfg->pg, err, errlen);
+    if (s->db == NULL) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+int
+scheduler_start(scheduler_t *s)
+{
+    if (pthread_create(&s->thread, NULL, scheduler_main, s) != 0)
+        return -1;
+    s->started = 1;
+    return 0;
+}
+
+void
+scheduler_stop(scheduler_t *s)
+{
+    if (s == NULL || !s->started)
+        return;
+    atomic_store(&s->stop, 1);
+    pthread_join(s->thread, NULL);
+    s->started = 0;
+}
+
+void
+scheduler_destroy(scheduler_t *s)
+{
+    if (s == NULL)
+        return;
+    scheduler_stop(s);
+    db_destroy(s->db); /* closing the session releases the leader lock */
+    free(s);
+}
