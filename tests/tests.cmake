@@ -7,7 +7,8 @@ endif()
 
 # itest: the integration harness (fresh database, apply a command, read
 # back its result event)
-add_library(orderd_itest STATIC tests/integration/itest.c)
+add_library(orderd_itest STATIC tests/integration/itest.c
+  tests/integration/ktest.c)
 target_link_libraries(orderd_itest PUBLIC orderd_worker PkgConfig::CHECK)
 
 function(orderd_unit_test name)

@@ -84,12 +84,12 @@ static const check_t checks[] = {
     {"order totals equal items plus tax",
      "SELECT format('order %s: subtotal %s (items %s), tax %s (expected %s),"
      "  total %s', o.number, o.subtotal_cents, i.s, o.tax_cents,"
-     "  (i.s * o.tax_rate_bps + 5000) / 10000, o.total_cents)"
+     "  div(i.s * o.tax_rate_bps + 5000, 10000), o.total_cents)"
      " FROM orders o JOIN (SELECT order_id,"
      "  sum(quantity::numeric * unit_price_cents) s FROM order_items"
      "  GROUP BY order_id) i ON i.order_id = o.id"
      " WHERE o.subtotal_cents <> i.s"
-     "  OR o.tax_cents <> (i.s * o.tax_rate_bps + 5000) / 10000"
+     "  OR o.tax_cents <> div(i.s * o.tax_rate_bps + 5000, 10000)"
      "  OR o.total_cents <> o.subtotal_cents + o.tax_cents"},
     {"every order has items",
      "SELECT format('order %s has no items', o.number) FROM orders o"

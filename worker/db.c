@@ -127,7 +127,8 @@ db_fail(db_t *db, PGresult *res, const char *what, char *err, size_t errlen)
     PQclear(res);
     if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK)
         return OD_RETRY;
-    return db_sqlstate_is_transient(state ? state : "") && state != NULL
+    /* state pointed into res: only db->sqlstate is still valid */
+    return db->sqlstate[0] != '\0' && db_sqlstate_is_transient(db->sqlstate)
                ? OD_RETRY
                : OD_FATAL;
 }

@@ -1,0 +1,145 @@
+/* 0010_kafka_flow: the slice end to end through the real broker and the
+ * real binary: a checkout produced to Kafka yields the order, the stock
+ * decrement and a command.result event on the events topic; the same
+ * message produced twice yields one order and a second result with outcome
+ * duplicate; poison goes to the DLQ and the partition moves on; offsets are
+ * stored in Postgres */
+#include "ktest.h"
+
+#include <signal.h>
+#include <string.h>
+
+static ktest_t k;
+static pid_t worker;
+
+static void
+setup(void)
+{
+    ktest_setup(&k, "kafka_flow", 3);
+    worker = ktest_worker_start(&k, NULL);
+}
+
+static void
+teardown(void)
+{
+    ck_assert_int_eq(ktest_worker_stop(worker, SIGTERM), 0);
+    ktest_teardown(&k);
+}
+
+static const char *product =
+    "{\"dedup_key\":\"p7\",\"type\":\"product_upsert\","
+    "\"actor\":{\"role\":\"admin\",\"id\":\"ops\"},\"product_id\":7,"
+    "\"vendor_id\":\"v1\",\"name\":\"Mug\",\"sku\":\"MUG-1\","
+    "\"currency\":\"EUR\",\"kind\":\"simple\",\"price_cents\":1192,"
+    "\"stock\":10}";
+
+static const char *checkout =
+    "{\"dedup_key\":\"co-1\",\"type\":\"checkout\","
+    "\"actor\":{\"role\":\"customer\",\"id\":\"c1\"},"
+    "\"order_id\":\"6f1c0e0e-8a5e-4c1b-9a55-3f7a9d2c1e10\","
+    "\"customer_id\":\"c1\",\"currency\":\"EUR\","
+    "\"items\":[{\"product_id\":7,\"quantity\":2}]}";
+
+START_TEST(test_checkout_through_kafka)
+{
+    json_t *ev, *order;
+
+    ktest_send_cmd(&k, product);
+    ktest_send_cmd(&k, checkout);
+    ktest_flush(&k);
+    ck_assert_int_eq(ktest_wait_results(&k, 2, 60), 2);
+
+    ev = ktest_result(&k, "co-1", 0);
+    ck_assert_ptr_nonnull(ev);
+    ck_assert_str_eq(itest_outcome(ev), "applied");
+    ck_assert_str_eq(json_string_value(json_object_get(ev, "command_type")),
+                     "checkout");
+    order = json_object_get(ev, "order");
+    ck_assert_str_eq(json_string_value(json_object_get(order, "status")),
+                     "pending");
+    ck_assert_int_eq(json_integer_value(json_object_get(order,
+                                                        "subtotal_cents")),
+                     2384);
+    ck_assert_str_eq(json_string_value(json_object_get(
+                         json_object_get(ev, "source"), "topic")),
+                     k.commands);
+
+    ck_assert_int_eq(itest_int(k.db, "SELECT stock FROM products WHERE id=7"),
+                     8);
+    ck_assert_int_eq(itest_int(k.db, "SELECT count(*) FROM orders"), 1);
+    /* offsets live in Postgres, next to the effects */
+    ck_assert_int_eq(itest_int(k.db, "SELECT sum(next_offset) FROM "
+                                     "consumer_offsets"),
+                     2);
+    /* every outbox row reaches Kafka and is marked published */
+    ck_assert_int_eq(ktest_wait_sql(&k,
+                                    "SELECT count(*) FROM outbox WHERE "
+                                    "published_at IS NULL",
+                                    0, 30),
+                     0);
+    itest_assert_stock_matches_ledger(k.db);
+}
+END_TEST
+
+START_TEST(test_same_message_twice_is_a_duplicate)
+{
+    json_t *ev;
+
+    ktest_send_cmd(&k, product);
+    ktest_send_cmd(&k, checkout);
+    ktest_send_cmd(&k, checkout); /* a producer retry */
+    ktest_flush(&k);
+    ck_assert_int_eq(ktest_wait_results(&k, 3, 60), 3);
+
+    ck_assert_int_eq(ktest_count_results(&k, "co-1"), 2);
+    ck_assert_str_eq(itest_outcome(ktest_result(&k, "co-1", 0)), "applied");
+    ev = ktest_result(&k, "co-1", 1);
+    ck_assert_str_eq(itest_outcome(ev), "duplicate");
+    ck_assert_str_eq(json_string_value(json_object_get(
+                         json_object_get(ev, "details"), "original_outcome")),
+                     "applied");
+    /* the event ids differ: each message has its own result */
+    ck_assert_str_ne(
+        json_string_value(json_object_get(ktest_result(&k, "co-1", 0),
+                                          "event_id")),
+        json_string_value(json_object_get(ev, "event_id")));
+    ck_assert_int_eq(itest_int(k.db, "SELECT count(*) FROM orders"), 1);
+    ck_assert_int_eq(itest_int(k.db, "SELECT stock FROM products WHERE id=7"),
+                     8);
+    itest_assert_stock_matches_ledger(k.db);
+}
+END_TEST
+
+START_TEST(test_poison_goes_to_dlq_and_partition_moves_on)
+{
+    ktest_send(&k, "7", "not json at all");
+    ktest_send(&k, "7", "{\"no\":\"dedup key\"}");
+    ktest_send_cmd(&k, product);
+    ktest_flush(&k);
+    ck_assert_int_eq(ktest_wait_dlq(&k, 2, 60), 2);
+    ck_assert_int_eq(ktest_wait_results(&k, 1, 60), 1);
+    ck_assert_str_eq(itest_outcome(ktest_result(&k, "p7", 0)), "applied");
+    ck_assert_int_eq(itest_int(k.db, "SELECT count(*) FROM products"), 1);
+}
+END_TEST
+
+static Suite *
+kafka_flow_suite(void)
+{
+    Suite *s = suite_create("kafka_flow");
+    TCase *tc = tcase_create("flow");
+
+    tcase_set_timeout(tc, 240);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_checkout_through_kafka);
+    tcase_add_test(tc, test_same_message_twice_is_a_duplicate);
+    tcase_add_test(tc, test_poison_goes_to_dlq_and_partition_moves_on);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int
+main(void)
+{
+    return itest_run(kafka_flow_suite());
+}

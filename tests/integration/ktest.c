@@ -1,0 +1,372 @@
+/* ktest.c - end-to-end harness: topics, subprocess worker, events */
+#include "ktest.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../worker/cli.h"
+
+static const char *
+brokers(void)
+{
+    const char *b = getenv("ORDERD_TEST_BROKERS");
+
+    if (b == NULL || *b == '\0')
+        b = getenv("ORDERD_BROKERS");
+    ck_assert_msg(b != NULL && *b != '\0',
+                  "ORDERD_TEST_BROKERS is not set: run through scripts/test");
+    return b;
+}
+
+static const char *
+orderd_bin(void)
+{
+    const char *b = getenv("ORDERD_BIN");
+
+    ck_assert_msg(b != NULL, "ORDERD_BIN is not set (ctest sets it)");
+    return b;
+}
+
+static void
+child_env(ktest_t *k)
+{
+    char parts[16];
+
+    snprintf(parts, sizeof(parts), "%d", k->partitions);
+    setenv("ORDERD_PG", k->conninfo, 1);
+    setenv("ORDERD_BROKERS", k->brokers, 1);
+    setenv("ORDERD_COMMANDS_TOPIC", k->commands, 1);
+    setenv("ORDERD_EVENTS_TOPIC", k->events, 1);
+    setenv("ORDERD_DLQ_TOPIC", k->dlq, 1);
+    setenv("ORDERD_GROUP", k->group, 1);
+    setenv("ORDERD_PARTITIONS", parts, 1);
+    setenv("ORDERD_METRICS_ADDR", "off", 0);
+    setenv("ORDERD_LOG_LEVEL", "warn", 0);
+}
+
+static pid_t
+spawn(ktest_t *k, const char *const *argv, int out_fd)
+{
+    pid_t pid = fork();
+
+    ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        child_env(k);
+        if (out_fd >= 0)
+            dup2(out_fd, STDOUT_FILENO);
+        execv(orderd_bin(), (char *const *)argv);
+        fprintf(stderr, "exec %s: %s\n", orderd_bin(), strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
+static int
+wait_status(pid_t pid)
+{
+    int status;
+
+    while (waitpid(pid, &status, 0) < 0)
+        ck_assert_msg(errno == EINTR, "waitpid: %s", strerror(errno));
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return WEXITSTATUS(status);
+}
+
+int
+ktest_cli(ktest_t *k, const char *const *args, char **out)
+{
+    const char *argv[32];
+    int n = 0, pipefd[2] = {-1, -1}, rc;
+    pid_t pid;
+
+    argv[n++] = orderd_bin();
+    for (; args[n - 1] != NULL && n < 31; n++)
+        argv[n] = args[n - 1];
+    argv[n] = NULL;
+    if (out != NULL)
+        ck_assert_int_eq(pipe(pipefd), 0);
+    pid = spawn(k, argv, pipefd[1]);
+    if (out != NULL) {
+        size_t len = 0, cap = 4096;
+        ssize_t r;
+        char *buf = malloc(cap);
+
+        close(pipefd[1]);
+        while ((r = read(pipefd[0], buf + len, cap - len - 1)) > 0) {
+            len += (size_t)r;
+            if (cap - len < 1024)
+                buf = realloc(buf, cap *= 2);
+        }
+        buf[len] = '\0';
+        close(pipefd[0]);
+        *out = buf;
+    }
+    rc = wait_status(pid);
+    return rc;
+}
+
+pid_t
+ktest_worker_start(ktest_t *k, const char *const *extra)
+{
+    const char *argv[40] = {orderd_bin(), "run", "--threads", "2"};
+    int n = 4;
+
+    for (; extra != NULL && *extra != NULL && n < 39; extra++)
+        argv[n++] = *extra;
+    argv[n] = NULL;
+    return spawn(k, argv, -1);
+}
+
+int
+ktest_worker_stop(pid_t pid, int sig)
+{
+    kill(pid, sig);
+    return wait_status(pid);
+}
+
+static void
+dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+{
+    ktest_t *k = opaque;
+
+    (void)rk;
+    if (rkm->err)
+        k->produce_failed++;
+}
+
+static rd_kafka_t *
+make_client(ktest_t *k, rd_kafka_type_t type)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char errstr[512];
+    rd_kafka_t *rk;
+
+    rd_kafka_conf_set(conf, "bootstrap.servers", k->brokers, errstr,
+                      sizeof(errstr));
+    if (type == RD_KAFKA_PRODUCER) {
+        rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr,
+                          sizeof(errstr));
+        rd_kafka_conf_set(conf, "linger.ms", "2", errstr, sizeof(errstr));
+        rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+        rd_kafka_conf_set_opaque(conf, k);
+    } else {
+        rd_kafka_conf_set(conf, "group.id", "ktest-reader", errstr,
+                          sizeof(errstr));
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
+                          sizeof(errstr));
+        rd_kafka_conf_set(conf, "fetch.wait.max.ms", "20", errstr,
+                          sizeof(errstr));
+    }
+    rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
+    ck_assert_msg(rk != NULL, "%s", errstr);
+    return rk;
+}
+
+static void
+assign_all(rd_kafka_t *rk, const char *topic, int partitions)
+{
+    rd_kafka_topic_partition_list_t *l =
+        rd_kafka_topic_partition_list_new(partitions);
+
+    for (int p = 0; p < partitions; p++)
+        rd_kafka_topic_partition_list_add(l, topic, p)->offset =
+            RD_KAFKA_OFFSET_BEGINNING;
+    ck_assert_int_eq(rd_kafka_assign(rk, l), 0);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+void
+ktest_setup(ktest_t *k, const char *name, int partitions)
+{
+    char suffix[32];
+    const char *topics[] = {"topics", NULL};
+    char *out = NULL;
+    int rc;
+
+    memset(k, 0, sizeof(*k));
+    snprintf(k->name, sizeof(k->name), "%s", name);
+    k->partitions = partitions;
+    k->brokers = brokers();
+    k->db = itest_fresh_db(name, k->conninfo, sizeof(k->conninfo));
+    snprintf(suffix, sizeof(suffix), "%lld-%d", (long long)od_now_us(),
+             (int)getpid());
+    snprintf(k->commands, sizeof(k->commands), "it.%s.%s.commands", name,
+             suffix);
+    snprintf(k->events, sizeof(k->events), "it.%s.%s.events", name, suffix);
+    snprintf(k->dlq, sizeof(k->dlq), "it.%s.%s.dlq", name, suffix);
+    snprintf(k->group, sizeof(k->group), "it-%s-%s", name, suffix);
+    rc = ktest_cli(k, topics, &out);
+    ck_assert_msg(rc == 0, "orderd topics failed: %s", out);
+    ck_assert_ptr_nonnull(strstr(out, k->commands));
+    free(out);
+    k->producer = make_client(k, RD_KAFKA_PRODUCER);
+    k->consumer = make_client(k, RD_KAFKA_CONSUMER);
+    k->dlq_consumer = make_client(k, RD_KAFKA_CONSUMER);
+    assign_all(k->consumer, k->events, partitions);
+    assign_all(k->dlq_consumer, k->dlq, 1);
+    k->seen = json_object();
+    k->results = json_array();
+    k->other = json_array();
+}
+
+void
+ktest_teardown(ktest_t *k)
+{
+    if (k->producer != NULL) {
+        rd_kafka_flush(k->producer, 10000);
+        rd_kafka_destroy(k->producer);
+    }
+    if (k->consumer != NULL) {
+        rd_kafka_consumer_close(k->consumer);
+        rd_kafka_destroy(k->consumer);
+    }
+    if (k->dlq_consumer != NULL) {
+        rd_kafka_consumer_close(k->dlq_consumer);
+        rd_kafka_destroy(k->dlq_consumer);
+    }
+    json_decref(k->seen);
+    json_decref(k->results);
+    json_decref(k->other);
+    db_destroy(k->db);
+    memset(k, 0, sizeof(*k));
+}
+
+void
+ktest_send(ktest_t *k, const char *key, const char *payload)
+{
+    rd_kafka_resp_err_t e;
+
+    do {
+        e = rd_kafka_producev(
+            k->producer, RD_KAFKA_V_TOPIC(k->commands),
+            RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
+            RD_KAFKA_V_VALUE((void *)payload, strlen(payload)),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(k->producer, 100);
+    } while (e == RD_KAFKA_RESP_ERR__QUEUE_FULL);
+    ck_assert_msg(e == 0, "produce: %s", rd_kafka_err2str(e));
+    rd_kafka_poll(k->producer, 0);
+}
+
+void
+ktest_send_cmd(ktest_t *k, const char *payload)
+{
+    char key[256];
+
+    ck_assert_int_eq(cli_command_key(payload, strlen(payload), key,
+                                     sizeof(key)),
+                     0);
+    ktest_send(k, key[0] ? key : NULL, payload);
+}
+
+void
+ktest_flush(ktest_t *k)
+{
+    ck_assert_int_eq(rd_kafka_flush(k->producer, 60000), 0);
+    ck_assert_int_eq(k->produce_failed, 0);
+}
+
+static void
+take_event(ktest_t *k, const rd_kafka_message_t *rkm)
+{
+    json_t *ev = json_loadb(rkm->payload, rkm->len, 0, NULL);
+    const char *id, *type;
+
+    ck_assert_msg(ev != NULL, "an event that is not JSON: %.*s",
+                  (int)rkm->len, (const char *)rkm->payload);
+    id = json_string_value(json_object_get(ev, "event_id"));
+    type = json_string_value(json_object_get(ev, "type"));
+    ck_assert_msg(id != NULL && type != NULL, "event without id or type");
+    if (json_object_get(k->seen, id) == NULL) {
+        json_object_set(k->seen, id, ev);
+        json_array_append(strcmp(type, "command.result") == 0 ? k->results
+                                                              : k->other,
+                          ev);
+    }
+    json_decref(ev);
+}
+
+int
+ktest_wait_results(ktest_t *k, int n, int timeout_s)
+{
+    int64_t end = od_mono_us() + (int64_t)timeout_s * 1000000;
+
+    while ((int)json_array_size(k->results) < n && od_mono_us() < end) {
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(k->consumer, 200);
+
+        if (rkm == NULL)
+            continue;
+        if (rkm->err == 0)
+            take_event(k, rkm);
+        rd_kafka_message_destroy(rkm);
+    }
+    return (int)json_array_size(k->results);
+}
+
+int
+ktest_wait_dlq(ktest_t *k, int n, int timeout_s)
+{
+    int64_t end = od_mono_us() + (int64_t)timeout_s * 1000000;
+
+    while (k->dlq_count < n && od_mono_us() < end) {
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(k->dlq_consumer,
+                                                         200);
+
+        if (rkm == NULL)
+            continue;
+        if (rkm->err == 0)
+            k->dlq_count++;
+        rd_kafka_message_destroy(rkm);
+    }
+    return k->dlq_count;
+}
+
+json_t *
+ktest_result(ktest_t *k, const char *dedup_key, int nth)
+{
+    size_t i;
+    json_t *ev;
+
+    json_array_foreach(k->results, i, ev)
+    {
+        const char *key = json_string_value(json_object_get(ev, "dedup_key"));
+
+        if (key != NULL && strcmp(key, dedup_key) == 0 && nth-- == 0)
+            return ev;
+    }
+    return NULL;
+}
+
+int
+ktest_count_results(ktest_t *k, const char *dedup_key)
+{
+    int n = 0;
+
+    while (ktest_result(k, dedup_key, n) != NULL)
+        n++;
+    return n;
+}
+
+int64_t
+ktest_wait_sql(ktest_t *k, const char *sql, int64_t expected, int timeout_s)
+{
+    int64_t end = od_mono_us() + (int64_t)timeout_s * 1000000;
+    int64_t v;
+
+    for (;;) {
+        struct timespec ts = {0, 50 * 1000 * 1000};
+
+        v = itest_int(k->db, sql);
+        if (v == expected || od_mono_us() >= end)
+            return v;
+        nanosleep(&ts, NULL); /* polling interval, not synchronisation */
+    }
+}
