@@ -1,27 +1,59 @@
-/* cancel.c - PLACEHOLDER: being implemented (see handlers.h) */
+/* cancel.c - pending, paid or processing -> cancelled, stock given back */
+#include <stdlib.h>
+
 #include "handlers.h"
+#include "order.h"
+#include "stock.h"
 
 od_status_t
 cancel_parse(const json_t *root, void **out, char *err, size_t errlen)
 {
-    (void)root;
-    (void)out;
-    od_err(err, errlen, "cancel is not implemented yet");
-    return OD_REJECT;
+    cancel_cmd_t *cmd = calloc(1, sizeof(*cmd));
+
+    if (cmd == NULL) {
+        od_err(err, errlen, "out of memory");
+        return OD_REJECT;
+    }
+    if (json_field_uuid(root, "order_id", 1, cmd->order_id, err, errlen) < 0 ||
+        json_field_str(root, "reason", 0, cmd->reason, sizeof(cmd->reason), err,
+                       errlen) < 0) {
+        free(cmd);
+        return OD_REJECT;
+    }
+    *out = cmd;
+    return OD_OK;
 }
 
 od_status_t
-cancel_apply(apply_ctx_t *ctx, const void *cmd, cmd_result_t *res)
+cancel_apply(apply_ctx_t *ctx, const void *cmdp, cmd_result_t *res)
 {
-    (void)cmd;
-    (void)res;
-    od_err(ctx->err, ctx->errlen, "cancel is not implemented yet");
-    return OD_FATAL;
+    const cancel_cmd_t *cmd = cmdp;
+    order_row_t o;
+    od_status_t st;
+
+    st = order_open(ctx, cmd->order_id, &o, res);
+    if (st != OD_OK || res->outcome == OUTCOME_REJECTED)
+        return st;
+    if (o.status == FSM_CANCELLED)
+        return cmd_reject(res, "already_cancelled", NULL);
+    st = order_transition(ctx, &o, FSM_CANCELLED, cmd->reason, res);
+    if (st != OD_OK || res->outcome == OUTCOME_REJECTED)
+        return st;
+    /* the state machine lets an order into cancelled once, so this runs
+     * once per order */
+    st = stock_restore_order(ctx, o.id, "cancel", res);
+    if (st != OD_OK)
+        return st;
+    /* A paid (or processing) order: the customer paid for goods that
+     * will not ship, so the payment bridge must return the money. */
+    if (o.payment_id[0] != '\0')
+        order_refund_required(res, o.id, o.payment_id, o.paid_cents, o.currency,
+                              "cancelled");
+    return OD_OK;
 }
 
 const char *
 cancel_order_id(const void *cmd)
 {
-    (void)cmd;
-    return NULL;
+    return order_cmd_order_id(cmd);
 }

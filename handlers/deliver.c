@@ -1,27 +1,28 @@
-/* deliver.c - PLACEHOLDER: being implemented (see handlers.h) */
+/* deliver.c - a shipped order reached the customer */
 #include "handlers.h"
+#include "order.h"
 
 od_status_t
 deliver_parse(const json_t *root, void **out, char *err, size_t errlen)
 {
-    (void)root;
-    (void)out;
-    od_err(err, errlen, "deliver is not implemented yet");
-    return OD_REJECT;
+    return order_parse_id(root, out, err, errlen);
 }
 
 od_status_t
-deliver_apply(apply_ctx_t *ctx, const void *cmd, cmd_result_t *res)
+deliver_apply(apply_ctx_t *ctx, const void *cmdp, cmd_result_t *res)
 {
-    (void)cmd;
-    (void)res;
-    od_err(ctx->err, ctx->errlen, "deliver is not implemented yet");
-    return OD_FATAL;
+    const order_id_cmd_t *cmd = cmdp;
+    order_row_t o;
+    od_status_t st;
+
+    st = order_open(ctx, cmd->order_id, &o, res);
+    if (st != OD_OK || res->outcome == OUTCOME_REJECTED)
+        return st;
+    return order_transition(ctx, &o, FSM_DELIVERED, NULL, res);
 }
 
 const char *
 deliver_order_id(const void *cmd)
 {
-    (void)cmd;
-    return NULL;
+    return order_cmd_order_id(cmd);
 }

@@ -1,27 +1,47 @@
-/* refund.c - PLACEHOLDER: being implemented (see handlers.h) */
+/* refund.c - delivered -> refunded, the goods back on the shelf if asked */
+#include <stdlib.h>
+
 #include "handlers.h"
+#include "order.h"
+#include "stock.h"
 
 od_status_t
 refund_parse(const json_t *root, void **out, char *err, size_t errlen)
 {
-    (void)root;
-    (void)out;
-    od_err(err, errlen, "refund is not implemented yet");
-    return OD_REJECT;
+    refund_cmd_t *cmd = calloc(1, sizeof(*cmd));
+
+    if (cmd == NULL) {
+        od_err(err, errlen, "out of memory");
+        return OD_REJECT;
+    }
+    if (json_field_uuid(root, "order_id", 1, cmd->order_id, err, errlen) < 0 ||
+        json_field_bool(root, "restock", 1, &cmd->restock, err, errlen) < 0) {
+        free(cmd);
+        return OD_REJECT;
+    }
+    *out = cmd;
+    return OD_OK;
 }
 
 od_status_t
-refund_apply(apply_ctx_t *ctx, const void *cmd, cmd_result_t *res)
+refund_apply(apply_ctx_t *ctx, const void *cmdp, cmd_result_t *res)
 {
-    (void)cmd;
-    (void)res;
-    od_err(ctx->err, ctx->errlen, "refund is not implemented yet");
-    return OD_FATAL;
+    const refund_cmd_t *cmd = cmdp;
+    order_row_t o;
+    od_status_t st;
+
+    st = order_open(ctx, cmd->order_id, &o, res);
+    if (st != OD_OK || res->outcome == OUTCOME_REJECTED)
+        return st;
+    st = order_transition(ctx, &o, FSM_REFUNDED, NULL, res);
+    if (st != OD_OK || res->outcome == OUTCOME_REJECTED || !cmd->restock)
+        return st;
+    /* refunded is terminal, so the goods come back at most once */
+    return stock_restore_order(ctx, o.id, "refund", res);
 }
 
 const char *
 refund_order_id(const void *cmd)
 {
-    (void)cmd;
-    return NULL;
+    return order_cmd_order_id(cmd);
 }

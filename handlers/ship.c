@@ -1,27 +1,51 @@
-/* ship.c - PLACEHOLDER: being implemented (see handlers.h) */
+/* ship.c - processing -> shipped, with the carrier's tracking number */
+#include <stdlib.h>
+
 #include "handlers.h"
+#include "order.h"
+
+static const db_stmt_t stmt_ship_tracking = {
+    "ship_tracking", "UPDATE orders SET tracking_number = $2 WHERE id = $1"};
 
 od_status_t
 ship_parse(const json_t *root, void **out, char *err, size_t errlen)
 {
-    (void)root;
-    (void)out;
-    od_err(err, errlen, "ship is not implemented yet");
-    return OD_REJECT;
+    ship_cmd_t *cmd = calloc(1, sizeof(*cmd));
+
+    if (cmd == NULL) {
+        od_err(err, errlen, "out of memory");
+        return OD_REJECT;
+    }
+    if (json_field_uuid(root, "order_id", 1, cmd->order_id, err, errlen) < 0 ||
+        json_field_str(root, "tracking_number", 1, cmd->tracking_number,
+                       sizeof(cmd->tracking_number), err, errlen) < 0) {
+        free(cmd);
+        return OD_REJECT;
+    }
+    *out = cmd;
+    return OD_OK;
 }
 
 od_status_t
-ship_apply(apply_ctx_t *ctx, const void *cmd, cmd_result_t *res)
+ship_apply(apply_ctx_t *ctx, const void *cmdp, cmd_result_t *res)
 {
-    (void)cmd;
-    (void)res;
-    od_err(ctx->err, ctx->errlen, "ship is not implemented yet");
-    return OD_FATAL;
+    const ship_cmd_t *cmd = cmdp;
+    const char *params[2] = {cmd->order_id, cmd->tracking_number};
+    order_row_t o;
+    od_status_t st;
+
+    st = order_open(ctx, cmd->order_id, &o, res);
+    if (st != OD_OK || res->outcome == OUTCOME_REJECTED)
+        return st;
+    st = order_transition(ctx, &o, FSM_SHIPPED, NULL, res);
+    if (st != OD_OK || res->outcome == OUTCOME_REJECTED)
+        return st;
+    return db_run(ctx->db, &stmt_ship_tracking, 2, params, NULL, ctx->err,
+                  ctx->errlen);
 }
 
 const char *
 ship_order_id(const void *cmd)
 {
-    (void)cmd;
-    return NULL;
+    return order_cmd_order_id(cmd);
 }

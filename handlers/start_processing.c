@@ -1,27 +1,28 @@
-/* start_processing.c - PLACEHOLDER: being implemented (see handlers.h) */
+/* start_processing.c - the vendor starts work on a paid order */
 #include "handlers.h"
+#include "order.h"
 
 od_status_t
 start_processing_parse(const json_t *root, void **out, char *err, size_t errlen)
 {
-    (void)root;
-    (void)out;
-    od_err(err, errlen, "start_processing is not implemented yet");
-    return OD_REJECT;
+    return order_parse_id(root, out, err, errlen);
 }
 
 od_status_t
-start_processing_apply(apply_ctx_t *ctx, const void *cmd, cmd_result_t *res)
+start_processing_apply(apply_ctx_t *ctx, const void *cmdp, cmd_result_t *res)
 {
-    (void)cmd;
-    (void)res;
-    od_err(ctx->err, ctx->errlen, "start_processing is not implemented yet");
-    return OD_FATAL;
+    const order_id_cmd_t *cmd = cmdp;
+    order_row_t o;
+    od_status_t st;
+
+    st = order_open(ctx, cmd->order_id, &o, res);
+    if (st != OD_OK || res->outcome == OUTCOME_REJECTED)
+        return st;
+    return order_transition(ctx, &o, FSM_PROCESSING, NULL, res);
 }
 
 const char *
 start_processing_order_id(const void *cmd)
 {
-    (void)cmd;
-    return NULL;
+    return order_cmd_order_id(cmd);
 }

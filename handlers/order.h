@@ -1,0 +1,102 @@
+/* order.h - what the lifecycle handlers share: their parsed commands, the
+ * locked order row, ownership checks and the audited status transition */
+#ifndef OD_ORDER_H
+#define OD_ORDER_H
+
+#include "fsm.h"
+#include "handler.h"
+
+#define ORDER_NUMBER_MAX 64
+#define ORDER_NOTE_MAX 500 /* cancel reason */
+#define ORDER_TRACKING_MAX 128
+
+/*
+ * Parsed lifecycle commands. Every struct starts with order_id so that one
+ * order_id function serves them all.
+ */
+typedef struct order_id_cmd { /* start_processing, deliver, expire */
+    char order_id[37];
+} order_id_cmd_t;
+
+typedef struct pay_cmd {
+    char order_id[37];
+    char payment_id[CMD_ID_MAX + 1];
+    int64_t amount_cents;
+    char currency[4];
+} pay_cmd_t;
+
+typedef struct cancel_cmd {
+    char order_id[37];
+    char reason[ORDER_NOTE_MAX + 1]; /* "" when absent */
+} cancel_cmd_t;
+
+typedef struct ship_cmd {
+    char order_id[37];
+    char tracking_number[ORDER_TRACKING_MAX + 1];
+} ship_cmd_t;
+
+typedef struct refund_cmd {
+    char order_id[37];
+    int restock;
+} refund_cmd_t;
+
+/* The columns of a locked order the lifecycle rules look at. */
+typedef struct order_row {
+    char id[37];
+    char number[ORDER_NUMBER_MAX + 1];
+    char customer_id[CMD_ID_MAX + 1];
+    fsm_status_t status;
+    char currency[4];
+    int64_t total_cents;
+    int64_t expires_at_us;           /* epoch microseconds */
+    char payment_id[CMD_ID_MAX + 1]; /* "" until paid */
+    int64_t paid_cents;              /* 0 until paid */
+} order_row_t;
+
+/*
+ * parse for commands whose only field is order_id: allocates an
+ * order_id_cmd_t into *out (caller free()s). OD_OK or OD_REJECT with err.
+ */
+od_status_t order_parse_id(const json_t *root, void **out, char *err,
+                           size_t errlen) OD_MUSTCHECK;
+
+/* order_id of any parsed lifecycle command (see the structs above) */
+const char *order_cmd_order_id(const void *cmd);
+
+/*
+ * Locks the order row (the first lock of the global locking order), loads
+ * it into *o and checks that the actor may act on it: a customer only on
+ * their own order, a vendor only when every line of the order is theirs;
+ * admin, system and payment are limited by the registry's role table only.
+ * Sets res->order_id. OD_OK with *o filled; OD_OK with res rejected
+ * (order_not_found, unauthorized): the caller checks res->outcome;
+ * OD_RETRY / OD_FATAL with ctx->err filled.
+ */
+od_status_t order_open(apply_ctx_t *ctx, const char *order_id, order_row_t *o,
+                       cmd_result_t *res) OD_MUSTCHECK;
+
+/*
+ * Moves the locked order o to status to when the state machine allows it:
+ * updates orders.status and updated_at and writes the order_status_history
+ * row (actor role and id, dedup key, note: may be NULL). o->status follows.
+ * An illegal move rejects res with invalid_transition (details from, to)
+ * and changes nothing. Same return convention as order_open.
+ */
+od_status_t order_transition(apply_ctx_t *ctx, order_row_t *o, fsm_status_t to,
+                             const char *note, cmd_result_t *res) OD_MUSTCHECK;
+
+/* Rejects res with invalid_transition and details {"from", "to"}; extra
+ * (may be NULL, ownership taken) is merged into the details. */
+od_status_t order_reject_transition(cmd_result_t *res, fsm_status_t from,
+                                    fsm_status_t to, json_t *extra);
+
+/*
+ * Queues a payment.refund_required event (key order_id): the payment bridge
+ * must give the money back. reason is why (a rejection reason, or
+ * "cancelled").
+ */
+void order_refund_required(cmd_result_t *res, const char *order_id,
+                           const char *payment_id, int64_t amount_cents,
+                           const char *currency, const char *reason);
+
+#endif
