@@ -1,22 +1,168 @@
-/* product_upsert.c - PLACEHOLDER: being implemented (see handlers.h) */
+/* product_upsert.c - creates or updates a product and its variants
+ *
+ * DESIGN: stock is never written directly: the row is created with stock 0
+ * (or left as it is on update) and the difference to the requested stock
+ * goes through stock_apply, which writes the ledger row ('initial' for a
+ * new product or variant, 'adjust' otherwise; no row when nothing changes).
+ * Decisions the contract leaves open:
+ * - an upsert of a soft-deleted product revives it (deleted_at = NULL), and
+ *   so are the listed variants; variants absent from an update of a variant
+ *   product are left as they are (not deleted, not revived);
+ * - the kind (simple/variant) of an existing product cannot change
+ *   (invalid_command);
+ * - a variant_id that belongs to another product is invalid_command: the
+ *   command is malformed for this product, no variant is "missing";
+ * - price_cents may be absent or null: the product (or variant) has no
+ *   price yet and checkouts refuse it with price_missing.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalogue.h"
 #include "handlers.h"
+#include "money.h"
+#include "stock.h"
+
+static const db_stmt_t stmt_upsert_product = {
+    "product_upsert_product",
+    "INSERT INTO products (id, vendor_id, kind, name, sku, currency,"
+    " price_cents, stock, low_stock_threshold)"
+    " VALUES ($1::bigint, $2, $3, $4, $5, $6, $7::bigint,"
+    " CASE WHEN $3 = 'simple' THEN 0 END, COALESCE($8::bigint, 0))"
+    " ON CONFLICT (id) DO UPDATE SET vendor_id = EXCLUDED.vendor_id,"
+    " name = EXCLUDED.name, sku = EXCLUDED.sku,"
+    " currency = EXCLUDED.currency, price_cents = EXCLUDED.price_cents,"
+    " low_stock_threshold ="
+    " COALESCE($8::bigint, products.low_stock_threshold),"
+    " deleted_at = NULL, updated_at = now()"};
+
+static const db_stmt_t stmt_lock_variants = {
+    "product_upsert_lock_variants",
+    "SELECT id, product_id, stock FROM product_variants"
+    " WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE"};
+
+/* new variants start at stock 0; stock_apply brings them to their value */
+static const db_stmt_t stmt_upsert_variants = {
+    "product_upsert_variants",
+    "INSERT INTO product_variants (id, product_id, name, sku, price_cents,"
+    " stock)"
+    " SELECT x.id, $1::bigint, x.name, x.sku, x.price_cents, 0"
+    " FROM jsonb_to_recordset($2::jsonb)"
+    " AS x(id bigint, name text, sku text, price_cents bigint)"
+    " ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name,"
+    " sku = EXCLUDED.sku, price_cents = EXCLUDED.price_cents,"
+    " deleted_at = NULL, updated_at = now()"};
+
+static int
+parse_variants(const json_t *arr, product_upsert_cmd_t *c, char *err,
+               size_t errlen)
+{
+    size_t i, j;
+    const json_t *v;
+
+    if (!json_is_array(arr) || json_array_size(arr) < 1 ||
+        json_array_size(arr) > CATALOGUE_MAX_VARIANTS) {
+        od_err(err, errlen,
+               "field 'variants' must be an array of 1..%d "
+               "variants",
+               CATALOGUE_MAX_VARIANTS);
+        return -1;
+    }
+    json_array_foreach(arr, i, v)
+    {
+        catalogue_variant_t *cv = &c->variants[i];
+        char ferr[200];
+
+        if (!json_is_object(v)) {
+            od_err(err, errlen, "variants[%zu] must be an object", i);
+            return -1;
+        }
+        cv->price_cents = -1;
+        if (json_field_id(v, "variant_id", 1, &cv->variant_id, ferr,
+                          sizeof(ferr)) < 0 ||
+            json_field_str(v, "name", 1, cv->name, sizeof(cv->name), ferr,
+                           sizeof(ferr)) < 0 ||
+            json_field_str(v, "sku", 1, cv->sku, sizeof(cv->sku), ferr,
+                           sizeof(ferr)) < 0 ||
+            json_field_int(v, "price_cents", 0, 0, INT64_MAX, &cv->price_cents,
+                           ferr, sizeof(ferr)) < 0 ||
+            json_field_int(v, "stock", 1, 0, INT64_MAX, &cv->stock, ferr,
+                           sizeof(ferr)) < 0) {
+            od_err(err, errlen, "variants[%zu]: %s", i, ferr);
+            return -1;
+        }
+        for (j = 0; j < i; j++) {
+            if (c->variants[j].variant_id == cv->variant_id) {
+                od_err(err, errlen,
+                       "variants[%zu]: variant_id %lld is "
+                       "listed twice",
+                       i, (long long)cv->variant_id);
+                return -1;
+            }
+        }
+    }
+    c->nvariants = (int)json_array_size(arr);
+    return 0;
+}
 
 od_status_t
 product_upsert_parse(const json_t *root, void **out, char *err, size_t errlen)
 {
-    (void)root;
-    (void)out;
-    od_err(err, errlen, "product_upsert is not implemented yet");
-    return OD_REJECT;
-}
+    product_upsert_cmd_t *c = calloc(1, sizeof(*c));
+    char kind[16];
 
-od_status_t
-product_upsert_apply(apply_ctx_t *ctx, const void *cmd, cmd_result_t *res)
-{
-    (void)cmd;
-    (void)res;
-    od_err(ctx->err, ctx->errlen, "product_upsert is not implemented yet");
-    return OD_FATAL;
+    if (c == NULL) {
+        od_err(err, errlen, "out of memory");
+        return OD_REJECT;
+    }
+    c->price_cents = -1;
+    c->low_stock_threshold = -1;
+    if (json_field_id(root, "product_id", 1, &c->product_id, err, errlen) < 0 ||
+        json_field_str(root, "vendor_id", 1, c->vendor_id, sizeof(c->vendor_id),
+                       err, errlen) < 0 ||
+        json_field_str(root, "name", 1, c->name, sizeof(c->name), err, errlen) <
+            0 ||
+        json_field_str(root, "sku", 1, c->sku, sizeof(c->sku), err, errlen) <
+            0 ||
+        catalogue_field_code(root, "currency", 1, 3, c->currency, err, errlen) <
+            0 ||
+        json_field_str(root, "kind", 1, kind, sizeof(kind), err, errlen) < 0 ||
+        json_field_int(root, "low_stock_threshold", 0, 0, INT64_MAX,
+                       &c->low_stock_threshold, err, errlen) < 0)
+        goto bad;
+    if (strcmp(kind, "simple") == 0) {
+        if (json_object_get(root, "variants") != NULL) {
+            od_err(err, errlen, "a simple product has no 'variants'");
+            goto bad;
+        }
+        if (json_field_int(root, "price_cents", 0, 0, INT64_MAX,
+                           &c->price_cents, err, errlen) < 0 ||
+            json_field_int(root, "stock", 1, 0, INT64_MAX, &c->stock, err,
+                           errlen) < 0)
+            goto bad;
+    } else if (strcmp(kind, "variant") == 0) {
+        c->is_variant = 1;
+        if (json_object_get(root, "price_cents") != NULL ||
+            json_object_get(root, "stock") != NULL) {
+            od_err(err, errlen,
+                   "a variant product has no 'price_cents' or "
+                   "'stock' of its own: they belong to its "
+                   "variants");
+            goto bad;
+        }
+        if (parse_variants(json_object_get(root, "variants"), c, err, errlen) <
+            0)
+            goto bad;
+    } else {
+        od_err(err, errlen, "field 'kind' must be 'simple' or 'variant'");
+        goto bad;
+    }
+    *out = c;
+    return OD_OK;
+bad:
+    free(c);
+    return OD_REJECT;
 }
 
 const char *
@@ -24,4 +170,158 @@ product_upsert_order_id(const void *cmd)
 {
     (void)cmd;
     return NULL;
+}
+
+static od_status_t
+upsert_row(apply_ctx_t *ctx, const product_upsert_cmd_t *c)
+{
+    char id[24], price[24], thr[24];
+    const char *params[8] = {
+        db_int_param(id, c->product_id),
+        c->vendor_id,
+        c->is_variant ? "variant" : "simple",
+        c->name,
+        c->sku,
+        c->currency,
+        c->price_cents >= 0 ? db_int_param(price, c->price_cents) : NULL,
+        c->low_stock_threshold >= 0 ? db_int_param(thr, c->low_stock_threshold)
+                                    : NULL};
+
+    return db_run(ctx->db, &stmt_upsert_product, 8, params, NULL, ctx->err,
+                  ctx->errlen);
+}
+
+/* Brings one product or variant from its current stock to the target. */
+static od_status_t
+set_stock(apply_ctx_t *ctx, int64_t product_id, int64_t variant_id,
+          int64_t current, int64_t target, int created, cmd_result_t *res)
+{
+    stock_item_t item = {product_id, variant_id, target - current};
+    od_status_t st;
+
+    if (item.delta == 0)
+        return OD_OK;
+    st = stock_apply(ctx, &item, created ? "initial" : "adjust", NULL, NULL,
+                     res);
+    if (st == OD_REJECT) /* both values are >= 0: the guard cannot refuse */
+        st = OD_FATAL;
+    return st;
+}
+
+static od_status_t
+upsert_variants(apply_ctx_t *ctx, const product_upsert_cmd_t *c,
+                cmd_result_t *res)
+{
+    char ids[CATALOGUE_MAX_VARIANTS * 22 + 3] = "{", pid[24];
+    int64_t current[CATALOGUE_MAX_VARIANTS];
+    int exists[CATALOGUE_MAX_VARIANTS] = {0};
+    const char *params[2];
+    db_rows_t *rows = NULL;
+    json_t *arr = NULL;
+    char *text = NULL;
+    od_status_t st;
+    int i, r;
+
+    for (i = 0; i < c->nvariants; i++) {
+        size_t n = strlen(ids);
+
+        snprintf(ids + n, sizeof(ids) - n, "%s%lld", i ? "," : "",
+                 (long long)c->variants[i].variant_id);
+    }
+    strcat(ids, "}");
+    params[0] = ids;
+    st = db_run(ctx->db, &stmt_lock_variants, 1, params, &rows, ctx->err,
+                ctx->errlen);
+    if (st != OD_OK)
+        goto out;
+    for (r = 0; r < db_nrows(rows); r++) {
+        int64_t vid = db_int64(rows, r, 0), owner = db_int64(rows, r, 1);
+
+        if (owner != c->product_id) {
+            st = cmd_reject(res, "invalid_command",
+                            json_pack("{s:s, s:I, s:I}", "error",
+                                      "variant_id belongs to another product",
+                                      "variant_id", (json_int_t)vid,
+                                      "product_id", (json_int_t)owner));
+            goto out;
+        }
+        for (i = 0; i < c->nvariants; i++) {
+            if (c->variants[i].variant_id == vid) {
+                exists[i] = 1;
+                current[i] = db_int64(rows, r, 2);
+            }
+        }
+    }
+    /* the variants are fine: write the product, then them */
+    st = upsert_row(ctx, c);
+    if (st != OD_OK)
+        goto out;
+    arr = json_array();
+    for (i = 0; i < c->nvariants; i++) {
+        const catalogue_variant_t *v = &c->variants[i];
+
+        json_array_append_new(
+            arr,
+            json_pack("{s:I, s:s, s:s, s:o}", "id", (json_int_t)v->variant_id,
+                      "name", v->name, "sku", v->sku, "price_cents",
+                      v->price_cents >= 0 ? json_integer(v->price_cents)
+                                          : json_null()));
+    }
+    text = json_dumps(arr, JSON_COMPACT);
+    if (text == NULL) {
+        od_err(ctx->err, ctx->errlen, "could not encode variants");
+        st = OD_FATAL;
+        goto out;
+    }
+    params[0] = db_int_param(pid, c->product_id);
+    params[1] = text;
+    st = db_run(ctx->db, &stmt_upsert_variants, 2, params, NULL, ctx->err,
+                ctx->errlen);
+    for (i = 0; st == OD_OK && i < c->nvariants; i++)
+        st = set_stock(ctx, c->product_id, c->variants[i].variant_id,
+                       exists[i] ? current[i] : 0, c->variants[i].stock,
+                       !exists[i], res);
+out:
+    free(text);
+    json_decref(arr);
+    db_rows_free(rows);
+    return st;
+}
+
+od_status_t
+product_upsert_apply(apply_ctx_t *ctx, const void *cmd, cmd_result_t *res)
+{
+    const product_upsert_cmd_t *c = cmd;
+    catalogue_product_t cur;
+    od_status_t st;
+
+    st = catalogue_lock_product(ctx, c->product_id, &cur);
+    if (st != OD_OK)
+        return st;
+    /* a vendor may only write its own products, and never hand one over */
+    if (!catalogue_may_touch(ctx->env, c->vendor_id) ||
+        (cur.found && !catalogue_may_touch(ctx->env, cur.vendor_id)))
+        return cmd_reject(res, "unauthorized",
+                          json_pack("{s:s}", "error",
+                                    "vendors may only change their own "
+                                    "products"));
+    if (cur.found && cur.is_variant != c->is_variant)
+        return cmd_reject(
+            res, "invalid_command",
+            json_pack("{s:s, s:s}", "error",
+                      "the kind of an existing product cannot change", "kind",
+                      cur.is_variant ? "variant" : "simple"));
+    if (c->is_variant) {
+        st = upsert_variants(ctx, c, res);
+    } else {
+        st = upsert_row(ctx, c);
+        if (st == OD_OK)
+            st = set_stock(ctx, c->product_id, 0, cur.found ? cur.stock : 0,
+                           c->stock, !cur.found, res);
+    }
+    if (st == OD_OK && res->outcome == OUTCOME_APPLIED)
+        res->details = json_pack("{s:I, s:b, s:b}", "product_id",
+                                 (json_int_t)c->product_id, "created",
+                                 !cur.found, "revived", cur.deleted);
+    return st;
 }

@@ -1,22 +1,34 @@
-/* tax_rate_set.c - PLACEHOLDER: being implemented (see handlers.h) */
+/* tax_rate_set.c - sets the tax rate of a country for future checkouts
+ * (orders keep the rate they were created with) */
+#include <stdlib.h>
+
+#include "catalogue.h"
 #include "handlers.h"
+
+static const db_stmt_t stmt_upsert = {
+    "tax_rate_set_upsert",
+    "INSERT INTO tax_rates (country, rate_bps) VALUES ($1, $2::int)"
+    " ON CONFLICT (country) DO UPDATE SET rate_bps = EXCLUDED.rate_bps,"
+    " updated_at = now()"};
 
 od_status_t
 tax_rate_set_parse(const json_t *root, void **out, char *err, size_t errlen)
 {
-    (void)root;
-    (void)out;
-    od_err(err, errlen, "tax_rate_set is not implemented yet");
-    return OD_REJECT;
-}
+    tax_rate_set_cmd_t *c = calloc(1, sizeof(*c));
 
-od_status_t
-tax_rate_set_apply(apply_ctx_t *ctx, const void *cmd, cmd_result_t *res)
-{
-    (void)cmd;
-    (void)res;
-    od_err(ctx->err, ctx->errlen, "tax_rate_set is not implemented yet");
-    return OD_FATAL;
+    if (c == NULL) {
+        od_err(err, errlen, "out of memory");
+        return OD_REJECT;
+    }
+    if (catalogue_field_code(root, "country", 1, 2, c->country, err, errlen) <
+            0 ||
+        json_field_int(root, "rate_bps", 1, 0, 10000, &c->rate_bps, err,
+                       errlen) < 0) {
+        free(c);
+        return OD_REJECT;
+    }
+    *out = c;
+    return OD_OK;
 }
 
 const char *
@@ -24,4 +36,19 @@ tax_rate_set_order_id(const void *cmd)
 {
     (void)cmd;
     return NULL;
+}
+
+od_status_t
+tax_rate_set_apply(apply_ctx_t *ctx, const void *cmd, cmd_result_t *res)
+{
+    const tax_rate_set_cmd_t *c = cmd;
+    char rate[24];
+    const char *params[2] = {c->country, db_int_param(rate, c->rate_bps)};
+    od_status_t st;
+
+    st = db_run(ctx->db, &stmt_upsert, 2, params, NULL, ctx->err, ctx->errlen);
+    if (st == OD_OK)
+        res->details = json_pack("{s:s, s:I}", "country", c->country,
+                                 "rate_bps", (json_int_t)c->rate_bps);
+    return st;
 }
