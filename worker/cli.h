@@ -14,6 +14,9 @@ int cli_replay(const od_config_t *cfg, const char *from_time, int dry_run,
 int cli_check(const od_config_t *cfg);
 int cli_order(const od_config_t *cfg, const char *order_id);
 int cli_run(const od_config_t *cfg);
+/* Prints events of the events topic from the beginning, one line each (raw
+ * JSON with raw), until count events (0: no limit) or timeout_s (0: none). */
+int cli_events(const od_config_t *cfg, long count, int timeout_s, int raw);
 
 /* The Kafka key a command is produced with (contract key rule): the
  * smallest product ID it touches, else its order_id, else its dedup_key.

@@ -214,3 +214,120 @@ cli_send(const od_config_t *cfg, int raw)
             sent - failed, failed, bad);
     return failed == 0 && bad == 0 ? 0 : 1;
 }
+
+/* one readable line for an event */
+static void
+print_event(const json_t *ev, int raw, const char *payload, size_t len)
+{
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    const json_t *order = json_object_get(ev, "order");
+
+    if (raw || type == NULL) {
+        printf("%.*s\n", (int)len, payload);
+        return;
+    }
+    if (strcmp(type, "command.result") == 0) {
+        const char *reason = json_string_value(json_object_get(ev, "reason"));
+
+        printf("%-9s %-16s %-22s", json_string_value(json_object_get(ev,
+                                                                 "outcome")),
+               json_string_value(json_object_get(ev, "command_type"))
+                   ? json_string_value(json_object_get(ev, "command_type"))
+                   : "?",
+               json_string_value(json_object_get(ev, "dedup_key")));
+        if (reason != NULL)
+            printf(" reason=%s", reason);
+        if (json_is_object(order))
+            printf(" order=%s status=%s total=%lld %s",
+                   json_string_value(json_object_get(order, "number")),
+                   json_string_value(json_object_get(order, "status")),
+                   (long long)json_integer_value(
+                       json_object_get(order, "total_cents")),
+                   json_string_value(json_object_get(order, "currency")));
+        if (json_object_size(json_object_get(ev, "details")) > 0) {
+            char *d = json_dumps(json_object_get(ev, "details"),
+                                 JSON_COMPACT);
+
+            printf(" details=%s", d);
+            free(d);
+        }
+        printf("\n");
+    } else {
+        char *copy = json_dumps(ev, JSON_COMPACT);
+
+        printf("event     %-16s %s\n", type, copy);
+        free(copy);
+    }
+    fflush(stdout);
+}
+
+int
+cli_events(const od_config_t *cfg, long count, int timeout_s, int raw)
+{
+    static const char *const defaults[] = {
+        "group.id", "orderd-events-reader", "enable.auto.commit", "false",
+        "auto.offset.reset", "earliest", NULL};
+    rd_kafka_conf_t *conf;
+    rd_kafka_t *rk;
+    rd_kafka_topic_partition_list_t *l;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt;
+    char err[512], errstr[512];
+    long seen = 0;
+    int64_t end;
+
+    conf = kafka_conf_new(cfg, "orderd-events", defaults, err, sizeof(err));
+    if (conf == NULL) {
+        fprintf(stderr, "orderd events: %s\n", err);
+        return 2;
+    }
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (rk == NULL) {
+        fprintf(stderr, "orderd events: %s\n", errstr);
+        rd_kafka_conf_destroy(conf);
+        return 2;
+    }
+    rkt = rd_kafka_topic_new(rk, cfg->events_topic, NULL);
+    if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) != 0 ||
+        md->topic_cnt != 1 || md->topics[0].partition_cnt == 0) {
+        fprintf(stderr, "orderd events: no topic %s\n", cfg->events_topic);
+        if (md != NULL)
+            rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+        rd_kafka_destroy(rk);
+        return 1;
+    }
+    l = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+    for (int p = 0; p < md->topics[0].partition_cnt; p++)
+        rd_kafka_topic_partition_list_add(l, cfg->events_topic, p)->offset =
+            RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_assign(rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+
+    end = od_mono_us() + (int64_t)timeout_s * 1000000;
+    while ((count == 0 || seen < count) &&
+           (timeout_s == 0 || od_mono_us() < end)) {
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(rk, 200);
+        json_t *ev;
+
+        if (rkm == NULL)
+            continue;
+        if (rkm->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            ev = json_loadb(rkm->payload, rkm->len, 0, NULL);
+            print_event(ev, raw, rkm->payload, rkm->len);
+            json_decref(ev);
+            seen++;
+        }
+        rd_kafka_message_destroy(rkm);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    if (count > 0 && seen < count) {
+        fprintf(stderr, "orderd events: %ld of %ld events within %ds\n", seen,
+                count, timeout_s);
+        return 1;
+    }
+    return 0;
+}

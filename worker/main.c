@@ -15,6 +15,8 @@ typedef struct sub_flags {
     int loud;
     const char *from_time;
     const char *topic;
+    long count;
+    int timeout_s;
 } sub_flags_t;
 
 /* subcommand-only flags, recognised before the configuration table */
@@ -33,6 +35,14 @@ sub_flag(int argc, char **argv, int i, void *arg)
         return f->loud = 1;
     if (strcmp(argv[i], "--from-time") == 0 && i + 1 < argc) {
         f->from_time = argv[i + 1];
+        return 2;
+    }
+    if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) {
+        f->count = atol(argv[i + 1]);
+        return 2;
+    }
+    if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
+        f->timeout_s = atoi(argv[i + 1]);
         return 2;
     }
     if (strcmp(argv[i], "--topic") == 0 && i + 1 < argc) {
@@ -64,6 +74,8 @@ usage(FILE *out)
             "  check               verify the invariants; exit 1 on a "
             "violation\n"
             "  order ID            print an order with items and history\n"
+            "  events [--count N] [--timeout S] [--raw]\n"
+            "                      print the events topic from the start\n"
             "  version\n\n",
             orderd_version());
     config_usage(out);
@@ -127,6 +139,8 @@ main(int argc, char **argv)
             rc = cli_replay(&cfg, flags.from_time, flags.dry_run,
                             flags.topic, flags.loud);
         }
+    } else if (strcmp(cmd, "events") == 0) {
+        rc = cli_events(&cfg, flags.count, flags.timeout_s, flags.raw);
     } else if (strcmp(cmd, "check") == 0) {
         rc = cli_check(&cfg);
     } else if (strcmp(cmd, "order") == 0) {
