@@ -96,6 +96,7 @@ struct handler {
     handler_parse_fn parse;
     handler_apply_fn apply;
     handler_order_id_fn order_id;
+    int creates_order; /* parked commands for the order follow it */
 };
 
 /* The dispatch table lookup; NULL for an unknown type. */

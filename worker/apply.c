@@ -12,6 +12,7 @@
 #include "apply.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../handlers/command.h"
@@ -33,6 +34,43 @@ static const db_stmt_t stmt_dedup_get = {
 static const db_stmt_t stmt_order_json = {
     "apply_order_json", "SELECT orderd_order_json($1)"};
 
+static const db_stmt_t stmt_defer_insert = {
+    "apply_defer_insert",
+    "INSERT INTO deferred_commands (order_id, dedup_key, payload, msg_ts_us,"
+    " source_topic, source_partition, source_offset)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dedup_key) DO NOTHING"};
+
+static const db_stmt_t stmt_defer_lock = {
+    "apply_defer_lock",
+    "SELECT pg_advisory_xact_lock(hashtextextended($1, 4242003))"};
+
+static const db_stmt_t stmt_order_exists = {
+    "apply_order_exists", "SELECT 1 FROM orders WHERE id = $1::uuid"};
+
+/* the parked commands of an order, in arrival order, taken off the shelf */
+static const db_stmt_t stmt_defer_take = {
+    "apply_defer_take",
+    "DELETE FROM deferred_commands WHERE id IN (SELECT id FROM"
+    " deferred_commands WHERE order_id = $1 ORDER BY id FOR UPDATE)"
+    " RETURNING payload, msg_ts_us, source_topic, source_partition,"
+    " source_offset, id"};
+
+/* parked too long: the order never came */
+static const db_stmt_t stmt_defer_timed_out = {
+    "apply_defer_timed_out",
+    "DELETE FROM deferred_commands WHERE id IN (SELECT id FROM"
+    " deferred_commands WHERE created_at < now() - $1::bigint *"
+    " interval '1 millisecond' ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED)"
+    " RETURNING payload, msg_ts_us, source_topic, source_partition,"
+    " source_offset, id"};
+
+/* a parked command's final outcome replaces 'deferred' */
+static const db_stmt_t stmt_dedup_resume = {
+    "apply_dedup_resume",
+    "UPDATE processed_commands SET outcome = $2, reason = $3,"
+    " result_event_id = $4 WHERE dedup_key = $1 AND outcome = 'deferred'"
+    " RETURNING 1"};
+
 static const db_stmt_t stmt_outbox_insert = {
     "apply_outbox_insert",
     "INSERT INTO outbox (event_id, topic, key, payload, headers, dedup_key)"
@@ -50,6 +88,7 @@ apply_config_init(apply_config_t *acfg, const od_config_t *cfg)
     acfg->dlq_topic = cfg->dlq_topic;
     acfg->halt_on_internal_error =
         strcmp(cfg->on_internal_error, "halt") == 0;
+    acfg->defer_timeout_ms = cfg->defer_timeout_ms;
 }
 
 static od_status_t
@@ -148,6 +187,27 @@ dedup_insert(db_t *db, const cmd_env_t *env, const cmd_result_t *res,
                    &rows, err, errlen);
     if (st == OD_OK)
         *inserted = db_nrows(rows) == 1;
+    db_rows_free(rows);
+    return st;
+}
+
+/* A parked command gets its final outcome. */
+static od_status_t
+dedup_resolve_deferred(db_t *db, const cmd_env_t *env,
+                       const cmd_result_t *res, const char *event_id,
+                       char *err, size_t errlen)
+{
+    const char *params[4] = {env->dedup_key, cmd_outcome_name(res->outcome),
+                             res->reason, event_id};
+    db_rows_t *rows = NULL;
+    od_status_t st;
+
+    st = db_run(db, &stmt_dedup_resume, 4, params, &rows, err, errlen);
+    if (st == OD_OK && db_nrows(rows) != 1) {
+        od_err(err, errlen, "parked command '%s' has no deferred dedup row",
+               env->dedup_key);
+        st = OD_FATAL;
+    }
     db_rows_free(rows);
     return st;
 }
@@ -286,46 +346,78 @@ rollback_command(db_t *db, char *err, size_t errlen)
     return db_exec(db, "ROLLBACK TO SAVEPOINT cmd", err, errlen);
 }
 
-od_status_t
-apply_message(db_t *db, const apply_config_t *cfg, const void *payload,
-              size_t len, const apply_source_t *src, apply_report_t *rep,
-              char *err, size_t errlen)
+/*
+ * Parking and releasing an order's commands take the same per-order
+ * advisory lock, and the order is looked up again after it: a checkout
+ * committing between a pay's order lookup and its parking would otherwise
+ * leave the pay parked until its timeout.
+ */
+static od_status_t
+defer_guard(db_t *db, const char *order_id, int *exists, char *err,
+            size_t errlen)
 {
-    cmd_env_t env;
-    cmd_result_t res;
-    char perr[256] = "", herr[512] = "";
-    char event_id[37];
-    cmd_parse_t parsed;
+    const char *params[1] = {order_id};
+    db_rows_t *rows = NULL;
     od_status_t st;
-    int inserted = 0;
 
-    memset(rep, 0, sizeof(*rep));
-    cmd_result_init(&res);
-    parsed = command_parse(payload, len, src->ts_us, &env, perr,
-                           sizeof(perr));
-    if (parsed == CMD_PARSE_POISON) {
-        slog_warn(src->topic, src->partition, src->offset,
-                  "poison message to the dead-letter topic: %s", perr);
-        rep->dlq = 1;
-        rep->outcome = OUTCOME_REJECTED;
-        rep->reason = "poison";
-        st = dlq_copy(db, cfg, payload, len, src, perr, NULL, err, errlen);
-        goto out;
-    }
-    snprintf(rep->dedup_key, sizeof(rep->dedup_key), "%s", env.dedup_key);
-
-    st = db_exec(db, "SAVEPOINT cmd", err, errlen);
+    st = db_run(db, &stmt_defer_lock, 1, params, NULL, err, errlen);
     if (st != OD_OK)
-        goto out;
+        return st;
+    /* a new statement: a new snapshot, taken after the lock */
+    st = db_run(db, &stmt_order_exists, 1, params, &rows, err, errlen);
+    if (st == OD_OK)
+        *exists = db_nrows(rows) == 1;
+    db_rows_free(rows);
+    return st;
+}
+
+/* Parks a command for an order that does not exist yet. */
+static od_status_t
+defer_park(db_t *db, const cmd_env_t *env, const void *payload, size_t len,
+           const apply_source_t *src, char *err, size_t errlen)
+{
+    char ts[24], part[24], off[24];
+    const char *params[7] = {env->order_id,
+                             env->dedup_key,
+                             payload,
+                             db_int_param(ts, src->ts_us),
+                             src->topic ? src->topic : "",
+                             db_int_param(part, src->partition),
+                             db_int_param(off, src->offset)};
+    int lengths[7] = {0, 0, (int)len, 0, 0, 0, 0};
+    int formats[7] = {0, 0, 1, 0, 0, 0, 0};
+
+    return db_run_ex(db, &stmt_defer_insert, 7, params, lengths, formats,
+                     NULL, err, errlen);
+}
+
+/*
+ * The heart of apply_message: env is parsed (or invalid with perr), the
+ * savepoint is open. resumed is set when a parked command is applied
+ * again: its dedup row exists (outcome deferred) and is updated instead.
+ */
+static od_status_t
+run_command(db_t *db, const apply_config_t *cfg, cmd_env_t *env,
+            cmd_parse_t parsed, const char *perr, const void *payload,
+            size_t len, const apply_source_t *src, int resumed,
+            apply_report_t *rep, char *err, size_t errlen)
+{
+    cmd_result_t res;
+    char herr[512] = "", event_id[37];
+    od_status_t st;
+    int inserted = 0, rechecked = 0;
+
+    cmd_result_init(&res);
+again:
     if (parsed == CMD_PARSE_INVALID) {
         cmd_reject(&res, "invalid_command", json_pack("{s:s}", "error", perr));
-    } else if ((env.role & env.handler->roles) == 0) {
+    } else if ((env->role & env->handler->roles) == 0) {
         cmd_reject(&res, "unauthorized",
-                   json_pack("{s:s}", "role", cmd_role_name(env.role)));
+                   json_pack("{s:s}", "role", cmd_role_name(env->role)));
     } else {
-        apply_ctx_t ctx = {db, &env, &cfg->domain, herr, sizeof(herr)};
+        apply_ctx_t ctx = {db, env, &cfg->domain, herr, sizeof(herr)};
 
-        st = env.handler->apply(&ctx, env.cmd, &res);
+        st = env->handler->apply(&ctx, env->cmd, &res);
         if (st == OD_RETRY) {
             od_err(err, errlen, "%s", herr);
             goto out;
@@ -333,7 +425,7 @@ apply_message(db_t *db, const apply_config_t *cfg, const void *payload,
         if (st == OD_FATAL) {
             slog_error(src->topic, src->partition, src->offset,
                        "internal error applying %s '%s': %s",
-                       env.handler->type, env.dedup_key, herr);
+                       env->handler->type, env->dedup_key, herr);
             if (cfg->halt_on_internal_error) {
                 od_err(err, errlen, "%s", herr);
                 goto out;
@@ -348,9 +440,36 @@ apply_message(db_t *db, const apply_config_t *cfg, const void *payload,
         if (st != OD_OK)
             goto out;
     }
+    /* an order command that arrived before its order: park it */
+    if (!resumed && res.outcome == OUTCOME_REJECTED && res.reason != NULL &&
+        strcmp(res.reason, "order_not_found") == 0 &&
+        env->order_id[0] != '\0' && cfg->defer_timeout_ms > 0) {
+        int exists = 0;
+
+        st = defer_guard(db, env->order_id, &exists, err, errlen);
+        if (st != OD_OK)
+            goto out;
+        if (exists && !rechecked) {
+            /* its checkout committed meanwhile: apply it now */
+            rechecked = 1;
+            cmd_result_reset(&res);
+            goto again;
+        }
+        cmd_result_reset(&res);
+        res.outcome = OUTCOME_DEFERRED;
+        res.details = json_pack("{s:s, s:I}", "waiting_for_order",
+                                env->order_id, "timeout_ms",
+                                (json_int_t)cfg->defer_timeout_ms);
+    }
 
     od_uuid_v4(event_id);
-    st = dedup_insert(db, &env, &res, event_id, src, &inserted, err, errlen);
+    if (resumed) {
+        st = dedup_resolve_deferred(db, env, &res, event_id, err, errlen);
+        inserted = 1;
+    } else {
+        st = dedup_insert(db, env, &res, event_id, src, &inserted, err,
+                          errlen);
+    }
     if (st != OD_OK)
         goto out;
     if (!inserted) {
@@ -360,13 +479,18 @@ apply_message(db_t *db, const apply_config_t *cfg, const void *payload,
                 goto out;
         }
         rep->internal_error = 0;
-        st = resolve_known_key(db, &env, &res, err, errlen);
+        st = resolve_known_key(db, env, &res, err, errlen);
+        if (st != OD_OK)
+            goto out;
+    } else if (res.outcome == OUTCOME_DEFERRED) {
+        st = defer_park(db, env, payload, len, src, err, errlen);
         if (st != OD_OK)
             goto out;
     }
-    if (res.order_id[0] == '\0' && env.order_id[0] != '\0')
-        snprintf(res.order_id, sizeof(res.order_id), "%s", env.order_id);
-    if (res.order_id[0] != '\0' && res.order == NULL) {
+    if (res.order_id[0] == '\0' && env->order_id[0] != '\0')
+        snprintf(res.order_id, sizeof(res.order_id), "%s", env->order_id);
+    if (res.order_id[0] != '\0' && res.order == NULL &&
+        res.outcome != OUTCOME_DEFERRED) {
         st = load_order(db, &res, err, errlen);
         if (st != OD_OK)
             goto out;
@@ -374,26 +498,156 @@ apply_message(db_t *db, const apply_config_t *cfg, const void *payload,
     rep->outcome = res.outcome;
     rep->reason = res.reason;
     if (!(res.outcome == OUTCOME_DUPLICATE && cfg->quiet_duplicates)) {
-        st = write_result(db, cfg, &env, &res, event_id, src, err, errlen);
+        st = write_result(db, cfg, env, &res, event_id, src, err, errlen);
         if (st != OD_OK)
             goto out;
         memcpy(rep->event_id, event_id, sizeof(event_id));
     }
     if (inserted) {
-        st = write_extra_events(db, cfg, &env, &res, err, errlen);
+        st = write_extra_events(db, cfg, env, &res, err, errlen);
         if (st != OD_OK)
             goto out;
     }
     if (rep->internal_error) {
         rep->dlq = 1;
         st = dlq_copy(db, cfg, payload, len, src, "internal_error",
-                      env.dedup_key, err, errlen);
+                      env->dedup_key, err, errlen);
         if (st != OD_OK)
             goto out;
     }
     st = db_exec(db, "RELEASE SAVEPOINT cmd", err, errlen);
+    if (st == OD_OK && inserted && res.outcome == OUTCOME_APPLIED &&
+        env->handler != NULL && env->handler->creates_order)
+        st = apply_release_deferred(db, cfg, res.order_id, &rep->released,
+                                    err, errlen);
 out:
     cmd_result_reset(&res);
+    return st;
+}
+
+od_status_t
+apply_message(db_t *db, const apply_config_t *cfg, const void *payload,
+              size_t len, const apply_source_t *src, apply_report_t *rep,
+              char *err, size_t errlen)
+{
+    cmd_env_t env;
+    char perr[256] = "";
+    cmd_parse_t parsed;
+    od_status_t st;
+
+    memset(rep, 0, sizeof(*rep));
+    parsed = command_parse(payload, len, src->ts_us, &env, perr,
+                           sizeof(perr));
+    if (parsed == CMD_PARSE_POISON) {
+        slog_warn(src->topic, src->partition, src->offset,
+                  "poison message to the dead-letter topic: %s", perr);
+        rep->dlq = 1;
+        rep->outcome = OUTCOME_REJECTED;
+        rep->reason = "poison";
+        st = dlq_copy(db, cfg, payload, len, src, perr, NULL, err, errlen);
+        goto out;
+    }
+    snprintf(rep->dedup_key, sizeof(rep->dedup_key), "%s", env.dedup_key);
+    st = db_exec(db, "SAVEPOINT cmd", err, errlen);
+    if (st == OD_OK)
+        st = run_command(db, cfg, &env, parsed, perr, payload, len, src, 0,
+                         rep, err, errlen);
+out:
     command_env_free(&env);
+    return st;
+}
+
+od_status_t
+apply_release_deferred(db_t *db, const apply_config_t *cfg,
+                       const char *order_id, int *released, char *err,
+                       size_t errlen)
+{
+    const char *params[1] = {order_id};
+    db_rows_t *rows = NULL;
+    od_status_t st;
+    int n;
+
+    st = db_run(db, &stmt_defer_lock, 1, params, NULL, err, errlen);
+    if (st != OD_OK)
+        return st;
+    st = db_run(db, &stmt_defer_take, 1, params, &rows, err, errlen);
+    if (st != OD_OK)
+        return st;
+    n = db_nrows(rows);
+    for (int i = 0; i < n && st == OD_OK; i++) {
+        size_t len = 0;
+        unsigned char *payload = db_bytea(rows, i, 0, &len);
+        apply_source_t src = {db_val(rows, i, 2),
+                              (int32_t)db_int64(rows, i, 3),
+                              db_int64(rows, i, 4),
+                              db_int64(rows, i, 1),
+                              order_id,
+                              strlen(order_id)};
+        apply_report_t rep;
+        cmd_env_t env;
+        char perr[256] = "";
+        cmd_parse_t parsed;
+
+        memset(&rep, 0, sizeof(rep));
+        parsed = command_parse((const char *)payload, len, src.ts_us, &env,
+                               perr, sizeof(perr));
+        if (parsed != CMD_PARSE_OK) {
+            /* it parsed when it was parked: the code changed under it */
+            od_err(err, errlen, "parked command no longer parses: %s", perr);
+            st = OD_FATAL;
+        } else {
+            st = db_exec(db, "SAVEPOINT cmd", err, errlen);
+            if (st == OD_OK)
+                st = run_command(db, cfg, &env, parsed, perr, payload, len,
+                                 &src, 1, &rep, err, errlen);
+            if (st == OD_OK && released != NULL)
+                (*released)++;
+        }
+        command_env_free(&env);
+        free(payload);
+    }
+    db_rows_free(rows);
+    return st;
+}
+
+od_status_t
+apply_expire_deferred(db_t *db, const apply_config_t *cfg, int *n, char *err,
+                      size_t errlen)
+{
+    char ms[24];
+    const char *params[1] = {db_int_param(ms, cfg->defer_timeout_ms)};
+    db_rows_t *rows = NULL;
+    od_status_t st;
+
+    *n = 0;
+    st = db_run(db, &stmt_defer_timed_out, 1, params, &rows, err, errlen);
+    if (st != OD_OK)
+        return st;
+    *n = db_nrows(rows);
+    for (int i = 0; i < *n && st == OD_OK; i++) {
+        size_t len = 0;
+        unsigned char *payload = db_bytea(rows, i, 0, &len);
+        apply_source_t src = {db_val(rows, i, 2),
+                              (int32_t)db_int64(rows, i, 3),
+                              db_int64(rows, i, 4),
+                              db_int64(rows, i, 1),
+                              NULL,
+                              0};
+        apply_report_t rep;
+        cmd_env_t env;
+        char perr[256] = "";
+        cmd_parse_t parsed;
+
+        memset(&rep, 0, sizeof(rep));
+        parsed = command_parse((const char *)payload, len, src.ts_us, &env,
+                               perr, sizeof(perr));
+        st = db_exec(db, "SAVEPOINT cmd", err, errlen);
+        if (st == OD_OK)
+            st = run_command(db, cfg, &env, parsed, perr, payload, len, &src,
+                             1, &rep, err, errlen);
+        command_env_free(&env);
+        free(payload);
+    }
+    db_rows_free(rows);
     return st;
 }

@@ -10,6 +10,7 @@ typedef struct apply_config {
     const char *dlq_topic;
     int halt_on_internal_error; /* --on-internal-error=halt */
     int quiet_duplicates;       /* replay: no result event for duplicates */
+    int64_t defer_timeout_ms;   /* 0: never park, refuse order_not_found */
 } apply_config_t;
 
 /* Fills an apply configuration from the process configuration. */
@@ -31,6 +32,7 @@ typedef struct apply_report {
     const char *reason; /* static, NULL when applied */
     int dlq;            /* a copy went to the dead-letter topic */
     int internal_error;
+    int released; /* parked commands applied after this checkout */
     char dedup_key[CMD_DEDUP_KEY_MAX + 1];
     char event_id[37]; /* the command.result event, "" if none */
 } apply_report_t;
@@ -48,6 +50,24 @@ od_status_t apply_message(db_t *db, const apply_config_t *cfg,
                           const void *payload, size_t len,
                           const apply_source_t *src, apply_report_t *rep,
                           char *err, size_t errlen) OD_MUSTCHECK;
+
+/*
+ * Applies, in arrival order, the commands parked for order_id (called
+ * after the checkout that created it, in the same transaction). *released
+ * (may be NULL) is incremented for each.
+ */
+od_status_t apply_release_deferred(db_t *db, const apply_config_t *cfg,
+                                   const char *order_id, int *released,
+                                   char *err, size_t errlen) OD_MUSTCHECK;
+
+/*
+ * Refuses (order_not_found, a second result event) up to 100 commands
+ * parked longer than cfg->defer_timeout_ms, on the open transaction; *n
+ * receives how many.
+ */
+od_status_t apply_expire_deferred(db_t *db, const apply_config_t *cfg,
+                                  int *n, char *err,
+                                  size_t errlen) OD_MUSTCHECK;
 
 /* Writes an outbox row for an event built by the caller (scheduler).
  * Takes ownership of payload. */

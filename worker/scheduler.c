@@ -9,6 +9,9 @@
  * deadline itself as event time: two schedulers, a restart, or an admin's
  * expire can never apply it twice, and a pay that holds the order row lock
  * first wins cleanly (the order is then no longer pending).
+ * The same leader refuses parked commands whose order never came
+ * (--defer-timeout) and purges dedup rows and published outbox rows past
+ * their retention, in small batches.
  */
 #include "scheduler.h"
 
@@ -124,6 +127,32 @@ fail:
     return st;
 }
 
+/* Refuses commands parked longer than --defer-timeout, in batches. */
+static od_status_t
+expire_parked(scheduler_t *s, char *err, size_t errlen)
+{
+    od_status_t st;
+    int n;
+
+    do {
+        st = db_exec(s->db, "BEGIN", err, errlen);
+        if (st != OD_OK)
+            return st;
+        st = apply_expire_deferred(s->db, &s->acfg, &n, err, errlen);
+        if (st != OD_OK) {
+            rollback_quietly(s->db);
+            return st;
+        }
+        st = db_exec(s->db, "COMMIT", err, errlen);
+        if (st == OD_OK && n > 0) {
+            log_info("refused %d parked command(s) after --defer-timeout", n);
+            if (s->outbox != NULL)
+                outbox_notify(s->outbox);
+        }
+    } while (st == OD_OK && n == 100 && !atomic_load(&s->stop));
+    return st;
+}
+
 static od_status_t
 purge(scheduler_t *s, const db_stmt_t *stmt, int64_t retention_ms,
       char *err, size_t errlen)
@@ -162,6 +191,9 @@ scheduler_tick(scheduler_t *s, char *err, size_t errlen)
     do {
         st = expire_batch(s, &n, err, errlen);
     } while (st == OD_OK && n == SCHEDULER_BATCH && !atomic_load(&s->stop));
+    if (st != OD_OK)
+        return st;
+    st = expire_parked(s, err, errlen);
     if (st != OD_OK)
         return st;
     st = purge(s, &stmt_purge_dedup, s->cfg->dedup_retention_ms, err, errlen);
