@@ -175,6 +175,20 @@ consumer_seek(consumer_t *c, const char *topic, int32_t partition,
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+int64_t
+consumer_position(consumer_t *c, const char *topic, int32_t partition)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    int64_t pos = -1;
+
+    rd_kafka_topic_partition_list_add(l, topic, partition);
+    if (rd_kafka_position(c->rk, l) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        l->elems[0].offset >= 0)
+        pos = l->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(l);
+    return pos;
+}
+
 void
 consumer_commit_async(consumer_t *c, const consumer_part_t *parts, int n)
 {

@@ -51,6 +51,10 @@ void consumer_msg_release(consumer_msg_t *msg);
 /* Repositions a partition (after its stored offset moved back). */
 void consumer_seek(consumer_t *c, const char *topic, int32_t partition,
                    int64_t offset);
+/* The offset the next message of a partition will have (-1 when
+ * unknown: nothing consumed since assignment). */
+int64_t consumer_position(consumer_t *c, const char *topic,
+                          int32_t partition);
 /* Commits offsets to Kafka for lag tooling only (never trusted). */
 void consumer_commit_async(consumer_t *c, const consumer_part_t *parts,
                            int n);

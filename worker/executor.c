@@ -45,6 +45,13 @@ typedef struct sought {
     int64_t offset;
 } sought_t;
 
+typedef struct assigned {
+    char topic[256];
+    int32_t partition;
+} assigned_t;
+
+#define EXECUTOR_IDLE_CHECK_US (1000 * 1000)
+
 struct executor {
     int id;
     const od_config_t *cfg;
@@ -59,6 +66,9 @@ struct executor {
     int nparts;
     sought_t sought[EXECUTOR_MAX_PARTS];
     int nsought;
+    assigned_t assigned[EXECUTOR_MAX_PARTS];
+    int nassigned;
+    int64_t last_idle_check;
     pthread_t thread;
     int halted;
     unsigned int seed;
@@ -208,6 +218,22 @@ needs_seek_back(executor_t *ex)
         consumer_seek(ex->consumer, p->topic, p->partition, to);
     }
     return 1;
+}
+
+/* A batch committed past a seek: a later replay to the same offset must
+ * seek again. */
+static void
+forget_sought(executor_t *ex)
+{
+    for (int i = 0; i < ex->nparts; i++) {
+        for (int j = 0; j < ex->nsought; j++) {
+            if (ex->sought[j].partition == ex->parts[i].partition &&
+                strcmp(ex->sought[j].topic, ex->parts[i].topic) == 0) {
+                ex->sought[j] = ex->sought[--ex->nsought];
+                j--;
+            }
+        }
+    }
 }
 
 static void
@@ -369,6 +395,7 @@ executor_flush(executor_t *ex)
                  attempt);
     }
     if (!dropped) {
+        forget_sought(ex);
         atomic_fetch_add(&metrics.batches, 1);
         atomic_fetch_add(&executor_messages_done, ex->n);
         if (ex->outbox != NULL)
@@ -376,6 +403,55 @@ executor_flush(executor_t *ex)
         commit_to_kafka(ex);
     }
     release_batch(ex);
+}
+
+/*
+ * While idle, notice an operator replay on partitions that get no new
+ * messages: a stored offset below the consumer's position is sought to.
+ */
+static void
+idle_check(executor_t *ex)
+{
+    char err[512];
+
+    ex->last_idle_check = od_mono_us();
+    if (!db_ok(ex->db))
+        return;
+    for (int i = 0; i < ex->nassigned; i++) {
+        assigned_t *a = &ex->assigned[i];
+        char part[24];
+        const char *params[3] = {ex->cfg->group, a->topic,
+                                 db_int_param(part, a->partition)};
+        db_rows_t *rows = NULL;
+        int64_t pos;
+
+        if (db_run(ex->db, &stmt_offset_read, 3, params, &rows, err,
+                   sizeof(err)) != OD_OK) {
+            log_debug("idle check: %s", err);
+            return;
+        }
+        pos = consumer_position(ex->consumer, a->topic, a->partition);
+        if (db_nrows(rows) == 1 && pos >= 0 && db_int64(rows, 0, 0) < pos) {
+            part_state_t p = {a->topic, a->partition, pos, pos,
+                              db_int64(rows, 0, 0), 0};
+
+            if (!already_sought(ex, &p)) {
+                log_info("stored offset of %s/%d moved back to %lld: "
+                         "seeking",
+                         a->topic, (int)a->partition, (long long)p.stored);
+                if (ex->nsought < EXECUTOR_MAX_PARTS) {
+                    sought_t *s = &ex->sought[ex->nsought++];
+
+                    snprintf(s->topic, sizeof(s->topic), "%s", a->topic);
+                    s->partition = a->partition;
+                    s->offset = p.stored;
+                }
+                consumer_seek(ex->consumer, a->topic, a->partition,
+                              p.stored);
+            }
+        }
+        db_rows_free(rows);
+    }
 }
 
 static int
@@ -386,6 +462,13 @@ on_assign(void *arg, consumer_part_t *parts, int n)
     int attempt = 0;
 
     ex->nsought = 0;
+    ex->nassigned = 0;
+    for (int i = 0; i < n && i < EXECUTOR_MAX_PARTS; i++) {
+        snprintf(ex->assigned[i].topic, sizeof(ex->assigned[i].topic), "%s",
+                 parts[i].topic);
+        ex->assigned[i].partition = parts[i].partition;
+        ex->nassigned++;
+    }
     for (int i = 0; i < n; i++) {
         for (;;) {
             char part[24];
@@ -418,7 +501,10 @@ on_assign(void *arg, consumer_part_t *parts, int n)
 static void
 on_revoke(void *arg)
 {
-    executor_flush(arg);
+    executor_t *ex = arg;
+
+    executor_flush(ex);
+    ex->nassigned = 0;
 }
 
 static void *
@@ -444,6 +530,10 @@ executor_main(void *arg)
             if (ex->n < ex->cfg->batch_size && od_mono_us() < deadline)
                 continue;
         } else if (ex->n > 0 && od_mono_us() < deadline) {
+            continue;
+        } else if (ex->n == 0) {
+            if (od_mono_us() - ex->last_idle_check > EXECUTOR_IDLE_CHECK_US)
+                idle_check(ex);
             continue;
         }
         executor_flush(ex);
