@@ -515,8 +515,9 @@ again:
         if (st != OD_OK)
             goto out;
     }
-    st = db_exec(db, "RELEASE SAVEPOINT cmd", err, errlen);
-    if (st == OD_OK && inserted && res.outcome == OUTCOME_APPLIED &&
+    /* sent with the next statement, in the same round trip */
+    db_queue(db, "RELEASE SAVEPOINT cmd");
+    if (inserted && res.outcome == OUTCOME_APPLIED &&
         env->handler != NULL && env->handler->creates_order)
         st = apply_release_deferred(db, cfg, res.order_id, &rep->released,
                                     err, errlen);
@@ -548,10 +549,9 @@ apply_message(db_t *db, const apply_config_t *cfg, const void *payload,
         goto out;
     }
     snprintf(rep->dedup_key, sizeof(rep->dedup_key), "%s", env.dedup_key);
-    st = db_exec(db, "SAVEPOINT cmd", err, errlen);
-    if (st == OD_OK)
-        st = run_command(db, cfg, &env, parsed, perr, payload, len, src, 0,
-                         rep, err, errlen);
+    db_queue(db, "SAVEPOINT cmd");
+    st = run_command(db, cfg, &env, parsed, perr, payload, len, src, 0, rep,
+                     err, errlen);
 out:
     command_env_free(&env);
     return st;
@@ -596,10 +596,9 @@ apply_release_deferred(db_t *db, const apply_config_t *cfg,
             od_err(err, errlen, "parked command no longer parses: %s", perr);
             st = OD_FATAL;
         } else {
-            st = db_exec(db, "SAVEPOINT cmd", err, errlen);
-            if (st == OD_OK)
-                st = run_command(db, cfg, &env, parsed, perr, payload, len,
-                                 &src, 1, &rep, err, errlen);
+            db_queue(db, "SAVEPOINT cmd");
+            st = run_command(db, cfg, &env, parsed, perr, payload, len, &src,
+                             1, &rep, err, errlen);
             if (st == OD_OK && released != NULL)
                 (*released)++;
         }
@@ -641,13 +640,105 @@ apply_expire_deferred(db_t *db, const apply_config_t *cfg, int *n, char *err,
         memset(&rep, 0, sizeof(rep));
         parsed = command_parse((const char *)payload, len, src.ts_us, &env,
                                perr, sizeof(perr));
-        st = db_exec(db, "SAVEPOINT cmd", err, errlen);
-        if (st == OD_OK)
-            st = run_command(db, cfg, &env, parsed, perr, payload, len, &src,
-                             1, &rep, err, errlen);
+        db_queue(db, "SAVEPOINT cmd");
+        st = run_command(db, cfg, &env, parsed, perr, payload, len, &src, 1,
+                         &rep, err, errlen);
         command_env_free(&env);
         free(payload);
     }
     db_rows_free(rows);
     return st;
+}
+
+/* Appends "{item" or ",item"; on allocation failure the item is left out
+ * (a lock not taken up front is still taken by the handler). */
+static void
+lockset_append(char **buf, size_t *len, size_t *cap, const char *item)
+{
+    size_t n = strlen(item);
+
+    if (*len + n + 3 > *cap) {
+        size_t grown = (*cap ? *cap * 2 : 1024) + n;
+        char *b = realloc(*buf, grown);
+
+        if (b == NULL)
+            return;
+        *buf = b;
+        *cap = grown;
+    }
+    (*buf)[*len] = *len == 0 ? '{' : ',';
+    memcpy(*buf + *len + 1, item, n + 1);
+    *len += n + 1;
+}
+
+static void
+lockset_add_product(apply_lockset_t *ls, const json_t *obj)
+{
+    char err[8], buf[24];
+    int64_t id;
+
+    if (json_field_id(obj, "product_id", 1, &id, err, sizeof(err)) == 0) {
+        snprintf(buf, sizeof(buf), "%lld", (long long)id);
+        lockset_append(&ls->products, &ls->plen, &ls->pcap, buf);
+        ls->nproducts++;
+    }
+}
+
+void
+apply_lockset_add(apply_lockset_t *ls, const void *payload, size_t len)
+{
+    json_t *root, *items, *it;
+    const char *oid;
+    size_t i;
+
+    if (len > CMD_MAX_BYTES)
+        return;
+    root = json_loadb(payload, len, 0, NULL);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return;
+    }
+    oid = json_string_value(json_object_get(root, "order_id"));
+    if (oid != NULL && od_is_uuid(oid)) {
+        lockset_append(&ls->orders, &ls->olen, &ls->ocap, oid);
+        ls->norders++;
+    }
+    lockset_add_product(ls, root);
+    items = json_object_get(root, "items");
+    json_array_foreach(items, i, it)
+    {
+        if (i >= 100)
+            break;
+        lockset_add_product(ls, it);
+    }
+    json_decref(root);
+}
+
+static void
+lockset_close_one(char **buf, size_t *len, size_t *cap)
+{
+    if (*len == 0 || *buf == NULL) {
+        free(*buf);
+        *buf = strdup("{}");
+        *len = *cap = 2;
+        return;
+    }
+    /* lockset_append always leaves room for two more bytes */
+    (*buf)[(*len)++] = '}';
+    (*buf)[*len] = '\0';
+}
+
+void
+apply_lockset_close(apply_lockset_t *ls)
+{
+    lockset_close_one(&ls->orders, &ls->olen, &ls->ocap);
+    lockset_close_one(&ls->products, &ls->plen, &ls->pcap);
+}
+
+void
+apply_lockset_free(apply_lockset_t *ls)
+{
+    free(ls->orders);
+    free(ls->products);
+    memset(ls, 0, sizeof(*ls));
 }

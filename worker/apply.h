@@ -69,6 +69,26 @@ od_status_t apply_expire_deferred(db_t *db, const apply_config_t *cfg,
                                   int *n, char *err,
                                   size_t errlen) OD_MUSTCHECK;
 
+/*
+ * The rows a batch will lock, gathered before it runs so they can all be
+ * locked up front in the global order (orders, then products, ascending):
+ * two batches then never deadlock on each other, whatever commands they
+ * mix. Arrays are Postgres array literals ("{...}"), caller frees with
+ * apply_lockset_free.
+ */
+typedef struct apply_lockset {
+    char *orders;   /* uuid[] */
+    char *products; /* bigint[] */
+    size_t olen, ocap, plen, pcap;
+    int norders, nproducts;
+} apply_lockset_t;
+
+/* Adds the order and products a message names (nothing for poison). */
+void apply_lockset_add(apply_lockset_t *ls, const void *payload, size_t len);
+/* Finishes the literals ("{}" when empty). */
+void apply_lockset_close(apply_lockset_t *ls);
+void apply_lockset_free(apply_lockset_t *ls);
+
 /* Writes an outbox row for an event built by the caller (scheduler).
  * Takes ownership of payload. */
 od_status_t apply_emit_event(db_t *db, const char *topic, const char *key,

@@ -8,7 +8,10 @@
 
 #include <libpq-fe.h>
 
+#include "log.h"
+
 #define DB_MAX_PREPARED 256
+#define DB_MAX_QUEUED 4
 
 struct db {
     PGconn *conn;
@@ -16,6 +19,8 @@ struct db {
     char sqlstate[6];
     const db_stmt_t *prepared[DB_MAX_PREPARED];
     int nprepared;
+    const char *queued[DB_MAX_QUEUED];
+    int nqueued;
 };
 
 struct db_rows {
@@ -47,6 +52,7 @@ db_open(db_t *db, char *err, size_t errlen)
 
     db->conn = PQconnectdb(db->conninfo);
     db->nprepared = 0;
+    db->nqueued = 0;
     if (PQstatus(db->conn) == CONNECTION_OK) {
         PQsetNoticeReceiver(db->conn, db_notice_quiet, NULL);
         return OD_OK;
@@ -75,6 +81,24 @@ db_connect(const char *conninfo, char *err, size_t errlen)
         free(db);
         return NULL;
     }
+    return db;
+}
+
+db_t *
+db_new(const char *conninfo)
+{
+    db_t *db = calloc(1, sizeof(*db));
+    char err[512];
+
+    if (db == NULL)
+        return NULL;
+    db->conninfo = strdup(conninfo != NULL ? conninfo : "");
+    if (db->conninfo == NULL) {
+        free(db);
+        return NULL;
+    }
+    if (db_open(db, err, sizeof(err)) != OD_OK)
+        log_warn("%s (will retry)", err);
     return db;
 }
 
@@ -133,6 +157,75 @@ db_fail(db_t *db, PGresult *res, const char *what, char *err, size_t errlen)
                : OD_FATAL;
 }
 
+/*
+ * Sends the queued statements, an optional Prepare and the statement
+ * itself in one pipeline and collects the results: the first failure is
+ * returned (later ones are PGRES_PIPELINE_ABORTED), else the statement's.
+ * *prepared is set when the Prepare (if any) went through.
+ */
+static PGresult *
+db_pipeline(db_t *db, const db_stmt_t *stmt, const char *sql, int nparams,
+            const char *const *params, const int *lengths,
+            const int *formats, int prepare, int *prepared)
+{
+    PGresult *first_error = NULL, *last = NULL, *r;
+    int ok = PQenterPipelineMode(db->conn);
+    int nq = db->nqueued, index = 0;
+
+    *prepared = 0;
+    for (int i = 0; ok && i < db->nqueued; i++)
+        ok = PQsendQueryParams(db->conn, db->queued[i], 0, NULL, NULL, NULL,
+                               NULL, 0);
+    db->nqueued = 0;
+    if (ok && prepare)
+        ok = PQsendPrepare(db->conn, stmt->name, stmt->sql, 0, NULL);
+    if (ok && stmt != NULL)
+        ok = PQsendQueryPrepared(db->conn, stmt->name, nparams, params,
+                                 lengths, formats, 0);
+    else if (ok)
+        ok = PQsendQueryParams(db->conn, sql, nparams, NULL, params, lengths,
+                               formats, 0);
+    if (ok)
+        ok = PQpipelineSync(db->conn);
+    if (!ok) {
+        PQexitPipelineMode(db->conn);
+        return NULL; /* the connection is gone: db_fail says so */
+    }
+    for (;;) {
+        ExecStatusType status;
+
+        r = PQgetResult(db->conn);
+        if (r == NULL) {
+            if (PQstatus(db->conn) != CONNECTION_OK)
+                break;
+            continue; /* end of one statement's results */
+        }
+        status = PQresultStatus(r);
+        if (status == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            break;
+        }
+        if (prepare && index == nq && status == PGRES_COMMAND_OK)
+            *prepared = 1;
+        index++;
+        if (status == PGRES_FATAL_ERROR && first_error == NULL) {
+            first_error = r;
+        } else if (status == PGRES_FATAL_ERROR ||
+                   status == PGRES_PIPELINE_ABORTED) {
+            PQclear(r);
+        } else {
+            PQclear(last);
+            last = r;
+        }
+    }
+    PQexitPipelineMode(db->conn);
+    if (first_error != NULL) {
+        PQclear(last);
+        return first_error;
+    }
+    return last;
+}
+
 od_status_t
 db_exec(db_t *db, const char *sql, char *err, size_t errlen)
 {
@@ -143,13 +236,38 @@ db_exec(db_t *db, const char *sql, char *err, size_t errlen)
         od_err(err, errlen, "no connection to postgres");
         return OD_RETRY;
     }
-    res = PQexec(db->conn, sql);
+    if (strcmp(sql, "ROLLBACK") == 0)
+        db->nqueued = 0; /* whatever was queued is moot, and could fail */
+    if (db->nqueued > 0) {
+        /* the simple protocol takes several statements at once */
+        char joined[512];
+        size_t n = 0;
+
+        for (int i = 0; i < db->nqueued; i++)
+            n += (size_t)snprintf(joined + n, sizeof(joined) - n, "%s; ",
+                                  db->queued[i]);
+        snprintf(joined + n, sizeof(joined) - n, "%s", sql);
+        db->nqueued = 0;
+        res = PQexec(db->conn, joined);
+        /* PQexec returns the last statement's result; an earlier failure
+         * stops the string and is what comes back */
+    } else {
+        res = PQexec(db->conn, sql);
+    }
     if (PQresultStatus(res) != PGRES_COMMAND_OK &&
         PQresultStatus(res) != PGRES_TUPLES_OK)
         return db_fail(db, res, sql, err, errlen);
     PQclear(res);
     return OD_OK;
 }
+
+void
+db_queue(db_t *db, const char *sql)
+{
+    if (db->nqueued < DB_MAX_QUEUED)
+        db->queued[db->nqueued++] = sql;
+}
+
 
 static int
 db_is_prepared(const db_t *db, const db_stmt_t *stmt)
@@ -203,6 +321,21 @@ db_run_ex(db_t *db, const db_stmt_t *stmt, int nparams,
         od_err(err, errlen, "no connection to postgres");
         return OD_RETRY;
     }
+    if (db->nqueued > 0) {
+        int prepare = !db_is_prepared(db, stmt);
+
+        if (prepare && db->nprepared == DB_MAX_PREPARED) {
+            od_err(err, errlen, "too many prepared statements");
+            return OD_FATAL;
+        }
+        int prepared;
+
+        res = db_pipeline(db, stmt, NULL, nparams, params, lengths, formats,
+                          prepare, &prepared);
+        if (prepared)
+            db->prepared[db->nprepared++] = stmt;
+        return db_result(db, res, stmt->name, rows, err, errlen);
+    }
     if (!db_is_prepared(db, stmt)) {
         if (db->nprepared == DB_MAX_PREPARED) {
             od_err(err, errlen, "too many prepared statements");
@@ -232,7 +365,14 @@ db_query(db_t *db, const char *sql, int nparams, const char *const *params,
         od_err(err, errlen, "no connection to postgres");
         return OD_RETRY;
     }
-    res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    if (db->nqueued > 0) {
+        int prepared;
+
+        res = db_pipeline(db, NULL, sql, nparams, params, NULL, NULL, 0,
+                          &prepared);
+    } else
+        res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL,
+                           0);
     return db_result(db, res, "query", rows, err, errlen);
 }
 

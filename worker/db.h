@@ -22,6 +22,10 @@ typedef struct db_stmt {
  * environment variables). Returns NULL with err filled on failure; the
  * message never contains the password. Caller owns the result. */
 db_t *db_connect(const char *conninfo, char *err, size_t errlen);
+/* Same, but a handle is returned even when Postgres cannot be reached
+ * (the failure is logged): long-running threads reconnect through
+ * db_reconnect on their own back-off. NULL only when out of memory. */
+db_t *db_new(const char *conninfo);
 void db_destroy(db_t *db);
 
 /* 1 if the connection is usable */
@@ -59,6 +63,14 @@ od_status_t db_run_ex(db_t *db, const db_stmt_t *stmt, int nparams,
 od_status_t db_query(db_t *db, const char *sql, int nparams,
                      const char *const *params, db_rows_t **rows, char *err,
                      size_t errlen) OD_MUSTCHECK;
+
+/*
+ * Queues a parameterless utility statement (SAVEPOINT, RELEASE SAVEPOINT)
+ * to be sent together with the next db_run/db_query/db_exec in one round
+ * trip (libpq pipeline mode). Its error, if any, is reported by that call.
+ * The sql string must stay valid until then (use literals).
+ */
+void db_queue(db_t *db, const char *sql);
 
 /* SQLSTATE of the last failed call on db ("" if none) */
 const char *db_sqlstate(const db_t *db);

@@ -87,6 +87,18 @@ static const db_stmt_t stmt_offset_store = {
     "UPDATE consumer_offsets SET next_offset = $4, updated_at = now()"
     " WHERE grp = $1 AND topic = $2 AND partition = $3"};
 
+static const db_stmt_t stmt_prelock_orders = {
+    "exec_prelock_orders",
+    "SELECT 1 FROM orders WHERE id = ANY($1::uuid[]) ORDER BY id"
+    " FOR UPDATE"};
+
+static const db_stmt_t stmt_prelock_products = {
+    "exec_prelock_products",
+    "SELECT 1 FROM products WHERE id = ANY($1::bigint[])"
+    " OR id IN (SELECT product_id FROM order_items"
+    "  WHERE order_id = ANY($2::uuid[]))"
+    " ORDER BY id FOR UPDATE"};
+
 static const db_stmt_t stmt_offset_read = {
     "exec_offset_read",
     "SELECT next_offset FROM consumer_offsets"
@@ -259,6 +271,44 @@ count_outcome(const apply_report_t *rep)
     }
 }
 
+/*
+ * Takes, in the global order, the row locks the batch's commands will
+ * need: their existing orders, then the products they name and the
+ * products of those orders (ascending ids). Handlers lock again (a no-op)
+ * and stay correct on their own; this only keeps batches from deadlocking
+ * on each other, since one batch holds many commands' locks at once.
+ */
+static od_status_t
+prelock(executor_t *ex, char *err, size_t errlen)
+{
+    apply_lockset_t ls;
+    od_status_t st = OD_OK;
+
+    memset(&ls, 0, sizeof(ls));
+    for (int i = 0; i < ex->n; i++) {
+        part_state_t *p = part_find(ex, ex->batch[i].topic,
+                                    ex->batch[i].partition);
+
+        if (ex->batch[i].offset >= p->stored)
+            apply_lockset_add(&ls, ex->batch[i].payload, ex->batch[i].len);
+    }
+    apply_lockset_close(&ls);
+    if (ls.norders > 0) {
+        const char *params[1] = {ls.orders};
+
+        st = db_run(ex->db, &stmt_prelock_orders, 1, params, NULL, err,
+                    errlen);
+    }
+    if (st == OD_OK && (ls.nproducts > 0 || ls.norders > 0)) {
+        const char *params[2] = {ls.products, ls.orders};
+
+        st = db_run(ex->db, &stmt_prelock_products, 2, params, NULL, err,
+                    errlen);
+    }
+    apply_lockset_free(&ls);
+    return st;
+}
+
 /* One attempt at the whole batch. *dropped set when it was sought back. */
 static od_status_t
 process_batch(executor_t *ex, int *dropped, char *err, size_t errlen)
@@ -279,6 +329,9 @@ process_batch(executor_t *ex, int *dropped, char *err, size_t errlen)
         st = db_exec(ex->db, "ROLLBACK", err, errlen);
         return st;
     }
+    st = prelock(ex, err, errlen);
+    if (st != OD_OK)
+        goto fail;
     for (int i = 0; i < ex->n; i++) {
         consumer_msg_t *m = &ex->batch[i];
         part_state_t *p = part_find(ex, m->topic, m->partition);
@@ -567,9 +620,11 @@ executor_new(int id, const od_config_t *cfg, atomic_int *stop,
         od_err(err, errlen, "out of memory");
         goto fail;
     }
-    ex->db = db_connect(cfg->pg, err, errlen);
-    if (ex->db == NULL)
+    ex->db = db_new(cfg->pg);
+    if (ex->db == NULL) {
+        od_err(err, errlen, "out of memory");
         goto fail;
+    }
     hooks.arg = ex;
     snprintf(client_id, sizeof(client_id), "orderd-executor-%d", id);
     ex->consumer = consumer_new(cfg, client_id, &hooks, err, errlen);
