@@ -67,8 +67,8 @@ dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
     }
 }
 
-outbox_t *
-outbox_new(const od_config_t *cfg, char *err, size_t errlen)
+static rd_kafka_t *
+producer_new(const od_config_t *cfg, char *err, size_t errlen)
 {
     static const char *const defaults[] = {
         "enable.idempotence", "true",
@@ -76,9 +76,52 @@ outbox_new(const od_config_t *cfg, char *err, size_t errlen)
         "linger.ms", "2",
         "message.timeout.ms", "30000",
         NULL};
-    outbox_t *ob = calloc(1, sizeof(*ob));
     rd_kafka_conf_t *conf;
+    rd_kafka_t *rk;
     char errstr[512];
+
+    conf = kafka_conf_new(cfg, "orderd-outbox", defaults, err, errlen);
+    if (conf == NULL)
+        return NULL;
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (rk == NULL) {
+        od_err(err, errlen, "could not create kafka producer: %s", errstr);
+        rd_kafka_conf_destroy(conf);
+    }
+    return rk;
+}
+
+/*
+ * An idempotent producer that hit a fatal error (fenced, out-of-order
+ * sequence) refuses every later message: start a fresh one. Rows not
+ * marked published are simply produced again by the next round.
+ */
+static void
+producer_check_fatal(outbox_t *ob)
+{
+    char errstr[512], err[512];
+    rd_kafka_t *fresh;
+
+    if (rd_kafka_fatal_error(ob->rk, errstr, sizeof(errstr)) ==
+        RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    log_error("outbox producer failed fatally: %s: starting a new one",
+              errstr);
+    fresh = producer_new(ob->cfg, err, sizeof(err));
+    if (fresh == NULL) {
+        log_error("%s", err);
+        return;
+    }
+    rd_kafka_purge(ob->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_destroy(ob->rk);
+    ob->rk = fresh;
+}
+
+outbox_t *
+outbox_new(const od_config_t *cfg, char *err, size_t errlen)
+{
+    outbox_t *ob = calloc(1, sizeof(*ob));
 
     if (ob == NULL) {
         od_err(err, errlen, "out of memory");
@@ -87,19 +130,14 @@ outbox_new(const od_config_t *cfg, char *err, size_t errlen)
     ob->cfg = cfg;
     pthread_mutex_init(&ob->lock, NULL);
     pthread_cond_init(&ob->cond, NULL);
-    conf = kafka_conf_new(cfg, "orderd-outbox", defaults, err, errlen);
-    if (conf == NULL)
+    ob->rk = producer_new(cfg, err, errlen);
+    if (ob->rk == NULL)
         goto fail;
-    rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
-    ob->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    if (ob->rk == NULL) {
-        od_err(err, errlen, "could not create kafka producer: %s", errstr);
-        rd_kafka_conf_destroy(conf);
+    ob->db = db_new(cfg->pg);
+    if (ob->db == NULL) {
+        od_err(err, errlen, "out of memory");
         goto fail;
     }
-    ob->db = db_connect(cfg->pg, err, errlen);
-    if (ob->db == NULL)
-        goto fail;
     return ob;
 fail:
     outbox_destroy(ob);
@@ -246,6 +284,7 @@ publish_all(outbox_t *ob, char *err, size_t errlen)
                 return st;
         }
         st = publish_round(ob, &count, err, errlen);
+        producer_check_fatal(ob);
     } while (st == OD_OK && count == OUTBOX_ROUND);
     return st;
 }

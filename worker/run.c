@@ -28,29 +28,53 @@ on_signal(int sig)
     atomic_store(&run_stop, 1);
 }
 
-/* The schema must be migrated before work starts (orderd migrate). */
+/*
+ * The schema must be migrated before work starts (orderd migrate): 1 when
+ * it is, 0 when the database answers without it. While Postgres cannot be
+ * reached this waits (with back-off, until a stop signal), so a worker
+ * started before its database simply begins when the database is there.
+ */
 static int
 schema_ready(const od_config_t *cfg)
 {
     char err[512];
-    db_t *db = db_connect(cfg->pg, err, sizeof(err));
-    db_rows_t *rows = NULL;
-    int ok = 0;
+    int64_t wait_ms = 100;
+    int warned = 0;
 
-    if (db == NULL) {
-        log_error("%s", err);
-        return 0;
+    while (!atomic_load(&run_stop)) {
+        db_t *db = db_connect(cfg->pg, err, sizeof(err));
+        db_rows_t *rows = NULL;
+        od_status_t st;
+        int ok = 0;
+
+        if (db != NULL) {
+            st = db_query(db, "SELECT to_regclass('consumer_offsets') IS NOT"
+                              " NULL",
+                          0, NULL, &rows, err, sizeof(err));
+            if (st == OD_OK)
+                ok = db_bool(rows, 0, 0);
+            db_rows_free(rows);
+            db_destroy(db);
+            if (st == OD_OK) {
+                if (!ok)
+                    log_error("the database has no orderd schema: run "
+                              "orderd migrate");
+                return ok;
+            }
+        }
+        if (!warned)
+            log_warn("waiting for postgres: %s", err);
+        warned = 1;
+        for (int64_t end = od_mono_us() + wait_ms * 1000;
+             od_mono_us() < end && !atomic_load(&run_stop);) {
+            struct timespec ts = {0, 20 * 1000 * 1000};
+
+            nanosleep(&ts, NULL);
+        }
+        if (wait_ms < 5000)
+            wait_ms *= 2;
     }
-    if (db_query(db, "SELECT to_regclass('consumer_offsets') IS NOT NULL", 0,
-                 NULL, &rows, err, sizeof(err)) == OD_OK)
-        ok = db_bool(rows, 0, 0);
-    else
-        log_error("%s", err);
-    db_rows_free(rows);
-    db_destroy(db);
-    if (!ok)
-        log_error("the database has no orderd schema: run orderd migrate");
-    return ok;
+    return 0;
 }
 
 int
@@ -93,15 +117,16 @@ cli_run(const od_config_t *cfg)
              orderd_version(), nthreads, (long long)cfg->batch_size,
              (long long)cfg->batch_wait_ms, cfg->brokers, cfg->group,
              masked);
-    if (!schema_ready(cfg))
-        return 1;
-
     if (strcmp(cfg->metrics_addr, "off") != 0 && cfg->metrics_addr[0]) {
         http = http_start(cfg->metrics_addr, err, sizeof(err));
         if (http == NULL) {
             log_error("%s", err);
             return 1;
         }
+    }
+    if (!schema_ready(cfg)) {
+        http_stop(http);
+        return atomic_load(&run_stop) ? 0 : 1;
     }
     ob = outbox_new(cfg, err, sizeof(err));
     if (ob == NULL || outbox_start(ob) < 0) {

@@ -237,8 +237,9 @@ scheduler_new(const od_config_t *cfg, outbox_t *outbox, char *err,
     s->cfg = cfg;
     s->outbox = outbox;
     apply_config_init(&s->acfg, cfg);
-    s->db = db_connect(cfg->pg, err, errlen);
+    s->db = db_new(cfg->pg);
     if (s->db == NULL) {
+        od_err(err, errlen, "out of memory");
         free(s);
         return NULL;
     }
