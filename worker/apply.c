@@ -18,13 +18,20 @@
 #include "../handlers/command.h"
 #include "log.h"
 
-static const db_stmt_t stmt_dedup_insert = {
-    "apply_dedup_insert",
-    "INSERT INTO processed_commands (dedup_key, fingerprint, command_type,"
-    " outcome, reason, result_event_id, order_id, source_topic,"
+static const db_stmt_t stmt_dedup_result = {
+    "apply_dedup_result",
+    "WITH d AS (INSERT INTO processed_commands (dedup_key, fingerprint,"
+    " command_type, outcome, reason, result_event_id, order_id, source_topic,"
     " source_partition, source_offset)"
     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-    " ON CONFLICT (dedup_key) DO NOTHING RETURNING 1"};
+    " ON CONFLICT (dedup_key) DO NOTHING RETURNING order_id),"
+    " e AS (INSERT INTO outbox (event_id, topic, key, payload, dedup_key)"
+    " SELECT $6, $11, $12, convert_to(CASE WHEN $14::boolean"
+    "  THEN jsonb_set($13::text::jsonb, '{order}',"
+    "   COALESCE(orderd_order_json(d.order_id), 'null'::jsonb))::text"
+    "  ELSE $13::text END, 'UTF8'), $1 FROM d RETURNING 1)"
+    " SELECT (SELECT count(*) FROM e),"
+    " EXISTS (SELECT 1 FROM deferred_commands WHERE order_id = $7::uuid)"};
 
 static const db_stmt_t stmt_dedup_get = {
     "apply_dedup_get",
@@ -157,40 +164,6 @@ dlq_copy(db_t *db, const apply_config_t *cfg, const void *payload,
     return st;
 }
 
-/* The dedup row decides: 1 inserted (first time), 0 key already known. */
-static od_status_t
-dedup_insert(db_t *db, const cmd_env_t *env, const cmd_result_t *res,
-             const char *event_id, const apply_source_t *src, int *inserted,
-             char *err, size_t errlen)
-{
-    char part[24], off[24];
-    const char *order_id = res->order_id[0] ? res->order_id
-                           : env->order_id[0] ? env->order_id
-                                              : NULL;
-    const char *params[10] = {
-        env->dedup_key,
-        (const char *)env->fingerprint,
-        env->handler ? env->handler->type : NULL,
-        cmd_outcome_name(res->outcome),
-        res->reason,
-        event_id,
-        order_id,
-        src->topic,
-        db_int_param(part, src->partition),
-        db_int_param(off, src->offset)};
-    int lengths[10] = {0, 32, 0, 0, 0, 0, 0, 0, 0, 0};
-    int formats[10] = {0, 1, 0, 0, 0, 0, 0, 0, 0, 0};
-    db_rows_t *rows = NULL;
-    od_status_t st;
-
-    st = db_run_ex(db, &stmt_dedup_insert, 10, params, lengths, formats,
-                   &rows, err, errlen);
-    if (st == OD_OK)
-        *inserted = db_nrows(rows) == 1;
-    db_rows_free(rows);
-    return st;
-}
-
 /* A parked command gets its final outcome. */
 static od_status_t
 dedup_resolve_deferred(db_t *db, const cmd_env_t *env,
@@ -266,34 +239,37 @@ load_order(db_t *db, cmd_result_t *res, char *err, size_t errlen)
     return st;
 }
 
-static od_status_t
-write_result(db_t *db, const apply_config_t *cfg, const cmd_env_t *env,
-             const cmd_result_t *res, const char *event_id,
-             const apply_source_t *src, char *err, size_t errlen)
+/* The order the result concerns, or NULL. */
+static const char *
+result_order_id(const cmd_env_t *env, const cmd_result_t *res)
+{
+    return res->order_id[0] ? res->order_id
+           : env->order_id[0] ? env->order_id
+                              : NULL;
+}
+
+/* The command.result event as JSON text (caller frees), or NULL. */
+static char *
+result_text(const cmd_env_t *env, const cmd_result_t *res,
+            const char *event_id, const apply_source_t *src)
 {
     char at[40];
-    const char *order_id = res->order_id[0] ? res->order_id
-                           : env->order_id[0] ? env->order_id
-                                              : NULL;
     json_t *ev;
     char *text;
-    od_status_t st;
 
     ev = json_pack(
         "{s:s, s:s, s:s, s:s?, s:s?, s:s, s:s?, s:O?, s:O?,"
         " s:{s:s?, s:I, s:I}, s:s}",
         "event_id", event_id, "type", "command.result", "dedup_key",
         env->dedup_key, "command_type",
-        env->handler ? env->handler->type : NULL, "order_id", order_id,
-        "outcome", cmd_outcome_name(res->outcome), "reason", res->reason,
-        "details", res->details, "order", res->order, "source", "topic",
-        src->topic, "partition", (json_int_t)src->partition, "offset",
-        (json_int_t)src->offset, "at",
+        env->handler ? env->handler->type : NULL, "order_id",
+        result_order_id(env, res), "outcome", cmd_outcome_name(res->outcome),
+        "reason", res->reason, "details", res->details, "order", res->order,
+        "source", "topic", src->topic, "partition",
+        (json_int_t)src->partition, "offset", (json_int_t)src->offset, "at",
         od_format_time(od_now_us(), at, sizeof(at)));
-    if (ev == NULL) {
-        od_err(err, errlen, "could not build the result event");
-        return OD_FATAL;
-    }
+    if (ev == NULL)
+        return NULL;
     if (json_object_get(ev, "details") == NULL)
         json_object_set_new(ev, "details", json_object());
     if (json_object_get(ev, "order") == NULL)
@@ -304,14 +280,79 @@ write_result(db_t *db, const apply_config_t *cfg, const cmd_env_t *env,
         json_object_set_new(ev, "order_id", json_null());
     text = json_dumps(ev, JSON_COMPACT);
     json_decref(ev);
+    return text;
+}
+
+static od_status_t
+write_result(db_t *db, const apply_config_t *cfg, const cmd_env_t *env,
+             const cmd_result_t *res, const char *event_id,
+             const apply_source_t *src, char *err, size_t errlen)
+{
+    const char *key = result_order_id(env, res);
+    char *text = result_text(env, res, event_id, src);
+    od_status_t st;
+
     if (text == NULL) {
         od_err(err, errlen, "could not encode the result event");
         return OD_FATAL;
     }
-    st = outbox_insert(db, event_id, cfg->domain.events_topic,
-                       order_id ? order_id : env->dedup_key,
-                       strlen(order_id ? order_id : env->dedup_key), text,
-                       strlen(text), NULL, env->dedup_key, err, errlen);
+    if (key == NULL)
+        key = env->dedup_key;
+    st = outbox_insert(db, event_id, cfg->domain.events_topic, key,
+                       strlen(key), text, strlen(text), NULL, env->dedup_key,
+                       err, errlen);
+    free(text);
+    return st;
+}
+
+/*
+ * The common path in one round trip: the dedup row, and only if it was
+ * new, the result event with the order as it stands now. *inserted tells
+ * which; *parked whether commands wait for this order.
+ */
+static od_status_t
+dedup_and_result(db_t *db, const apply_config_t *cfg, const cmd_env_t *env,
+                 const cmd_result_t *res, const char *event_id,
+                 const apply_source_t *src, int *inserted, int *parked,
+                 char *err, size_t errlen)
+{
+    char part[24], off[24];
+    const char *order_id = result_order_id(env, res);
+    const char *key = order_id ? order_id : env->dedup_key;
+    char *text = result_text(env, res, event_id, src);
+    int with_order = order_id != NULL && res->order == NULL &&
+                     res->outcome != OUTCOME_DEFERRED;
+    const char *params[14] = {env->dedup_key,
+                              (const char *)env->fingerprint,
+                              env->handler ? env->handler->type : NULL,
+                              cmd_outcome_name(res->outcome),
+                              res->reason,
+                              event_id,
+                              order_id,
+                              src->topic,
+                              db_int_param(part, src->partition),
+                              db_int_param(off, src->offset),
+                              cfg->domain.events_topic,
+                              key,
+                              text,
+                              with_order ? "true" : "false"};
+    int lengths[14] = {0, 32, 0, 0, 0, 0, 0, 0, 0, 0, 0, (int)strlen(key),
+                       0, 0};
+    int formats[14] = {0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0};
+    db_rows_t *rows = NULL;
+    od_status_t st;
+
+    if (text == NULL) {
+        od_err(err, errlen, "could not encode the result event");
+        return OD_FATAL;
+    }
+    st = db_run_ex(db, &stmt_dedup_result, 14, params, lengths, formats,
+                   &rows, err, errlen);
+    if (st == OD_OK) {
+        *inserted = db_int64(rows, 0, 0) == 1;
+        *parked = db_bool(rows, 0, 1);
+    }
+    db_rows_free(rows);
     free(text);
     return st;
 }
@@ -405,7 +446,7 @@ run_command(db_t *db, const apply_config_t *cfg, cmd_env_t *env,
     cmd_result_t res;
     char herr[512] = "", event_id[37];
     od_status_t st;
-    int inserted = 0, rechecked = 0;
+    int inserted = 0, rechecked = 0, written = 0, parked = 0;
 
     cmd_result_init(&res);
 again:
@@ -467,8 +508,9 @@ again:
         st = dedup_resolve_deferred(db, env, &res, event_id, err, errlen);
         inserted = 1;
     } else {
-        st = dedup_insert(db, env, &res, event_id, src, &inserted, err,
-                          errlen);
+        st = dedup_and_result(db, cfg, env, &res, event_id, src, &inserted,
+                              &parked, err, errlen);
+        written = inserted;
     }
     if (st != OD_OK)
         goto out;
@@ -489,20 +531,23 @@ again:
     }
     if (res.order_id[0] == '\0' && env->order_id[0] != '\0')
         snprintf(res.order_id, sizeof(res.order_id), "%s", env->order_id);
-    if (res.order_id[0] != '\0' && res.order == NULL &&
-        res.outcome != OUTCOME_DEFERRED) {
-        st = load_order(db, &res, err, errlen);
-        if (st != OD_OK)
-            goto out;
-    }
     rep->outcome = res.outcome;
     rep->reason = res.reason;
-    if (!(res.outcome == OUTCOME_DUPLICATE && cfg->quiet_duplicates)) {
+    if (!written &&
+        !(res.outcome == OUTCOME_DUPLICATE && cfg->quiet_duplicates)) {
+        if (res.order_id[0] != '\0' && res.order == NULL &&
+            res.outcome != OUTCOME_DEFERRED) {
+            st = load_order(db, &res, err, errlen);
+            if (st != OD_OK)
+                goto out;
+        }
         st = write_result(db, cfg, env, &res, event_id, src, err, errlen);
         if (st != OD_OK)
             goto out;
-        memcpy(rep->event_id, event_id, sizeof(event_id));
+        written = 1;
     }
+    if (written)
+        memcpy(rep->event_id, event_id, sizeof(event_id));
     if (inserted) {
         st = write_extra_events(db, cfg, env, &res, err, errlen);
         if (st != OD_OK)
@@ -517,8 +562,8 @@ again:
     }
     /* sent with the next statement, in the same round trip */
     db_queue(db, "RELEASE SAVEPOINT cmd");
-    if (inserted && res.outcome == OUTCOME_APPLIED &&
-        env->handler != NULL && env->handler->creates_order)
+    if (parked && res.outcome == OUTCOME_APPLIED && env->handler != NULL &&
+        env->handler->creates_order)
         st = apply_release_deferred(db, cfg, res.order_id, &rep->released,
                                     err, errlen);
 out:
