@@ -69,8 +69,31 @@ static const db_stmt_t stmt_insert_order = {
     " LEFT JOIN product_variants v ON v.id = x.vid),"
     " h AS (INSERT INTO order_status_history (order_id, from_status,"
     " to_status, actor_role, actor_id, dedup_key)"
-    " SELECT o.id, NULL, 'pending', $17, $18, $10 FROM o)"
-    " SELECT number FROM o"};
+    " SELECT o.id, NULL, 'pending', $17, $18, $10 FROM o),"
+    /* the reservation: guarded decrements (the rows are locked and were
+     * checked, so every one matches) and their ledger rows */
+    " sp AS (UPDATE products p SET stock = p.stock - x.qty,"
+    " updated_at = now() FROM o, unnest($13::bigint[], $14::bigint[],"
+    " $15::bigint[]) AS x(pid, vid, qty)"
+    " WHERE x.vid = 0 AND p.id = x.pid AND p.stock >= x.qty"
+    " RETURNING p.id AS pid, 0::bigint AS vid, x.qty, p.stock,"
+    " p.low_stock_threshold AS thr),"
+    " sv AS (UPDATE product_variants v SET stock = v.stock - x.qty,"
+    " updated_at = now() FROM o, unnest($13::bigint[], $14::bigint[],"
+    " $15::bigint[]) AS x(pid, vid, qty)"
+    " WHERE x.vid <> 0 AND v.id = x.vid AND v.product_id = x.pid"
+    " AND v.stock >= x.qty"
+    " RETURNING v.product_id AS pid, v.id AS vid, x.qty, v.stock,"
+    " (SELECT low_stock_threshold FROM products WHERE id = v.product_id)"
+    " AS thr),"
+    " s AS (SELECT * FROM sp UNION ALL SELECT * FROM sv),"
+    " l AS (INSERT INTO stock_ledger (product_id, variant_id, delta, reason,"
+    " order_id, dedup_key) SELECT pid, NULLIF(vid, 0), -qty, 'order',"
+    " $1::uuid, $10 FROM s)"
+    /* one row, or one per item that fell to its low-stock threshold */
+    " SELECT o.number, (SELECT count(*) FROM s), low.pid, low.vid,"
+    " low.stock, low.thr FROM o LEFT JOIN (SELECT * FROM s"
+    " WHERE s.stock <= s.thr AND s.stock + s.qty > s.thr) low ON true"};
 
 od_status_t
 checkout_parse(const json_t *root, void **out, char *err, size_t errlen)
@@ -252,9 +275,24 @@ insert_order(apply_ctx_t *ctx, const checkout_cmd_t *c,
     params[17] = ctx->env->actor_id;
     st = db_run(ctx->db, &stmt_insert_order, 18, params, &rows, ctx->err,
                 ctx->errlen);
+    if (st != OD_OK)
+        goto out;
     /* a concurrent checkout of the same order_id committed first */
-    if (st == OD_OK && db_nrows(rows) != 1)
+    if (db_nrows(rows) == 0) {
         cmd_reject(res, "order_exists", NULL);
+        goto out;
+    }
+    if (db_int64(rows, 0, 1) != c->ngroups) {
+        od_err(ctx->err, ctx->errlen,
+               "stock of order %s changed under its row locks", c->order_id);
+        st = OD_FATAL;
+        goto out;
+    }
+    for (k = 0; k < db_nrows(rows); k++)
+        if (!db_isnull(rows, k, 2))
+            stock_low_notice(res, db_int64(rows, k, 2), db_int64(rows, k, 3),
+                             db_int64(rows, k, 4), db_int64(rows, k, 5));
+out:
     db_rows_free(rows);
     return st;
 }
@@ -268,7 +306,6 @@ checkout_apply(apply_ctx_t *ctx, const void *cmd, cmd_result_t *res)
     const char *reason;
     json_t *details;
     od_status_t st;
-    int i;
 
     snprintf(res->order_id, sizeof(res->order_id), "%s", c->order_id);
     if (ctx->env->role == ROLE_CUSTOMER &&
@@ -288,20 +325,7 @@ checkout_apply(apply_ctx_t *ctx, const void *cmd, cmd_result_t *res)
         return cmd_reject(
             res, "invalid_command",
             json_pack("{s:s}", "error", "the order total overflows"));
-    st = insert_order(ctx, c, states, rate_bps, totals, res);
-    if (st != OD_OK || res->outcome != OUTCOME_APPLIED)
-        return st;
-    for (i = 0; i < c->ngroups && st == OD_OK; i++) {
-        stock_item_t item = {c->groups[i].product_id, c->groups[i].variant_id,
-                             -c->groups[i].quantity};
-
-        st = stock_apply(ctx, &item, "order", c->order_id, NULL, res);
-        if (st == OD_REJECT) { /* checked under the row locks */
-            od_err(ctx->err, ctx->errlen,
-                   "stock of product %lld changed under its row lock",
-                   (long long)item.product_id);
-            st = OD_FATAL;
-        }
-    }
-    return st;
+    /* the order, its items, its history, the stock and the ledger: one
+     * statement */
+    return insert_order(ctx, c, states, rate_bps, totals, res);
 }

@@ -60,19 +60,19 @@ static const db_stmt_t stmt_lock_variants = {
     "SELECT id FROM product_variants WHERE id = ANY($1::bigint[])"
     " ORDER BY id FOR UPDATE"};
 
-static void
-stock_low_event(cmd_result_t *res, const stock_item_t *item, int64_t after,
-                int64_t threshold)
+void
+stock_low_notice(cmd_result_t *res, int64_t product_id, int64_t variant_id,
+                 int64_t after, int64_t threshold)
 {
     char key[24];
     json_t *payload;
 
-    snprintf(key, sizeof(key), "%" PRId64, item->product_id);
-    payload = json_pack(
-        "{s:I, s:o, s:I, s:I}", "product_id", (json_int_t)item->product_id,
-        "variant_id",
-        item->variant_id ? json_integer(item->variant_id) : json_null(),
-        "stock", (json_int_t)after, "threshold", (json_int_t)threshold);
+    snprintf(key, sizeof(key), "%" PRId64, product_id);
+    payload = json_pack("{s:I, s:o, s:I, s:I}", "product_id",
+                        (json_int_t)product_id, "variant_id",
+                        variant_id ? json_integer(variant_id) : json_null(),
+                        "stock", (json_int_t)after, "threshold",
+                        (json_int_t)threshold);
     cmd_result_add_event(res, "stock.low", key, payload);
 }
 
@@ -118,7 +118,8 @@ stock_apply(apply_ctx_t *ctx, const stock_item_t *item, const char *reason,
     /* before = now - delta cannot overflow: the guard kept it in range */
     if (item->delta < 0 && now_stock - item->delta > threshold &&
         now_stock <= threshold)
-        stock_low_event(res, item, now_stock, threshold);
+        stock_low_notice(res, item->product_id, item->variant_id, now_stock,
+                         threshold);
 out:
     db_rows_free(rows);
     return st;

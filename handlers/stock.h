@@ -28,6 +28,11 @@ od_status_t stock_apply(apply_ctx_t *ctx, const stock_item_t *item,
                         const char *reason, const char *order_id,
                         int64_t *after, cmd_result_t *res) OD_MUSTCHECK;
 
+/* Queues a stock.low event for a product (variant_id 0) or variant whose
+ * stock is now after, at or below threshold. */
+void stock_low_notice(cmd_result_t *res, int64_t product_id,
+                      int64_t variant_id, int64_t after, int64_t threshold);
+
 /*
  * Returns the stock of every line of an order (cancel, expire, refund with
  * restock): locks the order's products and variants in ascending order,

@@ -406,6 +406,8 @@ executor_flush(executor_t *ex)
     char err[1024];
     int attempt = 0, dropped = 0;
 
+    int64_t started = od_mono_us();
+
     if (ex->n == 0)
         return;
     collect_parts(ex);
@@ -447,6 +449,8 @@ executor_flush(executor_t *ex)
         log_info("executor %d: batch applied after %d retries", ex->id,
                  attempt);
     }
+    log_debug("executor %d: batch of %d in %.1f ms", ex->id, ex->n,
+              (double)(od_mono_us() - started) / 1000.0);
     if (!dropped) {
         forget_sought(ex);
         atomic_fetch_add(&metrics.batches, 1);
