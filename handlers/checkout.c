@@ -65,8 +65,12 @@ static const db_stmt_t stmt_insert_order = {
     " COALESCE(v.sku, p.sku), p.name, v.name, x.qty, x.price"
     " FROM o, unnest($13::bigint[], $14::bigint[], $15::bigint[],"
     " $16::bigint[]) WITH ORDINALITY AS x(pid, vid, qty, price, ord)"
-    " JOIN products p ON p.id = x.pid"
-    " LEFT JOIN product_variants v ON v.id = x.vid),"
+    /* OFFSET 0 keeps these lookups on the primary keys: a generic plan
+     * would otherwise hash-join a scan of the whole catalogue */
+    " JOIN LATERAL (SELECT vendor_id, sku, name FROM products"
+    "  WHERE id = x.pid OFFSET 0) p ON true"
+    " LEFT JOIN LATERAL (SELECT id, sku, name FROM product_variants"
+    "  WHERE id = x.vid OFFSET 0) v ON true),"
     " h AS (INSERT INTO order_status_history (order_id, from_status,"
     " to_status, actor_role, actor_id, dedup_key)"
     " SELECT o.id, NULL, 'pending', $17, $18, $10 FROM o),"

@@ -48,6 +48,7 @@ typedef struct sought {
 typedef struct assigned {
     char topic[256];
     int32_t partition;
+    int64_t start; /* where the assignment began (-2: the beginning) */
 } assigned_t;
 
 #define EXECUTOR_IDLE_CHECK_US (1000 * 1000)
@@ -94,9 +95,9 @@ static const db_stmt_t stmt_prelock_orders = {
 
 static const db_stmt_t stmt_prelock_products = {
     "exec_prelock_products",
-    "SELECT 1 FROM products WHERE id = ANY($1::bigint[])"
-    " OR id IN (SELECT product_id FROM order_items"
-    "  WHERE order_id = ANY($2::uuid[]))"
+    "SELECT 1 FROM products WHERE id = ANY($1::bigint[] ||"
+    " ARRAY(SELECT product_id FROM order_items"
+    "  WHERE order_id = ANY($2::uuid[])))"
     " ORDER BY id FOR UPDATE"};
 
 static const db_stmt_t stmt_offset_read = {
@@ -488,6 +489,8 @@ idle_check(executor_t *ex)
             return;
         }
         pos = consumer_position(ex->consumer, a->topic, a->partition);
+        if (pos < 0)
+            pos = a->start; /* nothing consumed since the assignment */
         if (db_nrows(rows) == 1 && pos >= 0 && db_int64(rows, 0, 0) < pos) {
             part_state_t p = {a->topic, a->partition, pos, pos,
                               db_int64(rows, 0, 0), 0};
@@ -542,6 +545,8 @@ on_assign(void *arg, consumer_part_t *parts, int n)
             if (st == OD_OK) {
                 parts[i].offset = db_nrows(rows) == 1 ? db_int64(rows, 0, 0)
                                                       : -2;
+                if (i < EXECUTOR_MAX_PARTS)
+                    ex->assigned[i].start = parts[i].offset;
                 db_rows_free(rows);
                 break;
             }
