@@ -533,8 +533,9 @@ again:
         snprintf(res.order_id, sizeof(res.order_id), "%s", env->order_id);
     rep->outcome = res.outcome;
     rep->reason = res.reason;
-    if (!written &&
-        !(res.outcome == OUTCOME_DUPLICATE && cfg->quiet_duplicates)) {
+    /* a replay re-reading what it applied before stays quiet: the first
+     * result (duplicate or dedup_key_reused alike) exists already */
+    if (!written && !(!inserted && cfg->quiet_duplicates)) {
         if (res.order_id[0] != '\0' && res.order == NULL &&
             res.outcome != OUTCOME_DEFERRED) {
             st = load_order(db, &res, err, errlen);
@@ -585,11 +586,15 @@ apply_message(db_t *db, const apply_config_t *cfg, const void *payload,
     parsed = command_parse(payload, len, src->ts_us, &env, perr,
                            sizeof(perr));
     if (parsed == CMD_PARSE_POISON) {
+        rep->outcome = OUTCOME_REJECTED;
+        rep->reason = "poison";
+        st = OD_OK;
+        /* a quiet replay re-reads poison that has its DLQ copy already */
+        if (cfg->quiet_duplicates)
+            goto out;
         slog_warn(src->topic, src->partition, src->offset,
                   "poison message to the dead-letter topic: %s", perr);
         rep->dlq = 1;
-        rep->outcome = OUTCOME_REJECTED;
-        rep->reason = "poison";
         st = dlq_copy(db, cfg, payload, len, src, perr, NULL, err, errlen);
         goto out;
     }

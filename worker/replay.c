@@ -40,7 +40,7 @@ static const db_stmt_t stmt_stored = {
 static const db_stmt_t stmt_move = {
     "replay_move",
     "UPDATE consumer_offsets SET next_offset = $4,"
-    " replay_until = CASE WHEN $5 THEN replay_until"
+    " replay_until = CASE WHEN $5 THEN LEAST(replay_until, $4)"
     "  ELSE GREATEST(replay_until, next_offset) END, updated_at = now()"
     " WHERE grp = $1 AND topic = $2 AND partition = $3"
     " AND next_offset > $4"};
