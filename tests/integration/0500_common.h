@@ -22,7 +22,8 @@
 static inline void
 x_uuid(int tag, int i, char out[37])
 {
-    snprintf(out, 37, "00000000-0000-4000-8%03d-%012d", tag % 1000, i);
+    snprintf(out, 37, "00000000-0000-4000-8%03u-%012u", (unsigned)tag % 1000u,
+             (unsigned)i);
 }
 
 static inline const char *
