@@ -40,6 +40,10 @@ START_TEST(test_order_expires_on_its_own)
     ktest_send_cmd(&k, msg);
     x_product_json(msg, sizeof(msg), 2, 300, 10);
     ktest_send_cmd(&k, msg);
+    ktest_flush(&k);
+    /* the products are keyed to other partitions than the checkout: the
+     * catalogue must be in before the checkout is sent */
+    ck_assert_int_eq(ktest_wait_results(&k, 2, 60), 2);
     snprintf(msg, sizeof(msg),
              "{\"dedup_key\":\"co-1\",\"type\":\"checkout\","
              "\"actor\":{\"role\":\"customer\",\"id\":\"c1\"},"
