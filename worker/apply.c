@@ -248,6 +248,15 @@ result_order_id(const cmd_env_t *env, const cmd_result_t *res)
                               : NULL;
 }
 
+/* The command's type as the producer sent it (NULL if not a string). */
+static const char *
+command_type(const cmd_env_t *env)
+{
+    if (env->handler != NULL)
+        return env->handler->type;
+    return json_string_value(json_object_get(env->root, "type"));
+}
+
 /* The command.result event as JSON text (caller frees), or NULL. */
 static char *
 result_text(const cmd_env_t *env, const cmd_result_t *res,
@@ -261,8 +270,7 @@ result_text(const cmd_env_t *env, const cmd_result_t *res,
         "{s:s, s:s, s:s, s:s?, s:s?, s:s, s:s?, s:O?, s:O?,"
         " s:{s:s?, s:I, s:I}, s:s}",
         "event_id", event_id, "type", "command.result", "dedup_key",
-        env->dedup_key, "command_type",
-        env->handler ? env->handler->type : NULL, "order_id",
+        env->dedup_key, "command_type", command_type(env), "order_id",
         result_order_id(env, res), "outcome", cmd_outcome_name(res->outcome),
         "reason", res->reason, "details", res->details, "order", res->order,
         "source", "topic", src->topic, "partition",
@@ -324,7 +332,7 @@ dedup_and_result(db_t *db, const apply_config_t *cfg, const cmd_env_t *env,
                      res->outcome != OUTCOME_DEFERRED;
     const char *params[14] = {env->dedup_key,
                               (const char *)env->fingerprint,
-                              env->handler ? env->handler->type : NULL,
+                              command_type(env),
                               cmd_outcome_name(res->outcome),
                               res->reason,
                               event_id,

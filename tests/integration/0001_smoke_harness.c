@@ -50,6 +50,9 @@ START_TEST(test_invalid_command_is_rejected_and_deduplicated)
     ck_assert_str_eq(itest_reason(ev), "invalid_command");
     ck_assert_str_eq(json_string_value(json_object_get(ev, "type")),
                      "command.result");
+    /* the producer can tell which of its commands this was */
+    ck_assert_str_eq(json_string_value(json_object_get(ev, "command_type")),
+                     "teleport");
     json_decref(ev);
     ev = itest_apply(db, cmd);
     ck_assert_str_eq(itest_outcome(ev), "duplicate");
