@@ -14,9 +14,8 @@ static const struct {
     const char *name;
     cmd_role_t role;
 } role_names[] = {
-    {"customer", ROLE_CUSTOMER}, {"vendor", ROLE_VENDOR},
-    {"admin", ROLE_ADMIN},       {"payment", ROLE_PAYMENT},
-    {"system", ROLE_SYSTEM},
+    {"customer", ROLE_CUSTOMER}, {"vendor", ROLE_VENDOR}, {"admin", ROLE_ADMIN},
+    {"payment", ROLE_PAYMENT},   {"system", ROLE_SYSTEM},
 };
 
 const char *
@@ -123,9 +122,8 @@ json_field_str(const json_t *obj, const char *name, int required, char *out,
     s = json_string_value(v);
     n = json_string_length(v);
     if (n == 0 || n >= outlen || strlen(s) != n || !str_printable(s)) {
-        od_err(err, errlen,
-               "field '%s' must be 1..%zu printable characters", name,
-               outlen - 1);
+        od_err(err, errlen, "field '%s' must be 1..%zu printable characters",
+               name, outlen - 1);
         return -1;
     }
     memcpy(out, s, n + 1);
@@ -133,9 +131,8 @@ json_field_str(const json_t *obj, const char *name, int required, char *out,
 }
 
 int
-json_field_int(const json_t *obj, const char *name, int required,
-               int64_t min, int64_t max, int64_t *out, char *err,
-               size_t errlen)
+json_field_int(const json_t *obj, const char *name, int required, int64_t min,
+               int64_t max, int64_t *out, char *err, size_t errlen)
 {
     const json_t *v = json_object_get(obj, name);
     json_int_t i;
@@ -153,8 +150,8 @@ json_field_int(const json_t *obj, const char *name, int required,
     i = json_integer_value(v);
     if (i < min || i > max) {
         od_err(err, errlen,
-               "field '%s' must be between %" PRId64 " and %" PRId64, name,
-               min, max);
+               "field '%s' must be between %" PRId64 " and %" PRId64, name, min,
+               max);
         return -1;
     }
     *out = (int64_t)i;
@@ -182,12 +179,11 @@ json_field_bool(const json_t *obj, const char *name, int required, int *out,
 }
 
 int
-json_field_uuid(const json_t *obj, const char *name, int required,
-                char out[37], char *err, size_t errlen)
+json_field_uuid(const json_t *obj, const char *name, int required, char out[37],
+                char *err, size_t errlen)
 {
     char buf[64];
-    int rc = json_field_str(obj, name, required, buf, sizeof(buf), err,
-                            errlen);
+    int rc = json_field_str(obj, name, required, buf, sizeof(buf), err, errlen);
 
     if (rc != 0)
         return rc;
@@ -202,8 +198,8 @@ json_field_uuid(const json_t *obj, const char *name, int required,
 }
 
 int
-json_field_id(const json_t *obj, const char *name, int required,
-              int64_t *out, char *err, size_t errlen)
+json_field_id(const json_t *obj, const char *name, int required, int64_t *out,
+              char *err, size_t errlen)
 {
     const json_t *v = json_object_get(obj, name);
 
@@ -224,8 +220,8 @@ json_field_id(const json_t *obj, const char *name, int required,
     if (v != NULL && !json_is_null(v) && !json_is_integer(v))
         goto bad;
     {
-        int rc = json_field_int(obj, name, required, 1, INT64_MAX, out, err,
-                                errlen);
+        int rc =
+            json_field_int(obj, name, required, 1, INT64_MAX, out, err, errlen);
         if (rc < 0 && v != NULL && !json_is_null(v))
             goto bad;
         return rc;
@@ -238,8 +234,8 @@ bad:
 void
 command_fingerprint(const json_t *root, unsigned char out[32])
 {
-    char *canon = json_dumps(root, JSON_SORT_KEYS | JSON_COMPACT |
-                                       JSON_ENCODE_ANY);
+    char *canon =
+        json_dumps(root, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENCODE_ANY);
     unsigned int len = 32;
 
     /* json_dumps only fails on allocation failure */
@@ -275,8 +271,7 @@ parse_actor(const json_t *root, cmd_env_t *env, char *err, size_t errlen)
         od_err(err, errlen, "field 'actor' must be an object");
         return -1;
     }
-    if (json_field_str(actor, "role", 1, role, sizeof(role), err, errlen) <
-            0 ||
+    if (json_field_str(actor, "role", 1, role, sizeof(role), err, errlen) < 0 ||
         json_field_str(actor, "id", 1, env->actor_id, sizeof(env->actor_id),
                        err, errlen) < 0)
         return -1;
@@ -286,8 +281,10 @@ parse_actor(const json_t *root, cmd_env_t *env, char *err, size_t errlen)
             return 0;
         }
     }
-    od_err(err, errlen, "actor role '%s' is not one of customer, vendor, "
-                        "admin, payment, system", role);
+    od_err(err, errlen,
+           "actor role '%s' is not one of customer, vendor, "
+           "admin, payment, system",
+           role);
     return -1;
 }
 
@@ -302,8 +299,8 @@ command_parse(const char *buf, size_t len, int64_t msg_ts_us, cmd_env_t *env,
 
     env_init(env);
     if (len > CMD_MAX_BYTES) {
-        od_err(err, errlen, "command is %zu bytes, over the %d byte limit",
-               len, CMD_MAX_BYTES);
+        od_err(err, errlen, "command is %zu bytes, over the %d byte limit", len,
+               CMD_MAX_BYTES);
         return CMD_PARSE_POISON;
     }
     /* strict: duplicate keys, bad UTF-8, NUL bytes and integer overflow are
@@ -322,16 +319,18 @@ command_parse(const char *buf, size_t len, int64_t msg_ts_us, cmd_env_t *env,
     if (!json_is_string(v) ||
         strlen(json_string_value(v)) != json_string_length(v) ||
         !command_dedup_key_valid(json_string_value(v))) {
-        od_err(err, errlen, "no usable dedup_key (1..%d printable ASCII "
-                            "characters)", CMD_DEDUP_KEY_MAX);
+        od_err(err, errlen,
+               "no usable dedup_key (1..%d printable ASCII "
+               "characters)",
+               CMD_DEDUP_KEY_MAX);
         return CMD_PARSE_POISON;
     }
     strcpy(env->dedup_key, json_string_value(v));
     command_fingerprint(env->root, env->fingerprint);
     env->event_time_us = msg_ts_us > 0 ? msg_ts_us : od_now_us();
 
-    if (json_field_str(env->root, "type", 1, type, sizeof(type), err,
-                       errlen) < 0)
+    if (json_field_str(env->root, "type", 1, type, sizeof(type), err, errlen) <
+        0)
         return CMD_PARSE_INVALID;
     env->handler = handler_find(type);
     if (env->handler == NULL) {
@@ -340,8 +339,8 @@ command_parse(const char *buf, size_t len, int64_t msg_ts_us, cmd_env_t *env,
     }
     if (parse_actor(env->root, env, err, errlen) < 0)
         return CMD_PARSE_INVALID;
-    rc = json_field_str(env->root, "issued_at", 0, issued, sizeof(issued),
-                        err, errlen);
+    rc = json_field_str(env->root, "issued_at", 0, issued, sizeof(issued), err,
+                        errlen);
     if (rc < 0)
         return CMD_PARSE_INVALID;
     if (rc == 0 && od_parse_time(issued, &env->event_time_us) < 0) {

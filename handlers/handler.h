@@ -35,8 +35,8 @@ typedef struct cmd_env {
     const handler_t *handler;
     cmd_role_t role;
     char actor_id[CMD_ID_MAX + 1];
-    int64_t event_time_us; /* issued_at, else the Kafka timestamp */
-    char order_id[37];     /* the order the command names, "" if none */
+    int64_t event_time_us;         /* issued_at, else the Kafka timestamp */
+    char order_id[37];             /* the order the command names, "" if none */
     unsigned char fingerprint[32]; /* SHA-256 of the canonical body */
     json_t *root;                  /* the parsed body, owned */
     void *cmd;                     /* handler struct, owned (free()) */
@@ -107,12 +107,11 @@ void cmd_result_init(cmd_result_t *res);
 void cmd_result_reset(cmd_result_t *res);
 /* Marks res rejected with a stable reason; takes ownership of details
  * (may be NULL). Returns OD_OK so apply can `return cmd_reject(...)`. */
-od_status_t cmd_reject(cmd_result_t *res, const char *reason,
-                       json_t *details);
+od_status_t cmd_reject(cmd_result_t *res, const char *reason, json_t *details);
 /* Queues an extra event (order.expired, stock.low, ...); takes ownership
  * of payload. type and key are copied. */
-void cmd_result_add_event(cmd_result_t *res, const char *type,
-                          const char *key, json_t *payload);
+void cmd_result_add_event(cmd_result_t *res, const char *type, const char *key,
+                          json_t *payload);
 
 const char *cmd_role_name(cmd_role_t role);
 const char *cmd_outcome_name(cmd_outcome_t outcome);
@@ -123,13 +122,13 @@ const char *cmd_outcome_name(cmd_outcome_t outcome);
  * required), has the wrong type or is out of range. An absent optional
  * field leaves *out untouched and returns 1.
  */
-int json_field_str(const json_t *obj, const char *name, int required,
-                   char *out, size_t outlen, char *err, size_t errlen);
+int json_field_str(const json_t *obj, const char *name, int required, char *out,
+                   size_t outlen, char *err, size_t errlen);
 int json_field_int(const json_t *obj, const char *name, int required,
                    int64_t min, int64_t max, int64_t *out, char *err,
                    size_t errlen);
-int json_field_bool(const json_t *obj, const char *name, int required,
-                    int *out, char *err, size_t errlen);
+int json_field_bool(const json_t *obj, const char *name, int required, int *out,
+                    char *err, size_t errlen);
 /* a UUID string, normalised to lower case */
 int json_field_uuid(const json_t *obj, const char *name, int required,
                     char out[37], char *err, size_t errlen);

@@ -4,11 +4,11 @@
 
 #include "handler.h"
 
-#define HANDLER_DECL(name)                                                   \
-    od_status_t name##_parse(const json_t *root, void **out, char *err,      \
-                             size_t errlen);                                 \
-    od_status_t name##_apply(apply_ctx_t *ctx, const void *cmd,              \
-                             cmd_result_t *res);                             \
+#define HANDLER_DECL(name)                                                     \
+    od_status_t name##_parse(const json_t *root, void **out, char *err,        \
+                             size_t errlen);                                   \
+    od_status_t name##_apply(apply_ctx_t *ctx, const void *cmd,                \
+                             cmd_result_t *res);                               \
     const char *name##_order_id(const void *cmd)
 
 HANDLER_DECL(checkout);

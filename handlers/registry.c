@@ -3,8 +3,10 @@
 
 #include "handlers.h"
 
-#define ENTRY(name, roles)                                                   \
-    {#name, roles, name##_parse, name##_apply, name##_order_id, 0}
+#define ENTRY(name, roles)                                                     \
+    {                                                                          \
+#name, roles, name##_parse, name##_apply, name##_order_id, 0           \
+    }
 
 static const handler_t handler_table[] = {
     {"checkout", ROLE_CUSTOMER | ROLE_ADMIN | ROLE_SYSTEM, checkout_parse,

@@ -30,8 +30,8 @@ od_status_t stock_apply(apply_ctx_t *ctx, const stock_item_t *item,
 
 /* Queues a stock.low event for a product (variant_id 0) or variant whose
  * stock is now after, at or below threshold. */
-void stock_low_notice(cmd_result_t *res, int64_t product_id,
-                      int64_t variant_id, int64_t after, int64_t threshold);
+void stock_low_notice(cmd_result_t *res, int64_t product_id, int64_t variant_id,
+                      int64_t after, int64_t threshold);
 
 /*
  * Returns the stock of every line of an order (cancel, expire, refund with

@@ -38,8 +38,8 @@ static const db_stmt_t stmt_dedup_get = {
     "SELECT fingerprint = $2, outcome, reason, result_event_id"
     " FROM processed_commands WHERE dedup_key = $1"};
 
-static const db_stmt_t stmt_order_json = {
-    "apply_order_json", "SELECT orderd_order_json($1)"};
+static const db_stmt_t stmt_order_json = {"apply_order_json",
+                                          "SELECT orderd_order_json($1)"};
 
 static const db_stmt_t stmt_defer_insert = {
     "apply_defer_insert",
@@ -93,30 +93,28 @@ apply_config_init(apply_config_t *acfg, const od_config_t *cfg)
     acfg->domain.order_prefix = cfg->order_prefix;
     acfg->domain.events_topic = cfg->events_topic;
     acfg->dlq_topic = cfg->dlq_topic;
-    acfg->halt_on_internal_error =
-        strcmp(cfg->on_internal_error, "halt") == 0;
+    acfg->halt_on_internal_error = strcmp(cfg->on_internal_error, "halt") == 0;
     acfg->defer_timeout_ms = cfg->defer_timeout_ms;
 }
 
 static od_status_t
 outbox_insert(db_t *db, const char *event_id, const char *topic,
-              const void *key, size_t key_len, const void *payload,
-              size_t len, const char *headers, const char *dedup_key,
-              char *err, size_t errlen)
+              const void *key, size_t key_len, const void *payload, size_t len,
+              const char *headers, const char *dedup_key, char *err,
+              size_t errlen)
 {
-    const char *params[6] = {event_id, topic,   key,
-                             payload,  headers, dedup_key};
+    const char *params[6] = {event_id, topic, key, payload, headers, dedup_key};
     int lengths[6] = {0, 0, (int)key_len, (int)len, 0, 0};
     int formats[6] = {0, 0, 1, 1, 0, 0};
 
-    return db_run_ex(db, &stmt_outbox_insert, 6, params, lengths, formats,
-                     NULL, err, errlen);
+    return db_run_ex(db, &stmt_outbox_insert, 6, params, lengths, formats, NULL,
+                     err, errlen);
 }
 
 od_status_t
-apply_emit_event(db_t *db, const char *topic, const char *key,
-                 const char *type, const char *dedup_key, json_t *payload,
-                 char *err, size_t errlen)
+apply_emit_event(db_t *db, const char *topic, const char *key, const char *type,
+                 const char *dedup_key, json_t *payload, char *err,
+                 size_t errlen)
 {
     char event_id[37], at[40];
     char *text;
@@ -126,9 +124,9 @@ apply_emit_event(db_t *db, const char *topic, const char *key,
     json_object_set_new(payload, "event_id", json_string(event_id));
     json_object_set_new(payload, "type", json_string(type));
     if (json_object_get(payload, "at") == NULL)
-        json_object_set_new(payload, "at",
-                            json_string(od_format_time(od_now_us(), at,
-                                                       sizeof(at))));
+        json_object_set_new(
+            payload, "at",
+            json_string(od_format_time(od_now_us(), at, sizeof(at))));
     text = json_dumps(payload, JSON_COMPACT);
     json_decref(payload);
     if (text == NULL) {
@@ -142,9 +140,9 @@ apply_emit_event(db_t *db, const char *topic, const char *key,
 }
 
 static od_status_t
-dlq_copy(db_t *db, const apply_config_t *cfg, const void *payload,
-         size_t len, const apply_source_t *src, const char *why,
-         const char *dedup_key, char *err, size_t errlen)
+dlq_copy(db_t *db, const apply_config_t *cfg, const void *payload, size_t len,
+         const apply_source_t *src, const char *why, const char *dedup_key,
+         char *err, size_t errlen)
 {
     char event_id[37];
     json_t *h;
@@ -166,9 +164,8 @@ dlq_copy(db_t *db, const apply_config_t *cfg, const void *payload,
 
 /* A parked command gets its final outcome. */
 static od_status_t
-dedup_resolve_deferred(db_t *db, const cmd_env_t *env,
-                       const cmd_result_t *res, const char *event_id,
-                       char *err, size_t errlen)
+dedup_resolve_deferred(db_t *db, const cmd_env_t *env, const cmd_result_t *res,
+                       const char *event_id, char *err, size_t errlen)
 {
     const char *params[4] = {env->dedup_key, cmd_outcome_name(res->outcome),
                              res->reason, event_id};
@@ -187,8 +184,8 @@ dedup_resolve_deferred(db_t *db, const cmd_env_t *env,
 
 /* The key was seen before: duplicate (same body) or dedup_key_reused. */
 static od_status_t
-resolve_known_key(db_t *db, const cmd_env_t *env, cmd_result_t *res,
-                  char *err, size_t errlen)
+resolve_known_key(db_t *db, const cmd_env_t *env, cmd_result_t *res, char *err,
+                  size_t errlen)
 {
     const char *params[2] = {env->dedup_key, (const char *)env->fingerprint};
     int lengths[2] = {0, 32};
@@ -197,8 +194,8 @@ resolve_known_key(db_t *db, const cmd_env_t *env, cmd_result_t *res,
     od_status_t st;
     const char *order_id = env->order_id[0] ? env->order_id : NULL;
 
-    st = db_run_ex(db, &stmt_dedup_get, 2, params, lengths, formats, &rows,
-                   err, errlen);
+    st = db_run_ex(db, &stmt_dedup_get, 2, params, lengths, formats, &rows, err,
+                   errlen);
     if (st != OD_OK)
         return st;
     if (db_nrows(rows) != 1) {
@@ -211,15 +208,14 @@ resolve_known_key(db_t *db, const cmd_env_t *env, cmd_result_t *res,
         snprintf(res->order_id, sizeof(res->order_id), "%s", order_id);
     if (db_bool(rows, 0, 0)) {
         res->outcome = OUTCOME_DUPLICATE;
-        res->details = json_pack(
-            "{s:s, s:s?, s:s}", "original_outcome", db_val(rows, 0, 1),
-            "original_reason", db_isnull(rows, 0, 2) ? NULL
-                                                     : db_val(rows, 0, 2),
-            "original_event_id", db_val(rows, 0, 3));
+        res->details =
+            json_pack("{s:s, s:s?, s:s}", "original_outcome",
+                      db_val(rows, 0, 1), "original_reason",
+                      db_isnull(rows, 0, 2) ? NULL : db_val(rows, 0, 2),
+                      "original_event_id", db_val(rows, 0, 3));
     } else {
         cmd_reject(res, "dedup_key_reused",
-                   json_pack("{s:s}", "original_event_id",
-                             db_val(rows, 0, 3)));
+                   json_pack("{s:s}", "original_event_id", db_val(rows, 0, 3)));
     }
     db_rows_free(rows);
     return OD_OK;
@@ -243,7 +239,7 @@ load_order(db_t *db, cmd_result_t *res, char *err, size_t errlen)
 static const char *
 result_order_id(const cmd_env_t *env, const cmd_result_t *res)
 {
-    return res->order_id[0] ? res->order_id
+    return res->order_id[0]   ? res->order_id
            : env->order_id[0] ? env->order_id
                               : NULL;
 }
@@ -259,23 +255,23 @@ command_type(const cmd_env_t *env)
 
 /* The command.result event as JSON text (caller frees), or NULL. */
 static char *
-result_text(const cmd_env_t *env, const cmd_result_t *res,
-            const char *event_id, const apply_source_t *src)
+result_text(const cmd_env_t *env, const cmd_result_t *res, const char *event_id,
+            const apply_source_t *src)
 {
     char at[40];
     json_t *ev;
     char *text;
 
-    ev = json_pack(
-        "{s:s, s:s, s:s, s:s?, s:s?, s:s, s:s?, s:O?, s:O?,"
-        " s:{s:s?, s:I, s:I}, s:s}",
-        "event_id", event_id, "type", "command.result", "dedup_key",
-        env->dedup_key, "command_type", command_type(env), "order_id",
-        result_order_id(env, res), "outcome", cmd_outcome_name(res->outcome),
-        "reason", res->reason, "details", res->details, "order", res->order,
-        "source", "topic", src->topic, "partition",
-        (json_int_t)src->partition, "offset", (json_int_t)src->offset, "at",
-        od_format_time(od_now_us(), at, sizeof(at)));
+    ev = json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:s, s:s?, s:O?, s:O?,"
+                   " s:{s:s?, s:I, s:I}, s:s}",
+                   "event_id", event_id, "type", "command.result", "dedup_key",
+                   env->dedup_key, "command_type", command_type(env),
+                   "order_id", result_order_id(env, res), "outcome",
+                   cmd_outcome_name(res->outcome), "reason", res->reason,
+                   "details", res->details, "order", res->order, "source",
+                   "topic", src->topic, "partition", (json_int_t)src->partition,
+                   "offset", (json_int_t)src->offset, "at",
+                   od_format_time(od_now_us(), at, sizeof(at)));
     if (ev == NULL)
         return NULL;
     if (json_object_get(ev, "details") == NULL)
@@ -306,9 +302,8 @@ write_result(db_t *db, const apply_config_t *cfg, const cmd_env_t *env,
     }
     if (key == NULL)
         key = env->dedup_key;
-    st = outbox_insert(db, event_id, cfg->domain.events_topic, key,
-                       strlen(key), text, strlen(text), NULL, env->dedup_key,
-                       err, errlen);
+    st = outbox_insert(db, event_id, cfg->domain.events_topic, key, strlen(key),
+                       text, strlen(text), NULL, env->dedup_key, err, errlen);
     free(text);
     return st;
 }
@@ -354,8 +349,8 @@ dedup_and_result(db_t *db, const apply_config_t *cfg, const cmd_env_t *env,
         od_err(err, errlen, "could not encode the result event");
         return OD_FATAL;
     }
-    st = db_run_ex(db, &stmt_dedup_result, 14, params, lengths, formats,
-                   &rows, err, errlen);
+    st = db_run_ex(db, &stmt_dedup_result, 14, params, lengths, formats, &rows,
+                   err, errlen);
     if (st == OD_OK) {
         *inserted = db_int64(rows, 0, 0) == 1;
         *parked = db_bool(rows, 0, 1);
@@ -436,8 +431,8 @@ defer_park(db_t *db, const cmd_env_t *env, const void *payload, size_t len,
     int lengths[7] = {0, 0, (int)len, 0, 0, 0, 0};
     int formats[7] = {0, 0, 1, 0, 0, 0, 0};
 
-    return db_run_ex(db, &stmt_defer_insert, 7, params, lengths, formats,
-                     NULL, err, errlen);
+    return db_run_ex(db, &stmt_defer_insert, 7, params, lengths, formats, NULL,
+                     err, errlen);
 }
 
 /*
@@ -506,9 +501,9 @@ again:
         }
         cmd_result_reset(&res);
         res.outcome = OUTCOME_DEFERRED;
-        res.details = json_pack("{s:s, s:I}", "waiting_for_order",
-                                env->order_id, "timeout_ms",
-                                (json_int_t)cfg->defer_timeout_ms);
+        res.details =
+            json_pack("{s:s, s:I}", "waiting_for_order", env->order_id,
+                      "timeout_ms", (json_int_t)cfg->defer_timeout_ms);
     }
 
     od_uuid_v4(event_id);
@@ -573,8 +568,8 @@ again:
     db_queue(db, "RELEASE SAVEPOINT cmd");
     if (parked && res.outcome == OUTCOME_APPLIED && env->handler != NULL &&
         env->handler->creates_order)
-        st = apply_release_deferred(db, cfg, res.order_id, &rep->released,
-                                    err, errlen);
+        st = apply_release_deferred(db, cfg, res.order_id, &rep->released, err,
+                                    errlen);
 out:
     cmd_result_reset(&res);
     return st;
@@ -591,8 +586,7 @@ apply_message(db_t *db, const apply_config_t *cfg, const void *payload,
     od_status_t st;
 
     memset(rep, 0, sizeof(*rep));
-    parsed = command_parse(payload, len, src->ts_us, &env, perr,
-                           sizeof(perr));
+    parsed = command_parse(payload, len, src->ts_us, &env, perr, sizeof(perr));
     if (parsed == CMD_PARSE_POISON) {
         rep->outcome = OUTCOME_REJECTED;
         rep->reason = "poison";
@@ -655,8 +649,8 @@ apply_release_deferred(db_t *db, const apply_config_t *cfg,
             st = OD_FATAL;
         } else {
             db_queue(db, "SAVEPOINT cmd");
-            st = run_command(db, cfg, &env, parsed, perr, payload, len, &src,
-                             1, &rep, err, errlen);
+            st = run_command(db, cfg, &env, parsed, perr, payload, len, &src, 1,
+                             &rep, err, errlen);
             if (st == OD_OK && released != NULL)
                 (*released)++;
         }

@@ -65,9 +65,8 @@ od_status_t apply_release_deferred(db_t *db, const apply_config_t *cfg,
  * parked longer than cfg->defer_timeout_ms, on the open transaction; *n
  * receives how many.
  */
-od_status_t apply_expire_deferred(db_t *db, const apply_config_t *cfg,
-                                  int *n, char *err,
-                                  size_t errlen) OD_MUSTCHECK;
+od_status_t apply_expire_deferred(db_t *db, const apply_config_t *cfg, int *n,
+                                  char *err, size_t errlen) OD_MUSTCHECK;
 
 /*
  * The rows a batch will lock, gathered before it runs so they can all be

@@ -36,8 +36,8 @@ cli_migrate(const od_config_t *cfg)
 
     if (db == NULL)
         return 1;
-    st = migrate_run(db, dir && *dir ? dir : ORDERD_SCHEMA_DIR, &applied,
-                     err, sizeof(err));
+    st = migrate_run(db, dir && *dir ? dir : ORDERD_SCHEMA_DIR, &applied, err,
+                     sizeof(err));
     db_destroy(db);
     if (st != OD_OK) {
         fprintf(stderr, "orderd migrate: %s\n", err);

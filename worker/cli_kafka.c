@@ -143,9 +143,8 @@ send_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 int
 cli_send(const od_config_t *cfg, int raw)
 {
-    static const char *const defaults[] = {"enable.idempotence", "true",
-                                           "acks", "all", "linger.ms", "5",
-                                           NULL};
+    static const char *const defaults[] = {
+        "enable.idempotence", "true", "acks", "all", "linger.ms", "5", NULL};
     rd_kafka_conf_t *conf;
     rd_kafka_t *rk;
     char err[512], errstr[512], key[256];
@@ -178,8 +177,9 @@ cli_send(const od_config_t *cfg, int raw)
             continue;
         if (cli_command_key(line, (size_t)n, key, sizeof(key)) < 0) {
             if (!raw) {
-                fprintf(stderr, "orderd send: line %ld is not a JSON object "
-                                "(use --raw to send it anyway)\n",
+                fprintf(stderr,
+                        "orderd send: line %ld is not a JSON object "
+                        "(use --raw to send it anyway)\n",
                         lineno);
                 bad++;
                 continue;
@@ -229,8 +229,8 @@ print_event(const json_t *ev, int raw, const char *payload, size_t len)
     if (strcmp(type, "command.result") == 0) {
         const char *reason = json_string_value(json_object_get(ev, "reason"));
 
-        printf("%-9s %-16s %-22s", json_string_value(json_object_get(ev,
-                                                                 "outcome")),
+        printf("%-9s %-16s %-22s",
+               json_string_value(json_object_get(ev, "outcome")),
                json_string_value(json_object_get(ev, "command_type"))
                    ? json_string_value(json_object_get(ev, "command_type"))
                    : "?",
@@ -245,8 +245,7 @@ print_event(const json_t *ev, int raw, const char *payload, size_t len)
                        json_object_get(order, "total_cents")),
                    json_string_value(json_object_get(order, "currency")));
         if (json_object_size(json_object_get(ev, "details")) > 0) {
-            char *d = json_dumps(json_object_get(ev, "details"),
-                                 JSON_COMPACT);
+            char *d = json_dumps(json_object_get(ev, "details"), JSON_COMPACT);
 
             printf(" details=%s", d);
             free(d);
@@ -265,8 +264,9 @@ int
 cli_events(const od_config_t *cfg, long count, int timeout_s, int raw)
 {
     static const char *const defaults[] = {
-        "group.id", "orderd-events-reader", "enable.auto.commit", "false",
-        "auto.offset.reset", "earliest", NULL};
+        "group.id", "orderd-events-reader", "enable.auto.commit",
+        "false",    "auto.offset.reset",    "earliest",
+        NULL};
     rd_kafka_conf_t *conf;
     rd_kafka_t *rk;
     rd_kafka_topic_partition_list_t *l;
@@ -288,8 +288,8 @@ cli_events(const od_config_t *cfg, long count, int timeout_s, int raw)
         return 2;
     }
     rkt = rd_kafka_topic_new(rk, cfg->events_topic, NULL);
-    if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) != 0 ||
-        md->topic_cnt != 1 || md->topics[0].partition_cnt == 0) {
+    if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) != 0 || md->topic_cnt != 1 ||
+        md->topics[0].partition_cnt == 0) {
         fprintf(stderr, "orderd events: no topic %s\n", cfg->events_topic);
         if (md != NULL)
             rd_kafka_metadata_destroy(md);

@@ -39,16 +39,14 @@ static const opt_t options[] = {
      "executor threads (0: one per core)"},
     {"batch-size", "ORDERD_BATCH_SIZE", OPT_INT, OFF(batch_size), "256",
      "commands per transaction at most"},
-    {"batch-wait-ms", "ORDERD_BATCH_WAIT_MS", OPT_INT, OFF(batch_wait_ms),
-     "5", "how long a batch waits to fill"},
-    {"default-tax-bps", "ORDERD_DEFAULT_TAX_BPS", OPT_INT,
-     OFF(default_tax_bps), "0",
-     "tax rate (basis points) for countries without a tax_rate_set"},
+    {"batch-wait-ms", "ORDERD_BATCH_WAIT_MS", OPT_INT, OFF(batch_wait_ms), "5",
+     "how long a batch waits to fill"},
+    {"default-tax-bps", "ORDERD_DEFAULT_TAX_BPS", OPT_INT, OFF(default_tax_bps),
+     "0", "tax rate (basis points) for countries without a tax_rate_set"},
     {"pending-ttl", "ORDERD_PENDING_TTL", OPT_DURATION, OFF(pending_ttl_ms),
      "15m", "how long a pending order waits for payment"},
-    {"expiry-grace", "ORDERD_EXPIRY_GRACE", OPT_DURATION,
-     OFF(expiry_grace_ms), "0s",
-     "a payment this late after the deadline is still accepted"},
+    {"expiry-grace", "ORDERD_EXPIRY_GRACE", OPT_DURATION, OFF(expiry_grace_ms),
+     "0s", "a payment this late after the deadline is still accepted"},
     {"expiry-interval", "ORDERD_EXPIRY_INTERVAL", OPT_DURATION,
      OFF(expiry_interval_ms), "5s", "expiry scheduler scan interval"},
     {"defer-timeout", "ORDERD_DEFER_TIMEOUT", OPT_DURATION,
@@ -59,8 +57,8 @@ static const opt_t options[] = {
      "dedup rows kept at least this long (must cover any replay window)"},
     {"outbox-retention", "ORDERD_OUTBOX_RETENTION", OPT_DURATION,
      OFF(outbox_retention_ms), "7d", "published outbox rows kept this long"},
-    {"order-prefix", "ORDERD_ORDER_PREFIX", OPT_STR, OFF(order_prefix),
-     "ORD-", "prefix of human order numbers"},
+    {"order-prefix", "ORDERD_ORDER_PREFIX", OPT_STR, OFF(order_prefix), "ORD-",
+     "prefix of human order numbers"},
     {"on-internal-error", "ORDERD_ON_INTERNAL_ERROR", OPT_STR,
      OFF(on_internal_error), "continue",
      "continue (reject internal_error, DLQ copy) or halt"},
@@ -138,8 +136,7 @@ set_opt(od_config_t *cfg, const opt_t *o, const char *value, char *err,
         return 0;
     }
     case OPT_DURATION:
-        if (config_parse_duration(value, (int64_t *)(base + o->offset)) <
-            0) {
+        if (config_parse_duration(value, (int64_t *)(base + o->offset)) < 0) {
             od_err(err, errlen,
                    "--%s: '%s' is not a duration (e.g. 500ms, 5s, 15m, 30d)",
                    o->name, value);
@@ -174,10 +171,8 @@ config_init(od_config_t *cfg)
 
         if (set_opt(cfg, &options[i], options[i].def, err, sizeof(err)) < 0)
             abort(); /* a bad default is a programming error */
-        if (env != NULL && set_opt(cfg, &options[i], env, err,
-                                   sizeof(err)) < 0)
-            fprintf(stderr, "orderd: ignoring %s: %s\n", options[i].env,
-                    err);
+        if (env != NULL && set_opt(cfg, &options[i], env, err, sizeof(err)) < 0)
+            fprintf(stderr, "orderd: ignoring %s: %s\n", options[i].env, err);
     }
 }
 
@@ -272,8 +267,7 @@ config_usage(FILE *out)
     fprintf(out, "options (flag, environment variable, default):\n");
     for (size_t i = 0; i < OD_ARRAY_LEN(options); i++)
         fprintf(out, "  --%-20s %-26s %-16s %s\n", options[i].name,
-                options[i].env,
-                options[i].def[0] ? options[i].def : "\"\"",
+                options[i].env, options[i].def[0] ? options[i].def : "\"\"",
                 options[i].help);
     fprintf(out, "  -X key=value             any librdkafka property "
                  "(as kcat)\n");

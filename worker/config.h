@@ -31,8 +31,8 @@ typedef struct od_config {
     char *on_internal_error; /* continue | halt */
     char *metrics_addr;      /* host:port, "" or "off" disables */
     char *log_level;
-    char *log_format; /* text | json */
-    int64_t scheduler; /* 1: run the expiry scheduler in this process */
+    char *log_format;     /* text | json */
+    int64_t scheduler;    /* 1: run the expiry scheduler in this process */
     int64_t max_messages; /* run: stop after this many (0: never) */
     /* -X key=value, passed to librdkafka as is */
     char *kafka_keys[CONFIG_MAX_KAFKA_PROPS];
@@ -50,9 +50,9 @@ void config_init(od_config_t *cfg);
  * err filled; 1 when --help was asked.
  */
 typedef int (*config_extra_fn)(int argc, char **argv, int i, void *arg);
-int config_parse(od_config_t *cfg, int argc, char **argv,
-                 config_extra_fn extra, void *extra_arg, char **pos,
-                 int npos, int *npos_out, char *err, size_t errlen);
+int config_parse(od_config_t *cfg, int argc, char **argv, config_extra_fn extra,
+                 void *extra_arg, char **pos, int npos, int *npos_out,
+                 char *err, size_t errlen);
 void config_usage(FILE *out);
 void config_free(od_config_t *cfg);
 

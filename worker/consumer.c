@@ -61,18 +61,13 @@ consumer_new(const od_config_t *cfg, const char *client_id,
              const consumer_hooks_t *hooks, char *err, size_t errlen)
 {
     static const char *const defaults[] = {
-        "enable.auto.commit", "false",
-        "enable.auto.offset.store", "false",
-        "auto.offset.reset", "earliest",
-        "enable.partition.eof", "false",
+        "enable.auto.commit", "false", "enable.auto.offset.store", "false",
+        "auto.offset.reset", "earliest", "enable.partition.eof", "false",
         /* a batch blocked on a Postgres outage must not be kicked out too
          * soon; fencing by the stored offsets keeps a late one harmless */
-        "max.poll.interval.ms", "600000",
-        "session.timeout.ms", "10000",
-        "heartbeat.interval.ms", "1000",
-        "fetch.wait.max.ms", "10",
-        "statistics.interval.ms", "0",
-        NULL};
+        "max.poll.interval.ms", "600000", "session.timeout.ms", "10000",
+        "heartbeat.interval.ms", "1000", "fetch.wait.max.ms", "10",
+        "statistics.interval.ms", "0", NULL};
     rd_kafka_conf_t *conf;
     consumer_t *c = calloc(1, sizeof(*c));
     char errstr[512];
@@ -105,8 +100,7 @@ fail:
 }
 
 int
-consumer_subscribe(consumer_t *c, const char *topic, char *err,
-                   size_t errlen)
+consumer_subscribe(consumer_t *c, const char *topic, char *err, size_t errlen)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_resp_err_t e;
@@ -198,8 +192,7 @@ consumer_commit_async(consumer_t *c, const consumer_part_t *parts, int n)
         return;
     l = rd_kafka_topic_partition_list_new(n);
     for (int i = 0; i < n; i++)
-        rd_kafka_topic_partition_list_add(l, parts[i].topic,
-                                          parts[i].partition)
+        rd_kafka_topic_partition_list_add(l, parts[i].topic, parts[i].partition)
             ->offset = parts[i].offset;
     /* failures are harmless: Postgres holds the offsets that count */
     (void)rd_kafka_commit(c->rk, l, 1);

@@ -139,8 +139,8 @@ static od_status_t
 db_fail(db_t *db, PGresult *res, const char *what, char *err, size_t errlen)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
-                          : NULL;
+    const char *msg =
+        res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 
     snprintf(db->sqlstate, sizeof(db->sqlstate), "%s", state ? state : "");
     if (msg == NULL)
@@ -165,8 +165,8 @@ db_fail(db_t *db, PGresult *res, const char *what, char *err, size_t errlen)
  */
 static PGresult *
 db_pipeline(db_t *db, const db_stmt_t *stmt, const char *sql, int nparams,
-            const char *const *params, const int *lengths,
-            const int *formats, int prepare, int *prepared)
+            const char *const *params, const int *lengths, const int *formats,
+            int prepare, int *prepared)
 {
     PGresult *first_error = NULL, *last = NULL, *r;
     int ok = PQenterPipelineMode(db->conn);
@@ -180,8 +180,8 @@ db_pipeline(db_t *db, const db_stmt_t *stmt, const char *sql, int nparams,
     if (ok && prepare)
         ok = PQsendPrepare(db->conn, stmt->name, stmt->sql, 0, NULL);
     if (ok && stmt != NULL)
-        ok = PQsendQueryPrepared(db->conn, stmt->name, nparams, params,
-                                 lengths, formats, 0);
+        ok = PQsendQueryPrepared(db->conn, stmt->name, nparams, params, lengths,
+                                 formats, 0);
     else if (ok)
         ok = PQsendQueryParams(db->conn, sql, nparams, NULL, params, lengths,
                                formats, 0);
@@ -268,7 +268,6 @@ db_queue(db_t *db, const char *sql)
         db->queued[db->nqueued++] = sql;
 }
 
-
 static int
 db_is_prepared(const db_t *db, const db_stmt_t *stmt)
 {
@@ -300,11 +299,10 @@ db_result(db_t *db, PGresult *res, const char *what, db_rows_t **rows,
 }
 
 od_status_t
-db_run(db_t *db, const db_stmt_t *stmt, int nparams,
-       const char *const *params, db_rows_t **rows, char *err, size_t errlen)
+db_run(db_t *db, const db_stmt_t *stmt, int nparams, const char *const *params,
+       db_rows_t **rows, char *err, size_t errlen)
 {
-    return db_run_ex(db, stmt, nparams, params, NULL, NULL, rows, err,
-                     errlen);
+    return db_run_ex(db, stmt, nparams, params, NULL, NULL, rows, err, errlen);
 }
 
 od_status_t
@@ -371,8 +369,7 @@ db_query(db_t *db, const char *sql, int nparams, const char *const *params,
         res = db_pipeline(db, NULL, sql, nparams, params, NULL, NULL, 0,
                           &prepared);
     } else
-        res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL,
-                           0);
+        res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
     return db_result(db, res, "query", rows, err, errlen);
 }
 
@@ -411,9 +408,8 @@ db_bytea(const db_rows_t *rows, int row, int col, size_t *len)
 {
     unsigned char *tmp, *out;
 
-    tmp = PQunescapeBytea((const unsigned char *)PQgetvalue(rows->res, row,
-                                                            col),
-                          len);
+    tmp = PQunescapeBytea(
+        (const unsigned char *)PQgetvalue(rows->res, row, col), len);
     if (tmp == NULL)
         return NULL;
     /* copy so the caller frees with free(), not PQfreemem() */

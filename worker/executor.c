@@ -101,9 +101,8 @@ static const db_stmt_t stmt_prelock_products = {
     " ORDER BY id FOR UPDATE"};
 
 static const db_stmt_t stmt_offset_read = {
-    "exec_offset_read",
-    "SELECT next_offset FROM consumer_offsets"
-    " WHERE grp = $1 AND topic = $2 AND partition = $3"};
+    "exec_offset_read", "SELECT next_offset FROM consumer_offsets"
+                        " WHERE grp = $1 AND topic = $2 AND partition = $3"};
 
 static void
 backoff(executor_t *ex, int attempt)
@@ -287,8 +286,8 @@ prelock(executor_t *ex, char *err, size_t errlen)
 
     memset(&ls, 0, sizeof(ls));
     for (int i = 0; i < ex->n; i++) {
-        part_state_t *p = part_find(ex, ex->batch[i].topic,
-                                    ex->batch[i].partition);
+        part_state_t *p =
+            part_find(ex, ex->batch[i].topic, ex->batch[i].partition);
 
         if (ex->batch[i].offset >= p->stored)
             apply_lockset_add(&ls, ex->batch[i].payload, ex->batch[i].len);
@@ -297,8 +296,7 @@ prelock(executor_t *ex, char *err, size_t errlen)
     if (ls.norders > 0) {
         const char *params[1] = {ls.orders};
 
-        st = db_run(ex->db, &stmt_prelock_orders, 1, params, NULL, err,
-                    errlen);
+        st = db_run(ex->db, &stmt_prelock_orders, 1, params, NULL, err, errlen);
     }
     if (st == OD_OK && (ls.nproducts > 0 || ls.norders > 0)) {
         const char *params[2] = {ls.products, ls.orders};
@@ -336,8 +334,8 @@ process_batch(executor_t *ex, int *dropped, char *err, size_t errlen)
     for (int i = 0; i < ex->n; i++) {
         consumer_msg_t *m = &ex->batch[i];
         part_state_t *p = part_find(ex, m->topic, m->partition);
-        apply_source_t src = {m->topic,  m->partition, m->offset,
-                              m->ts_us,  m->key,       m->key_len};
+        apply_source_t src = {m->topic, m->partition, m->offset,
+                              m->ts_us, m->key,       m->key_len};
 
         if (m->offset < p->stored) {
             skipped++;
@@ -368,7 +366,7 @@ process_batch(executor_t *ex, int *dropped, char *err, size_t errlen)
         return st; /* outcome unknown: the stored offsets settle it */
     atomic_fetch_add(&metrics.skipped, skipped);
     return OD_OK;
-fail: {
+fail : {
     char ignore[256];
 
     if (db_ok(ex->db) &&
@@ -434,8 +432,8 @@ executor_flush(executor_t *ex)
         atomic_fetch_add(&metrics.batch_retries, 1);
         if (attempt == 0)
             atomic_fetch_add(&metrics.db_down, 1);
-        log_warn("executor %d: batch of %d failed, retrying: %s", ex->id,
-                 ex->n, err);
+        log_warn("executor %d: batch of %d failed, retrying: %s", ex->id, ex->n,
+                 err);
         if (atomic_load(ex->stop)) {
             /* nothing was committed: the next owner re-reads these */
             if (attempt > 0)
@@ -492,8 +490,8 @@ idle_check(executor_t *ex)
         if (pos < 0)
             pos = a->start; /* nothing consumed since the assignment */
         if (db_nrows(rows) == 1 && pos >= 0 && db_int64(rows, 0, 0) < pos) {
-            part_state_t p = {a->topic, a->partition, pos, pos,
-                              db_int64(rows, 0, 0), 0};
+            part_state_t p = {a->topic, a->partition,         pos,
+                              pos,      db_int64(rows, 0, 0), 0};
 
             if (!already_sought(ex, &p)) {
                 log_info("stored offset of %s/%d moved back to %lld: "
@@ -506,8 +504,7 @@ idle_check(executor_t *ex)
                     s->partition = a->partition;
                     s->offset = p.stored;
                 }
-                consumer_seek(ex->consumer, a->topic, a->partition,
-                              p.stored);
+                consumer_seek(ex->consumer, a->topic, a->partition, p.stored);
             }
         }
         db_rows_free(rows);
@@ -543,15 +540,15 @@ on_assign(void *arg, consumer_part_t *parts, int n)
                 st = db_run(ex->db, &stmt_offset_read, 3, params, &rows, err,
                             sizeof(err));
             if (st == OD_OK) {
-                parts[i].offset = db_nrows(rows) == 1 ? db_int64(rows, 0, 0)
-                                                      : -2;
+                parts[i].offset =
+                    db_nrows(rows) == 1 ? db_int64(rows, 0, 0) : -2;
                 if (i < EXECUTOR_MAX_PARTS)
                     ex->assigned[i].start = parts[i].offset;
                 db_rows_free(rows);
                 break;
             }
-            log_warn("executor %d: could not read stored offsets: %s",
-                     ex->id, err);
+            log_warn("executor %d: could not read stored offsets: %s", ex->id,
+                     err);
             if (atomic_load(ex->stop))
                 return -1;
             backoff(ex, attempt++);
@@ -607,8 +604,8 @@ executor_main(void *arg)
 }
 
 executor_t *
-executor_new(int id, const od_config_t *cfg, atomic_int *stop,
-             outbox_t *outbox, char *err, size_t errlen)
+executor_new(int id, const od_config_t *cfg, atomic_int *stop, outbox_t *outbox,
+             char *err, size_t errlen)
 {
     executor_t *ex = calloc(1, sizeof(*ex));
     consumer_hooks_t hooks = {on_assign, on_revoke, NULL};
@@ -638,8 +635,7 @@ executor_new(int id, const od_config_t *cfg, atomic_int *stop,
     snprintf(client_id, sizeof(client_id), "orderd-executor-%d", id);
     ex->consumer = consumer_new(cfg, client_id, &hooks, err, errlen);
     if (ex->consumer == NULL ||
-        consumer_subscribe(ex->consumer, cfg->commands_topic, err, errlen) <
-            0)
+        consumer_subscribe(ex->consumer, cfg->commands_topic, err, errlen) < 0)
         goto fail;
     return ex;
 fail:
@@ -650,8 +646,7 @@ fail:
 int
 executor_start(executor_t *ex)
 {
-    return pthread_create(&ex->thread, NULL, executor_main, ex) == 0 ? 0
-                                                                      : -1;
+    return pthread_create(&ex->thread, NULL, executor_main, ex) == 0 ? 0 : -1;
 }
 
 int

@@ -36,10 +36,9 @@ render_metrics(char *buf, size_t len)
     n += (size_t)snprintf(buf + n, len - n,
                           "# TYPE orderd_commands_total counter\n");
     for (size_t i = 0; i < OD_ARRAY_LEN(outcomes); i++)
-        n += (size_t)snprintf(buf + n, len - n,
-                              "orderd_commands_total{outcome=\"%s\"} %lld\n",
-                              outcomes[i].outcome,
-                              (long long)atomic_load(outcomes[i].v));
+        n += (size_t)snprintf(
+            buf + n, len - n, "orderd_commands_total{outcome=\"%s\"} %lld\n",
+            outcomes[i].outcome, (long long)atomic_load(outcomes[i].v));
     n += (size_t)snprintf(
         buf + n, len - n,
         "# TYPE orderd_dlq_total counter\norderd_dlq_total %lld\n"
@@ -96,19 +95,18 @@ answer(void *cls, struct MHD_Connection *conn, const char *url,
     } else if (strcmp(url, "/healthz") == 0) {
         n = (size_t)snprintf(buf, sizeof(buf), "ok\n");
     } else if (strcmp(url, "/readyz") == 0) {
-        int ready = atomic_load(&metrics.ready) &&
-                    atomic_load(&metrics.db_down) == 0;
+        int ready =
+            atomic_load(&metrics.ready) && atomic_load(&metrics.db_down) == 0;
 
-        n = (size_t)snprintf(buf, sizeof(buf), ready ? "ready\n"
-                                                     : "not ready\n");
+        n = (size_t)snprintf(buf, sizeof(buf),
+                             ready ? "ready\n" : "not ready\n");
         status = ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
     } else {
         n = (size_t)snprintf(buf, sizeof(buf), "not found\n");
         status = MHD_HTTP_NOT_FOUND;
     }
     resp = MHD_create_response_from_buffer(n, buf, MHD_RESPMEM_MUST_COPY);
-    MHD_add_response_header(resp, "Content-Type",
-                            "text/plain; version=0.0.4");
+    MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4");
     ret = MHD_queue_response(conn, status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -133,9 +131,9 @@ http_start(const char *addr, char *err, size_t errlen)
     memset(&sin, 0, sizeof(sin));
     sin.sin_family = AF_INET;
     sin.sin_port = htons((uint16_t)port);
-    if (port <= 0 || port > 65535 || inet_pton(AF_INET, host, &sin.sin_addr) != 1) {
-        od_err(err, errlen, "metrics address '%s' is not IPv4 host:port",
-               addr);
+    if (port <= 0 || port > 65535 ||
+        inet_pton(AF_INET, host, &sin.sin_addr) != 1) {
+        od_err(err, errlen, "metrics address '%s' is not IPv4 host:port", addr);
         return NULL;
     }
     h = calloc(1, sizeof(*h));

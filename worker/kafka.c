@@ -7,8 +7,7 @@
 #include "log.h"
 
 static void
-kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac,
-             const char *buf)
+kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     (void)rk;
     if (level <= 3)
@@ -41,16 +40,16 @@ kafka_conf_new(const od_config_t *cfg, const char *client_id,
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
 
     rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
-    if (kafka_conf_set(conf, "bootstrap.servers", cfg->brokers, err,
-                       errlen) < 0 ||
+    if (kafka_conf_set(conf, "bootstrap.servers", cfg->brokers, err, errlen) <
+            0 ||
         kafka_conf_set(conf, "client.id", client_id, err, errlen) < 0)
         goto fail;
     for (; defaults != NULL && defaults[0] != NULL; defaults += 2)
         if (kafka_conf_set(conf, defaults[0], defaults[1], err, errlen) < 0)
             goto fail;
     for (int i = 0; i < cfg->nkafka; i++)
-        if (kafka_conf_set(conf, cfg->kafka_keys[i], cfg->kafka_values[i],
-                           err, errlen) < 0)
+        if (kafka_conf_set(conf, cfg->kafka_keys[i], cfg->kafka_values[i], err,
+                           errlen) < 0)
             goto fail;
     return conf;
 fail:

@@ -37,8 +37,8 @@ log_enabled(log_level_t level)
 }
 
 void
-log_msg(log_level_t level, const char *topic, int32_t partition,
-        int64_t offset, const char *fmt, ...)
+log_msg(log_level_t level, const char *topic, int32_t partition, int64_t offset,
+        const char *fmt, ...)
 {
     char msg[2048], at[40];
     va_list ap;

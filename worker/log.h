@@ -25,10 +25,10 @@ void log_msg(log_level_t level, const char *topic, int32_t partition,
 #define log_error(...) log_msg(LOG_ERROR, NULL, -1, -1, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, NULL, -1, -1, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_INFO, NULL, -1, -1, __VA_ARGS__)
-#define log_debug(...)                                                       \
-    do {                                                                     \
-        if (log_enabled(LOG_DEBUG))                                          \
-            log_msg(LOG_DEBUG, NULL, -1, -1, __VA_ARGS__);                   \
+#define log_debug(...)                                                         \
+    do {                                                                       \
+        if (log_enabled(LOG_DEBUG))                                            \
+            log_msg(LOG_DEBUG, NULL, -1, -1, __VA_ARGS__);                     \
     } while (0)
 
 /* the same, prefixed with the message's topic/partition/offset */

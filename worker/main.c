@@ -102,8 +102,8 @@ main(int argc, char **argv)
         return 0;
     }
     config_init(&cfg);
-    rc = config_parse(&cfg, argc - 2, argv + 2, sub_flag, &flags, pos, 2,
-                      &npos, err, sizeof(err));
+    rc = config_parse(&cfg, argc - 2, argv + 2, sub_flag, &flags, pos, 2, &npos,
+                      err, sizeof(err));
     if (rc == 1) {
         usage(stdout);
         config_free(&cfg);
@@ -136,8 +136,8 @@ main(int argc, char **argv)
                             "--from-beginning and --from-time T\n");
             rc = 2;
         } else {
-            rc = cli_replay(&cfg, flags.from_time, flags.dry_run,
-                            flags.topic, flags.loud);
+            rc = cli_replay(&cfg, flags.from_time, flags.dry_run, flags.topic,
+                            flags.loud);
         }
     } else if (strcmp(cmd, "events") == 0) {
         rc = cli_events(&cfg, flags.count, flags.timeout_s, flags.raw);

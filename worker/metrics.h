@@ -10,7 +10,7 @@ typedef struct metrics {
     atomic_llong rejected;
     atomic_llong duplicate;
     atomic_llong deferred;
-    atomic_llong skipped;   /* redeliveries below the stored offset */
+    atomic_llong skipped; /* redeliveries below the stored offset */
     atomic_llong dlq;
     atomic_llong internal_errors;
     atomic_llong batches;

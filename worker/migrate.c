@@ -17,8 +17,7 @@ is_migration(const char *name)
     size_t n = strlen(name);
 
     return n > 9 && isdigit((unsigned char)name[0]) &&
-           isdigit((unsigned char)name[1]) &&
-           isdigit((unsigned char)name[2]) &&
+           isdigit((unsigned char)name[1]) && isdigit((unsigned char)name[2]) &&
            isdigit((unsigned char)name[3]) && name[4] == '_' &&
            strcmp(name + n - 4, ".sql") == 0;
 }
@@ -105,8 +104,7 @@ apply_one(db_t *db, const char *dir, const char *name, int *ran, char *err,
 }
 
 od_status_t
-migrate_run(db_t *db, const char *dir, int *applied, char *err,
-            size_t errlen)
+migrate_run(db_t *db, const char *dir, int *applied, char *err, size_t errlen)
 {
     DIR *d;
     struct dirent *de;
@@ -152,8 +150,9 @@ out:
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
-    if (db_exec(db, "SELECT pg_advisory_unlock(" MIGRATE_LOCK_KEY ")",
-                ignore, sizeof(ignore)) != OD_OK && st == OD_OK) {
+    if (db_exec(db, "SELECT pg_advisory_unlock(" MIGRATE_LOCK_KEY ")", ignore,
+                sizeof(ignore)) != OD_OK &&
+        st == OD_OK) {
         od_err(err, errlen, "%s", ignore);
         st = OD_RETRY;
     }

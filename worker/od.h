@@ -14,12 +14,7 @@
  *   OD_FATAL   unexpected: the current command becomes internal_error (or
  *              the worker halts with --on-internal-error=halt)
  */
-typedef enum od_status {
-    OD_OK = 0,
-    OD_RETRY,
-    OD_REJECT,
-    OD_FATAL
-} od_status_t;
+typedef enum od_status { OD_OK = 0, OD_RETRY, OD_REJECT, OD_FATAL } od_status_t;
 
 #define OD_MUSTCHECK __attribute__((warn_unused_result))
 #define OD_PRINTF(f, a) __attribute__((format(printf, f, a)))

@@ -41,10 +41,9 @@ struct outbox {
 };
 
 static const db_stmt_t stmt_claim = {
-    "outbox_claim",
-    "SELECT id, topic, key, payload, headers FROM outbox"
-    " WHERE published_at IS NULL ORDER BY id LIMIT 1000"
-    " FOR UPDATE SKIP LOCKED"};
+    "outbox_claim", "SELECT id, topic, key, payload, headers FROM outbox"
+                    " WHERE published_at IS NULL ORDER BY id LIMIT 1000"
+                    " FOR UPDATE SKIP LOCKED"};
 
 static const db_stmt_t stmt_mark = {
     "outbox_mark",
@@ -71,11 +70,8 @@ static rd_kafka_t *
 producer_new(const od_config_t *cfg, char *err, size_t errlen)
 {
     static const char *const defaults[] = {
-        "enable.idempotence", "true",
-        "acks", "all",
-        "linger.ms", "2",
-        "message.timeout.ms", "30000",
-        NULL};
+        "enable.idempotence", "true",  "acks", "all", "linger.ms", "2",
+        "message.timeout.ms", "30000", NULL};
     rd_kafka_conf_t *conf;
     rd_kafka_t *rk;
     char errstr[512];
@@ -106,8 +102,7 @@ producer_check_fatal(outbox_t *ob)
     if (rd_kafka_fatal_error(ob->rk, errstr, sizeof(errstr)) ==
         RD_KAFKA_RESP_ERR_NO_ERROR)
         return;
-    log_error("outbox producer failed fatally: %s: starting a new one",
-              errstr);
+    log_error("outbox producer failed fatally: %s: starting a new one", errstr);
     fresh = producer_new(ob->cfg, err, sizeof(err));
     if (fresh == NULL) {
         log_error("%s", err);
@@ -203,28 +198,27 @@ publish_round(outbox_t *ob, int *count, char *err, size_t errlen)
     ids = malloc((size_t)n * 24 + 3);
     for (int i = 0; i < n; i++) {
         size_t klen = 0, plen = 0;
-        unsigned char *key = db_isnull(rows, i, 2)
-                                 ? NULL
-                                 : db_bytea(rows, i, 2, &klen);
+        unsigned char *key =
+            db_isnull(rows, i, 2) ? NULL : db_bytea(rows, i, 2, &klen);
         unsigned char *payload = db_bytea(rows, i, 3, &plen);
         rd_kafka_headers_t *hdrs =
             db_isnull(rows, i, 4) ? NULL : make_headers(db_val(rows, i, 4));
         rd_kafka_resp_err_t e;
 
         for (;;) {
-            e = rd_kafka_producev(
-                ob->rk, RD_KAFKA_V_TOPIC(db_val(rows, i, 1)),
-                RD_KAFKA_V_KEY(key, klen), RD_KAFKA_V_VALUE(payload, plen),
-                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                RD_KAFKA_V_OPAQUE(&delivered[i]),
-                RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+            e = rd_kafka_producev(ob->rk, RD_KAFKA_V_TOPIC(db_val(rows, i, 1)),
+                                  RD_KAFKA_V_KEY(key, klen),
+                                  RD_KAFKA_V_VALUE(payload, plen),
+                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                  RD_KAFKA_V_OPAQUE(&delivered[i]),
+                                  RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
             if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
                 break;
             rd_kafka_poll(ob->rk, 50);
         }
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            log_warn("could not produce outbox row %s: %s",
-                     db_val(rows, i, 0), rd_kafka_err2str(e));
+            log_warn("could not produce outbox row %s: %s", db_val(rows, i, 0),
+                     rd_kafka_err2str(e));
             if (hdrs != NULL)
                 rd_kafka_headers_destroy(hdrs);
         }
@@ -323,7 +317,8 @@ outbox_main(void *arg)
     /* last round for what the executors committed before stopping */
     if (publish_all(ob, err, sizeof(err)) != OD_OK)
         log_warn("outbox publisher at shutdown: %s (rows stay for the next "
-                 "start)", err);
+                 "start)",
+                 err);
     return NULL;
 }
 

@@ -33,9 +33,8 @@ typedef struct replay_counts {
 } replay_counts_t;
 
 static const db_stmt_t stmt_stored = {
-    "replay_stored",
-    "SELECT partition, next_offset FROM consumer_offsets"
-    " WHERE grp = $1 AND topic = $2 ORDER BY partition"};
+    "replay_stored", "SELECT partition, next_offset FROM consumer_offsets"
+                     " WHERE grp = $1 AND topic = $2 ORDER BY partition"};
 
 static const db_stmt_t stmt_move = {
     "replay_move",
@@ -52,13 +51,18 @@ static const db_stmt_t stmt_known = {
 static rd_kafka_t *
 replay_consumer(const od_config_t *cfg)
 {
-    static const char *const defaults[] = {
-        "group.id", "orderd-replay", "enable.auto.commit", "false",
-        "enable.partition.eof", "true", "auto.offset.reset", "earliest",
-        NULL};
+    static const char *const defaults[] = {"group.id",
+                                           "orderd-replay",
+                                           "enable.auto.commit",
+                                           "false",
+                                           "enable.partition.eof",
+                                           "true",
+                                           "auto.offset.reset",
+                                           "earliest",
+                                           NULL};
     char err[512], errstr[512];
-    rd_kafka_conf_t *conf = kafka_conf_new(cfg, "orderd-replay", defaults,
-                                           err, sizeof(err));
+    rd_kafka_conf_t *conf =
+        kafka_conf_new(cfg, "orderd-replay", defaults, err, sizeof(err));
     rd_kafka_t *rk;
 
     if (conf == NULL) {
@@ -81,8 +85,10 @@ find_targets(rd_kafka_t *rk, const char *topic, const char *from_time,
     int64_t ts_us = 0;
 
     if (from_time != NULL && od_parse_time(from_time, &ts_us) < 0) {
-        fprintf(stderr, "orderd replay: --from-time '%s' is not an RFC 3339 "
-                        "time\n", from_time);
+        fprintf(stderr,
+                "orderd replay: --from-time '%s' is not an RFC 3339 "
+                "time\n",
+                from_time);
         return -1;
     }
     if (from_time != NULL) {
@@ -114,8 +120,10 @@ find_targets(rd_kafka_t *rk, const char *topic, const char *from_time,
             if (rd_kafka_query_watermark_offsets(rk, topic, parts[i].partition,
                                                  &lo, &hi, 10000) !=
                 RD_KAFKA_RESP_ERR_NO_ERROR) {
-                fprintf(stderr, "orderd replay: could not read watermarks "
-                                "of %s/%d\n", topic, (int)parts[i].partition);
+                fprintf(stderr,
+                        "orderd replay: could not read watermarks "
+                        "of %s/%d\n",
+                        topic, (int)parts[i].partition);
                 return -1;
             }
             parts[i].target = lo;
@@ -132,19 +140,18 @@ classify(db_t *db, const rd_kafka_message_t *rkm, replay_counts_t *c)
 {
     cmd_env_t env;
     char err[256];
-    cmd_parse_t p = command_parse(rkm->payload, rkm->len, 0, &env, err,
-                                  sizeof(err));
+    cmd_parse_t p =
+        command_parse(rkm->payload, rkm->len, 0, &env, err, sizeof(err));
 
     if (p == CMD_PARSE_POISON) {
         c->poison++;
     } else {
-        const char *params[2] = {env.dedup_key,
-                                 (const char *)env.fingerprint};
+        const char *params[2] = {env.dedup_key, (const char *)env.fingerprint};
         int lengths[2] = {0, 32}, formats[2] = {0, 1};
         db_rows_t *rows = NULL;
 
-        if (db_run_ex(db, &stmt_known, 2, params, lengths, formats, &rows,
-                      err, sizeof(err)) != OD_OK)
+        if (db_run_ex(db, &stmt_known, 2, params, lengths, formats, &rows, err,
+                      sizeof(err)) != OD_OK)
             fprintf(stderr, "orderd replay: %s\n", err);
         else if (db_nrows(rows) == 0)
             p == CMD_PARSE_INVALID ? c->invalid++ : c->apply++;
@@ -226,8 +233,7 @@ cli_replay(const od_config_t *cfg, const char *from_time, int dry,
     }
     params[0] = cfg->group;
     params[1] = topic;
-    if (db_run(db, &stmt_stored, 2, params, &rows, err, sizeof(err)) !=
-        OD_OK) {
+    if (db_run(db, &stmt_stored, 2, params, &rows, err, sizeof(err)) != OD_OK) {
         fprintf(stderr, "orderd replay: %s\n", err);
         goto out;
     }
@@ -256,8 +262,8 @@ cli_replay(const od_config_t *cfg, const char *from_time, int dry,
         printf("dry run: %ld would apply, %ld duplicates, %ld conflicts "
                "(dedup_key_reused), %ld invalid, %ld poison; nothing "
                "changed\n",
-               counts.apply, counts.duplicate, counts.conflict,
-               counts.invalid, counts.poison);
+               counts.apply, counts.duplicate, counts.conflict, counts.invalid,
+               counts.poison);
         rc = 0;
         goto out;
     }

@@ -48,8 +48,9 @@ schema_ready(const od_config_t *cfg)
         int ok = 0;
 
         if (db != NULL) {
-            st = db_query(db, "SELECT to_regclass('consumer_offsets') IS NOT"
-                              " NULL",
+            st = db_query(db,
+                          "SELECT to_regclass('consumer_offsets') IS NOT"
+                          " NULL",
                           0, NULL, &rows, err, sizeof(err));
             if (st == OD_OK)
                 ok = db_bool(rows, 0, 0);
@@ -115,8 +116,7 @@ cli_run(const od_config_t *cfg)
     log_info("orderd %s starting: %d executor(s), batch %lld/%lldms, "
              "brokers %s, group %s, postgres '%s'",
              orderd_version(), nthreads, (long long)cfg->batch_size,
-             (long long)cfg->batch_wait_ms, cfg->brokers, cfg->group,
-             masked);
+             (long long)cfg->batch_wait_ms, cfg->brokers, cfg->group, masked);
     if (strcmp(cfg->metrics_addr, "off") != 0 && cfg->metrics_addr[0]) {
         http = http_start(cfg->metrics_addr, err, sizeof(err));
         if (http == NULL) {

@@ -44,11 +44,10 @@ static const db_stmt_t stmt_leader = {
     "sched_leader", "SELECT pg_try_advisory_lock(" SCHEDULER_LOCK_KEY ")"};
 
 static const db_stmt_t stmt_due = {
-    "sched_due",
-    "SELECT id, to_char(expires_at AT TIME ZONE 'UTC',"
-    " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-    " FROM orders WHERE status = 'pending' AND expires_at <= now()"
-    " ORDER BY expires_at LIMIT 100 FOR UPDATE SKIP LOCKED"};
+    "sched_due", "SELECT id, to_char(expires_at AT TIME ZONE 'UTC',"
+                 " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+                 " FROM orders WHERE status = 'pending' AND expires_at <= now()"
+                 " ORDER BY expires_at LIMIT 100 FOR UPDATE SKIP LOCKED"};
 
 static const db_stmt_t stmt_purge_dedup = {
     "sched_purge_dedup",
@@ -94,12 +93,12 @@ expire_batch(scheduler_t *s, int *n, char *err, size_t errlen)
         apply_report_t rep;
         int len;
 
-        len = snprintf(cmd, sizeof(cmd),
-                       "{\"dedup_key\":\"orderd-expire:%s\",\"type\":\"expire\","
-                       "\"actor\":{\"role\":\"system\",\"id\":\"scheduler\"},"
-                       "\"issued_at\":\"%s\",\"order_id\":\"%s\"}",
-                       db_val(rows, i, 0), db_val(rows, i, 1),
-                       db_val(rows, i, 0));
+        len = snprintf(
+            cmd, sizeof(cmd),
+            "{\"dedup_key\":\"orderd-expire:%s\",\"type\":\"expire\","
+            "\"actor\":{\"role\":\"system\",\"id\":\"scheduler\"},"
+            "\"issued_at\":\"%s\",\"order_id\":\"%s\"}",
+            db_val(rows, i, 0), db_val(rows, i, 1), db_val(rows, i, 0));
         src.key = db_val(rows, i, 0);
         src.key_len = strlen(src.key);
         st = apply_message(s->db, &s->acfg, cmd, (size_t)len, &src, &rep, err,
@@ -154,8 +153,8 @@ expire_parked(scheduler_t *s, char *err, size_t errlen)
 }
 
 static od_status_t
-purge(scheduler_t *s, const db_stmt_t *stmt, int64_t retention_ms,
-      char *err, size_t errlen)
+purge(scheduler_t *s, const db_stmt_t *stmt, int64_t retention_ms, char *err,
+      size_t errlen)
 {
     char ms[24];
     const char *params[1] = {db_int_param(ms, retention_ms)};

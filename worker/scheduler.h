@@ -10,8 +10,8 @@
 
 typedef struct scheduler scheduler_t;
 
-scheduler_t *scheduler_new(const od_config_t *cfg, outbox_t *outbox,
-                           char *err, size_t errlen);
+scheduler_t *scheduler_new(const od_config_t *cfg, outbox_t *outbox, char *err,
+                           size_t errlen);
 int scheduler_start(scheduler_t *s);
 void scheduler_stop(scheduler_t *s);
 void scheduler_destroy(scheduler_t *s);

@@ -30,7 +30,7 @@ static ktest_t k;
 static int64_t stock[PRODUCTS + 1];
 static model_order_t *orders;
 static int norders;
-static char **sent; /* every valid message, for producer retries */
+static char **sent;   /* every valid message, for producer retries */
 static int *sent_key; /* ... and the product it was keyed by */
 static int nsent, npoison, nmessages;
 
@@ -183,8 +183,8 @@ START_TEST(test_sigkill_loop_applies_everything_exactly_once)
     w = ktest_worker_start(&k, extra);
     for (int i = 1; i <= kills; i++) {
         /* a random moment inside the i-th slice of the stream */
-        int64_t at = (int64_t)total * i / (kills + 1) +
-                     rnd(total / (kills + 1) / 2 + 1);
+        int64_t at =
+            (int64_t)total * i / (kills + 1) + rnd(total / (kills + 1) / 2 + 1);
 
         for (;;) {
             int64_t now = itest_int(k.db, "SELECT COALESCE(sum(next_offset),"
@@ -228,8 +228,8 @@ START_TEST(test_sigkill_loop_applies_everything_exactly_once)
              " HAVING count(*) > 1) x",
              k.events);
     ck_assert_int_eq(itest_int(k.db, sql), 0);
-    snprintf(sql, sizeof(sql),
-             "SELECT count(*) FROM outbox WHERE topic = '%s'", k.dlq);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM outbox WHERE topic = '%s'",
+             k.dlq);
     ck_assert_int_eq(itest_int(k.db, sql), npoison);
     /* every valid dedup key applied or rejected exactly once */
     ck_assert_int_eq(itest_int(k.db, "SELECT count(*) FROM "
@@ -249,8 +249,8 @@ START_TEST(test_sigkill_loop_applies_everything_exactly_once)
         char id[37], got[32];
 
         order_uuid(o, id);
-        snprintf(sql, sizeof(sql),
-                 "SELECT status FROM orders WHERE id = '%s'", id);
+        snprintf(sql, sizeof(sql), "SELECT status FROM orders WHERE id = '%s'",
+                 id);
         itest_text(k.db, sql, got, sizeof(got));
         ck_assert_msg(strcmp(got, names[orders[o].state]) == 0,
                       "order %d: status '%s', model '%s'", o, got,

@@ -25,10 +25,9 @@ static pid_t *workers; /* shared with the parent, for the teardown */
 static void
 kafka(const char *verb)
 {
-    ck_assert_msg(fm_script(run_dir, "ORDERD_KAFKA_PORT", kafka_port, "kafka",
-                            verb) == 0,
-                  "scripts/kafka %s failed (log: %s/script.log)", verb,
-                  run_dir);
+    ck_assert_msg(
+        fm_script(run_dir, "ORDERD_KAFKA_PORT", kafka_port, "kafka", verb) == 0,
+        "scripts/kafka %s failed (log: %s/script.log)", verb, run_dir);
 }
 
 START_TEST(test_broker_restart_mid_stream)
@@ -107,8 +106,8 @@ broker_down(void)
 
     if (workers != NULL && workers != MAP_FAILED && workers[0] > 0)
         kill(workers[0], SIGKILL); /* a failed test left it running */
-    if (fm_script(run_dir, "ORDERD_KAFKA_PORT", kafka_port, "kafka",
-                  "stop") != 0)
+    if (fm_script(run_dir, "ORDERD_KAFKA_PORT", kafka_port, "kafka", "stop") !=
+        0)
         fprintf(stderr, "0320: could not stop the private broker\n");
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", run_dir);
     if (system(cmd) != 0)

@@ -19,8 +19,8 @@ static fmodel_t m;
 static pid_t *workers; /* shared with the parent, for the teardown */
 static int nworkers;
 
-static const char *const worker_args[] = {
-    "--threads", "1", "-X", "session.timeout.ms=6000", NULL};
+static const char *const worker_args[] = {"--threads", "1", "-X",
+                                          "session.timeout.ms=6000", NULL};
 
 static int
 join(void)

@@ -91,9 +91,9 @@ wait_errors_consumed(int timeout_s)
         for (int b = 1; b <= BROKERS; b++) {
             size_t cnt = 0;
 
-            ck_assert_int_eq(rd_kafka_mock_broker_error_stack_cnt(
-                                 mc, b, API_PRODUCE, &cnt),
-                             0);
+            ck_assert_int_eq(
+                rd_kafka_mock_broker_error_stack_cnt(mc, b, API_PRODUCE, &cnt),
+                0);
             left += cnt;
         }
         if (left == 0)
@@ -121,18 +121,16 @@ START_TEST(test_publisher_and_consumers_survive_broker_faults)
     fm_generate(&m, total);
 
     for (int b = 1; b <= BROKERS; b++)
-        ck_assert_int_eq(
-            rd_kafka_mock_broker_push_request_error_rtts(
-                mc, b, API_PRODUCE, 5,
-                RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, 0,
-                RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE, 0,
-                RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, 300,
-                RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS, 0,
-                RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, 100),
-            0);
+        ck_assert_int_eq(rd_kafka_mock_broker_push_request_error_rtts(
+                             mc, b, API_PRODUCE, 5,
+                             RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, 0,
+                             RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE, 0,
+                             RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, 300,
+                             RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS, 0,
+                             RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, 100),
+                         0);
     /* broker 1 coordinates the worker's group (and leads partitions) */
-    ck_assert_int_eq(rd_kafka_mock_coordinator_set(mc, "group", k.group, 1),
-                     0);
+    ck_assert_int_eq(rd_kafka_mock_coordinator_set(mc, "group", k.group, 1), 0);
 
     w = ktest_worker_start(&k, extra);
     workers[0] = w;
@@ -196,11 +194,11 @@ setup(void)
     ck_assert_int_eq(rd_kafka_mock_topic_create(mc, k.dlq, 1, 3), 0);
     /* every broker leads partitions of every topic the publisher feeds */
     for (int p = 0; p < 4; p++) {
-        ck_assert_int_eq(rd_kafka_mock_partition_set_leader(
-                             mc, k.commands, p, 1 + p % BROKERS),
+        ck_assert_int_eq(rd_kafka_mock_partition_set_leader(mc, k.commands, p,
+                                                            1 + p % BROKERS),
                          0);
-        ck_assert_int_eq(rd_kafka_mock_partition_set_leader(
-                             mc, k.events, p, 1 + p % BROKERS),
+        ck_assert_int_eq(rd_kafka_mock_partition_set_leader(mc, k.events, p,
+                                                            1 + p % BROKERS),
                          0);
     }
     k.producer = client(RD_KAFKA_PRODUCER);

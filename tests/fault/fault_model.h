@@ -208,9 +208,8 @@ fm_generate(fmodel_t *m, int upto)
 static inline int64_t
 fm_done(ktest_t *k)
 {
-    return itest_int(k->db,
-                     "SELECT COALESCE(sum(next_offset), 0) FROM "
-                     "consumer_offsets");
+    return itest_int(k->db, "SELECT COALESCE(sum(next_offset), 0) FROM "
+                            "consumer_offsets");
 }
 
 /* Polls until the committed offsets reach `at` messages. */
@@ -271,8 +270,8 @@ fm_verify_db(fmodel_t *m)
              " HAVING count(*) > 1) x",
              k->events);
     ck_assert_int_eq(itest_int(k->db, sql), 0);
-    snprintf(sql, sizeof(sql),
-             "SELECT count(*) FROM outbox WHERE topic = '%s'", k->dlq);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM outbox WHERE topic = '%s'",
+             k->dlq);
     ck_assert_int_eq(itest_int(k->db, sql), m->npoison);
     ck_assert_int_eq(itest_int(k->db, "SELECT count(*) FROM "
                                       "processed_commands"),
@@ -290,15 +289,14 @@ fm_verify_db(fmodel_t *m)
                  p);
         ck_assert_msg(itest_int(k->db, sql) == m->stock[p],
                       "product %d: stock %lld, model %lld", p,
-                      (long long)itest_int(k->db, sql),
-                      (long long)m->stock[p]);
+                      (long long)itest_int(k->db, sql), (long long)m->stock[p]);
     }
     for (int o = 0; o < m->norders; o++) {
         char id[37], got[32];
 
         fm_order_uuid(o, id);
-        snprintf(sql, sizeof(sql),
-                 "SELECT status FROM orders WHERE id = '%s'", id);
+        snprintf(sql, sizeof(sql), "SELECT status FROM orders WHERE id = '%s'",
+                 id);
         itest_text(k->db, sql, got, sizeof(got));
         ck_assert_msg(strcmp(got, names[m->orders[o].state]) == 0,
                       "order %d: status '%s', model '%s'", o, got,
@@ -321,8 +319,8 @@ fm_verify_events(fmodel_t *m, int timeout_s)
 
     ck_assert_int_eq(ktest_wait_results(k, m->nmessages, timeout_s),
                      m->nmessages);
-    snprintf(sql, sizeof(sql),
-             "SELECT event_id FROM outbox WHERE topic = '%s'", k->events);
+    snprintf(sql, sizeof(sql), "SELECT event_id FROM outbox WHERE topic = '%s'",
+             k->events);
     ck_assert_msg(db_query(k->db, sql, 0, NULL, &rows, err, sizeof(err)) ==
                       OD_OK,
                   "%s", err);
@@ -415,8 +413,7 @@ fm_script(const char *run_dir, const char *port_var, int port,
     if (rc != 0) {
         char tail[1200];
 
-        snprintf(tail, sizeof(tail), "tail -n 20 '%s/script.log' >&2",
-                 run_dir);
+        snprintf(tail, sizeof(tail), "tail -n 20 '%s/script.log' >&2", run_dir);
         if (system(tail) != 0)
             fprintf(stderr, "(no script log)\n");
     }
@@ -446,8 +443,8 @@ fm_http_get(int port, const char *path, char *buf, size_t len)
         close(fd);
         return 0;
     }
-    snprintf(req, sizeof(req),
-             "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+    snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
+             path);
     if (write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
         close(fd);
         return 0;

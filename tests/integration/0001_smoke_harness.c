@@ -29,8 +29,8 @@ START_TEST(test_poison_goes_to_dlq_with_headers)
     ck_assert_int_eq(itest_int(db, "SELECT count(*) FROM outbox WHERE topic ="
                                    " 'orders.commands.dlq'"),
                      1);
-    itest_text(db, "SELECT headers->>'orderd-source-topic' FROM outbox",
-               buf, sizeof(buf));
+    itest_text(db, "SELECT headers->>'orderd-source-topic' FROM outbox", buf,
+               sizeof(buf));
     ck_assert_str_eq(buf, "orders.commands");
     itest_text(db, "SELECT convert_from(payload, 'UTF8') FROM outbox", buf,
                sizeof(buf));

@@ -57,9 +57,8 @@ START_TEST(test_checkout_through_kafka)
     order = json_object_get(ev, "order");
     ck_assert_str_eq(json_string_value(json_object_get(order, "status")),
                      "pending");
-    ck_assert_int_eq(json_integer_value(json_object_get(order,
-                                                        "subtotal_cents")),
-                     2384);
+    ck_assert_int_eq(
+        json_integer_value(json_object_get(order, "subtotal_cents")), 2384);
     ck_assert_str_eq(json_string_value(json_object_get(
                          json_object_get(ev, "source"), "topic")),
                      k.commands);
@@ -99,10 +98,9 @@ START_TEST(test_same_message_twice_is_a_duplicate)
                          json_object_get(ev, "details"), "original_outcome")),
                      "applied");
     /* the event ids differ: each message has its own result */
-    ck_assert_str_ne(
-        json_string_value(json_object_get(ktest_result(&k, "co-1", 0),
-                                          "event_id")),
-        json_string_value(json_object_get(ev, "event_id")));
+    ck_assert_str_ne(json_string_value(json_object_get(
+                         ktest_result(&k, "co-1", 0), "event_id")),
+                     json_string_value(json_object_get(ev, "event_id")));
     ck_assert_int_eq(itest_int(k.db, "SELECT count(*) FROM orders"), 1);
     ck_assert_int_eq(itest_int(k.db, "SELECT stock FROM products WHERE id=7"),
                      8);

@@ -14,19 +14,19 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#define BOOM_TRIGGER                                                         \
-    "CREATE FUNCTION it_boom() RETURNS trigger LANGUAGE plpgsql AS $$"       \
-    " BEGIN IF NEW.name = 'boom' THEN"                                       \
-    "  RAISE EXCEPTION 'boom' USING ERRCODE = 'XX000'; END IF;"              \
-    " RETURN NEW; END $$;"                                                   \
-    " CREATE TRIGGER it_boom BEFORE INSERT OR UPDATE ON products"            \
+#define BOOM_TRIGGER                                                           \
+    "CREATE FUNCTION it_boom() RETURNS trigger LANGUAGE plpgsql AS $$"         \
+    " BEGIN IF NEW.name = 'boom' THEN"                                         \
+    "  RAISE EXCEPTION 'boom' USING ERRCODE = 'XX000'; END IF;"                \
+    " RETURN NEW; END $$;"                                                     \
+    " CREATE TRIGGER it_boom BEFORE INSERT OR UPDATE ON products"              \
     " FOR EACH ROW EXECUTE FUNCTION it_boom()"
 
-#define UPSERT                                                               \
-    "{\"dedup_key\":\"%s\",\"type\":\"product_upsert\","                     \
-    "\"actor\":{\"role\":\"admin\",\"id\":\"ops\"},\"product_id\":%d,"       \
-    "\"vendor_id\":\"v\",\"name\":\"%s\",\"sku\":\"SKU-%d\","                \
-    "\"currency\":\"EUR\",\"kind\":\"simple\",\"price_cents\":100,"          \
+#define UPSERT                                                                 \
+    "{\"dedup_key\":\"%s\",\"type\":\"product_upsert\","                       \
+    "\"actor\":{\"role\":\"admin\",\"id\":\"ops\"},\"product_id\":%d,"         \
+    "\"vendor_id\":\"v\",\"name\":\"%s\",\"sku\":\"SKU-%d\","                  \
+    "\"currency\":\"EUR\",\"kind\":\"simple\",\"price_cents\":100,"            \
     "\"stock\":5}"
 
 static ktest_t k;
@@ -39,16 +39,16 @@ upsert(char *buf, size_t len, const char *key, int id, const char *name)
 
 /* Applies the messages in one transaction, as one batch would. */
 static od_status_t
-apply_batch(db_t *db, const apply_config_t *cfg, const char *const *msgs,
-            int n, apply_report_t *reps)
+apply_batch(db_t *db, const apply_config_t *cfg, const char *const *msgs, int n,
+            apply_report_t *reps)
 {
     char err[1024];
     od_status_t st = OD_OK;
 
     ck_assert_int_eq(db_exec(db, "BEGIN", err, sizeof(err)), OD_OK);
     for (int i = 0; i < n && st == OD_OK; i++) {
-        apply_source_t src = {"orders.commands", 0, 100 + i, od_now_us(),
-                              "1", 1};
+        apply_source_t src = {"orders.commands", 0,   100 + i,
+                              od_now_us(),       "1", 1};
 
         st = apply_message(db, cfg, msgs[i], strlen(msgs[i]), &src, &reps[i],
                            err, sizeof(err));
@@ -220,9 +220,9 @@ END_TEST
 START_TEST(test_worker_halts_on_internal_error)
 {
     /* one batch: the three messages are on the topic before it starts */
-    const char *halt[] = {"--threads",       "1",    "--batch-wait-ms",
-                          "2000",            "--on-internal-error",
-                          "halt",            NULL};
+    const char *halt[] = {
+        "--threads", "1", "--batch-wait-ms", "2000", "--on-internal-error",
+        "halt",      NULL};
     const char *cont[] = {"--threads", "1", NULL};
     pid_t w;
     int rc;

@@ -12,8 +12,9 @@
 #define PARTS 3
 #define PRODUCTS 6
 #define PRICE 275
-#define STOCK 5000 /* plenty: outcomes never depend on cross-partition order   \
-                    */
+#define STOCK                                                                  \
+    5000 /* plenty: outcomes never depend on cross-partition order             \
+          */
 #define PART_A 200
 #define PART_B 200
 #define PG_BIN "/usr/lib/postgresql/15/bin/"

@@ -22,8 +22,13 @@ teardown(void)
 
 START_TEST(test_old_rows_are_purged_young_ones_kept)
 {
-    const char *args[] = {"--dedup-retention", "2s", "--outbox-retention",
-                          "2s", "--expiry-interval", "200ms", NULL};
+    const char *args[] = {"--dedup-retention",
+                          "2s",
+                          "--outbox-retention",
+                          "2s",
+                          "--expiry-interval",
+                          "200ms",
+                          NULL};
     char msg[256];
     pid_t w;
 
@@ -39,10 +44,9 @@ START_TEST(test_old_rows_are_purged_young_ones_kept)
     w = ktest_worker_start(&k, args);
     ck_assert_int_eq(ktest_wait_results(&k, 30, 60), 30);
     /* everything was recorded, then ages out */
-    ck_assert_int_eq(ktest_wait_sql(&k,
-                                    "SELECT count(*) FROM processed_commands",
-                                    0, 30),
-                     0);
+    ck_assert_int_eq(
+        ktest_wait_sql(&k, "SELECT count(*) FROM processed_commands", 0, 30),
+        0);
     ck_assert_int_eq(ktest_wait_sql(&k,
                                     "SELECT count(*) FROM outbox WHERE"
                                     " published_at IS NOT NULL",

@@ -63,8 +63,8 @@ itest_fresh_db(const char *name, char *conninfo, size_t len)
 json_t *
 itest_apply(db_t *db, const char *json_cmd)
 {
-    apply_source_t src = {"orders.commands", 0, itest_offset++, od_now_us(),
-                          "1", 1};
+    apply_source_t src = {"orders.commands", 0,   itest_offset++,
+                          od_now_us(),       "1", 1};
     apply_report_t rep;
     char err[1024], sql[200];
     db_rows_t *rows = NULL;
@@ -74,10 +74,9 @@ itest_apply(db_t *db, const char *json_cmd)
 
     st = db_exec(db, "BEGIN", err, sizeof(err));
     ck_assert_msg(st == OD_OK, "%s", err);
-    st = apply_message(db, &itest_cfg, json_cmd, strlen(json_cmd), &src,
-                       &rep, err, sizeof(err));
-    ck_assert_msg(st == OD_OK, "apply_message: %s (command %s)", err,
-                  json_cmd);
+    st = apply_message(db, &itest_cfg, json_cmd, strlen(json_cmd), &src, &rep,
+                       err, sizeof(err));
+    ck_assert_msg(st == OD_OK, "apply_message: %s (command %s)", err, json_cmd);
     st = db_exec(db, "COMMIT", err, sizeof(err));
     ck_assert_msg(st == OD_OK, "%s", err);
     if (rep.event_id[0] == '\0')
@@ -87,8 +86,7 @@ itest_apply(db_t *db, const char *json_cmd)
              " WHERE event_id = $1");
     params[0] = rep.event_id;
     st = db_query(db, sql, 1, params, &rows, err, sizeof(err));
-    ck_assert_msg(st == OD_OK && db_nrows(rows) == 1, "result event: %s",
-                  err);
+    ck_assert_msg(st == OD_OK && db_nrows(rows) == 1, "result event: %s", err);
     ev = json_loads(db_val(rows, 0, 0), 0, NULL);
     db_rows_free(rows);
     ck_assert_ptr_nonnull(ev);
@@ -176,8 +174,10 @@ itest_assert_stock_matches_ledger(db_t *db)
         "  (SELECT COALESCE(sum(delta), 0) FROM stock_ledger l"
         "    WHERE l.product_id = v.product_id AND l.variant_id = v.id)) x");
 
-    ck_assert_msg(bad == 0, "%lld products or variants whose stock differs "
-                            "from their ledger", (long long)bad);
+    ck_assert_msg(bad == 0,
+                  "%lld products or variants whose stock differs "
+                  "from their ledger",
+                  (long long)bad);
     ck_assert_int_eq(itest_int(db, "SELECT count(*) FROM products WHERE "
                                    "stock < 0"),
                      0);

@@ -261,9 +261,8 @@ ktest_send_cmd(ktest_t *k, const char *payload)
 {
     char key[256];
 
-    ck_assert_int_eq(cli_command_key(payload, strlen(payload), key,
-                                     sizeof(key)),
-                     0);
+    ck_assert_int_eq(
+        cli_command_key(payload, strlen(payload), key, sizeof(key)), 0);
     ktest_send(k, key[0] ? key : NULL, payload);
 }
 
@@ -280,16 +279,15 @@ take_event(ktest_t *k, const rd_kafka_message_t *rkm)
     json_t *ev = json_loadb(rkm->payload, rkm->len, 0, NULL);
     const char *id, *type;
 
-    ck_assert_msg(ev != NULL, "an event that is not JSON: %.*s",
-                  (int)rkm->len, (const char *)rkm->payload);
+    ck_assert_msg(ev != NULL, "an event that is not JSON: %.*s", (int)rkm->len,
+                  (const char *)rkm->payload);
     id = json_string_value(json_object_get(ev, "event_id"));
     type = json_string_value(json_object_get(ev, "type"));
     ck_assert_msg(id != NULL && type != NULL, "event without id or type");
     if (json_object_get(k->seen, id) == NULL) {
         json_object_set(k->seen, id, ev);
-        json_array_append(strcmp(type, "command.result") == 0 ? k->results
-                                                              : k->other,
-                          ev);
+        json_array_append(
+            strcmp(type, "command.result") == 0 ? k->results : k->other, ev);
     }
     json_decref(ev);
 }
@@ -317,8 +315,7 @@ ktest_wait_dlq(ktest_t *k, int n, int timeout_s)
     int64_t end = od_mono_us() + (int64_t)timeout_s * 1000000;
 
     while (k->dlq_count < n && od_mono_us() < end) {
-        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(k->dlq_consumer,
-                                                         200);
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(k->dlq_consumer, 200);
 
         if (rkm == NULL)
             continue;

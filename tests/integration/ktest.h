@@ -18,11 +18,11 @@ typedef struct ktest {
     const char *brokers;
     int partitions;
     rd_kafka_t *producer;
-    rd_kafka_t *consumer;  /* events topic, all partitions, from start */
+    rd_kafka_t *consumer; /* events topic, all partitions, from start */
     rd_kafka_t *dlq_consumer;
-    json_t *seen;          /* event_id -> event, every event read */
-    json_t *results;       /* command.result events, first copy each */
-    json_t *other;         /* other events (stock.low, order.expired...) */
+    json_t *seen;    /* event_id -> event, every event read */
+    json_t *results; /* command.result events, first copy each */
+    json_t *other;   /* other events (stock.low, order.expired...) */
     int dlq_count;
     int produce_failed;
 } ktest_t;

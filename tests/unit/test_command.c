@@ -41,9 +41,9 @@ START_TEST(test_invalid_utf8_is_poison)
     char err[256];
     const char bad[] = "{\"dedup_key\":\"k\",\"x\":\"\xc3\x28\"}";
 
-    ck_assert_int_eq(command_parse(bad, sizeof(bad) - 1, 0, &env, err,
-                                   sizeof(err)),
-                     CMD_PARSE_POISON);
+    ck_assert_int_eq(
+        command_parse(bad, sizeof(bad) - 1, 0, &env, err, sizeof(err)),
+        CMD_PARSE_POISON);
     command_env_free(&env);
 }
 END_TEST
@@ -156,8 +156,8 @@ START_TEST(test_fingerprint_ignores_key_order_and_spacing)
 {
     unsigned char a[32], b[32], c[32];
     json_t *ja = json_loads("{\"a\":1,\"b\":[1,2],\"c\":\"x\"}", 0, NULL);
-    json_t *jb = json_loads("{ \"c\" : \"x\", \"b\":[1, 2], \"a\":1 }", 0,
-                            NULL);
+    json_t *jb =
+        json_loads("{ \"c\" : \"x\", \"b\":[1, 2], \"a\":1 }", 0, NULL);
     json_t *jc = json_loads("{\"a\":1,\"b\":[2,1],\"c\":\"x\"}", 0, NULL);
 
     command_fingerprint(ja, a);
@@ -175,10 +175,9 @@ START_TEST(test_fingerprint_is_sha256_of_canonical_form)
 {
     /* sha256('{"a":1}') */
     static const unsigned char want[32] = {
-        0x01, 0x5a, 0xbd, 0x7f, 0x5c, 0xc5, 0x7a, 0x2d,
-        0xd9, 0x4b, 0x75, 0x90, 0xf0, 0x4a, 0xd8, 0x08,
-        0x42, 0x73, 0x90, 0x5e, 0xe3, 0x3e, 0xc5, 0xce,
-        0xbe, 0xae, 0x62, 0x27, 0x6a, 0x97, 0xf8, 0x62};
+        0x01, 0x5a, 0xbd, 0x7f, 0x5c, 0xc5, 0x7a, 0x2d, 0xd9, 0x4b, 0x75,
+        0x90, 0xf0, 0x4a, 0xd8, 0x08, 0x42, 0x73, 0x90, 0x5e, 0xe3, 0x3e,
+        0xc5, 0xce, 0xbe, 0xae, 0x62, 0x27, 0x6a, 0x97, 0xf8, 0x62};
     unsigned char got[32];
     json_t *j = json_loads("{ \"a\" : 1 }", 0, NULL);
 
@@ -209,8 +208,8 @@ START_TEST(test_field_readers)
     ck_assert_int_eq(v, 5);
     ck_assert_int_eq(json_field_int(o, "i", 1, 6, 10, &v, err, 128), -1);
     ck_assert_int_eq(json_field_int(o, "f", 1, 0, 10, &v, err, 128), -1);
-    ck_assert_int_eq(
-        json_field_int(o, "big", 1, 0, INT64_MAX, &v, err, 128), 0);
+    ck_assert_int_eq(json_field_int(o, "big", 1, 0, INT64_MAX, &v, err, 128),
+                     0);
     ck_assert_int_eq(json_field_bool(o, "b", 1, &b, err, 128), 0);
     ck_assert_int_eq(b, 1);
     ck_assert_int_eq(json_field_bool(o, "i", 1, &b, err, 128), -1);
@@ -273,7 +272,8 @@ command_suite(void)
         {"unknown_type", test_unknown_type_is_invalid_with_key},
         {"actor", test_bad_actor_is_invalid},
         {"issued_at", test_issued_at_sets_event_time},
-        {"fingerprint_canonical", test_fingerprint_ignores_key_order_and_spacing},
+        {"fingerprint_canonical",
+         test_fingerprint_ignores_key_order_and_spacing},
         {"fingerprint_sha256", test_fingerprint_is_sha256_of_canonical_form},
         {"field_readers", test_field_readers},
         {"overflow", test_integer_overflow_is_poison},
