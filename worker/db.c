@@ -54,7 +54,17 @@ db_open(db_t *db, char *err, size_t errlen)
     db->nprepared = 0;
     db->nqueued = 0;
     if (PQstatus(db->conn) == CONNECTION_OK) {
+        PGresult *res;
+
         PQsetNoticeReceiver(db->conn, db_notice_quiet, NULL);
+        /*
+         * orderd's statements are written for generic plans (primary-key
+         * and array lookups): without this, Postgres keeps re-planning the
+         * large checkout statements on every execution, which costs more
+         * than running them.
+         */
+        res = PQexec(db->conn, "SET plan_cache_mode = force_generic_plan");
+        PQclear(res);
         return OD_OK;
     }
     /* libpq's message names host, port and user, never the password */
