@@ -248,27 +248,41 @@ forget_sought(executor_t *ex)
     }
 }
 
+/* Outcomes of one attempt, added to the metrics only once it commits. */
+typedef struct batch_counts {
+    long long applied, rejected, duplicate, deferred, dlq, internal;
+} batch_counts_t;
+
 static void
-count_outcome(const apply_report_t *rep)
+count_outcome(batch_counts_t *c, const apply_report_t *rep)
 {
-    if (rep->dlq)
-        atomic_fetch_add(&metrics.dlq, 1);
-    if (rep->internal_error)
-        atomic_fetch_add(&metrics.internal_errors, 1);
+    c->dlq += rep->dlq;
+    c->internal += rep->internal_error;
     switch (rep->outcome) {
     case OUTCOME_APPLIED:
-        atomic_fetch_add(&metrics.applied, 1);
+        c->applied++;
         break;
     case OUTCOME_REJECTED:
-        atomic_fetch_add(&metrics.rejected, 1);
+        c->rejected++;
         break;
     case OUTCOME_DUPLICATE:
-        atomic_fetch_add(&metrics.duplicate, 1);
+        c->duplicate++;
         break;
     case OUTCOME_DEFERRED:
-        atomic_fetch_add(&metrics.deferred, 1);
+        c->deferred++;
         break;
     }
+}
+
+static void
+publish_counts(const batch_counts_t *c)
+{
+    atomic_fetch_add(&metrics.applied, c->applied);
+    atomic_fetch_add(&metrics.rejected, c->rejected);
+    atomic_fetch_add(&metrics.duplicate, c->duplicate);
+    atomic_fetch_add(&metrics.deferred, c->deferred);
+    atomic_fetch_add(&metrics.dlq, c->dlq);
+    atomic_fetch_add(&metrics.internal_errors, c->internal);
 }
 
 /*
@@ -314,6 +328,7 @@ process_batch(executor_t *ex, int *dropped, char *err, size_t errlen)
 {
     od_status_t st;
     apply_report_t rep;
+    batch_counts_t counts = {0};
     int64_t skipped = 0;
 
     *dropped = 0;
@@ -346,7 +361,7 @@ process_batch(executor_t *ex, int *dropped, char *err, size_t errlen)
                            err, errlen);
         if (st != OD_OK)
             goto fail;
-        count_outcome(&rep);
+        count_outcome(&counts, &rep);
     }
     for (int i = 0; i < ex->nparts; i++) {
         part_state_t *p = &ex->parts[i];
@@ -365,6 +380,7 @@ process_batch(executor_t *ex, int *dropped, char *err, size_t errlen)
     if (st != OD_OK)
         return st; /* outcome unknown: the stored offsets settle it */
     atomic_fetch_add(&metrics.skipped, skipped);
+    publish_counts(&counts);
     return OD_OK;
 fail : {
     char ignore[256];
