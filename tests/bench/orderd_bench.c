@@ -210,12 +210,11 @@ gen_checkout(bench_gen_t *g, char *buf, size_t len, char *key)
         "\"currency\":\"EUR\",\"items\":[",
         g->tag, g->phase, g->seq, o.customer, o.id, o.customer);
     for (i = 0; i < nlines; i++)
-        n += (size_t)snprintf(buf + n, len - n,
-                              "%s{\"product_id\":%" PRId64
-                              ",\"quantity\":%" PRId64
-                              ",\"unit_price_cents\":%" PRId64 "}",
-                              i ? "," : "", ids[i], qty[i],
-                              bench_price(ids[i]));
+        n += (size_t)snprintf(
+            buf + n, len - n,
+            "%s{\"product_id\":%" PRId64 ",\"quantity\":%" PRId64
+            ",\"unit_price_cents\":%" PRId64 "}",
+            i ? "," : "", ids[i], qty[i], bench_price(ids[i]));
     n += (size_t)snprintf(buf + n, len - n, "]}");
     snprintf(key, 24, "%" PRId64, o.key);
     pool_push(&g->pending, &o);
@@ -376,11 +375,10 @@ cmd_produce(const bench_opts_t *o)
         if (o->rate > 0)
             sleep_until_ns(t0 + (int64_t)((double)i * 1e9 / o->rate));
         for (;;) {
-            e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(o->topic),
-                                  RD_KAFKA_V_KEY(key, strlen(key)),
-                                  RD_KAFKA_V_VALUE(buf, n),
-                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                  RD_KAFKA_V_END);
+            e = rd_kafka_producev(
+                rk, RD_KAFKA_V_TOPIC(o->topic),
+                RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(buf, n),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
             if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
                 break;
             rd_kafka_poll(rk, 50);
@@ -442,9 +440,8 @@ reader_open(bench_reader_t *r, const bench_opts_t *o, const char *topic,
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR || md->topic_cnt != 1 ||
         md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR)
         die("no metadata for topic %s: %s", topic,
-            rd_kafka_err2str(e != RD_KAFKA_RESP_ERR_NO_ERROR
-                                 ? e
-                                 : md->topics[0].err));
+            rd_kafka_err2str(
+                e != RD_KAFKA_RESP_ERR_NO_ERROR ? e : md->topics[0].err));
     r->nparts = md->topics[0].partition_cnt;
     rd_kafka_metadata_destroy(md);
     rd_kafka_topic_destroy(rkt);
@@ -463,8 +460,7 @@ reader_open(bench_reader_t *r, const bench_opts_t *o, const char *topic,
     for (i = 0; i < r->nparts; i++) {
         int64_t lo, hi;
 
-        e = rd_kafka_query_watermark_offsets(r->rk, topic, i, &lo, &hi,
-                                             10000);
+        e = rd_kafka_query_watermark_offsets(r->rk, topic, i, &lo, &hi, 10000);
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
             die("watermarks of %s/%d: %s", topic, i, rd_kafka_err2str(e));
         r->high[i] = hi;
@@ -514,8 +510,7 @@ read_commands(const bench_opts_t *o, bench_cmds_t *c)
     for (i = 0; i < r.nparts; i++) {
         c->start[i] = r.start[i];
         c->n[i] = r.high[i] - r.start[i];
-        c->ts[i] = calloc((size_t)(c->n[i] > 0 ? c->n[i] : 1),
-                          sizeof(int64_t));
+        c->ts[i] = calloc((size_t)(c->n[i] > 0 ? c->n[i] : 1), sizeof(int64_t));
         if (c->ts[i] == NULL)
             die("out of memory");
         next[i] = r.start[i];
@@ -527,8 +522,7 @@ read_commands(const bench_opts_t *o, bench_cmds_t *c)
             die("timed out reading %s", o->commands_topic);
         if (m == NULL)
             continue;
-        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR &&
-            m->partition < r.nparts) {
+        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->partition < r.nparts) {
             int64_t k = m->offset - c->start[m->partition];
 
             if (k >= 0 && k < c->n[m->partition])
@@ -624,10 +618,9 @@ cmd_measure(const bench_opts_t *o)
         if (latency) {
             json_t *ev = json_loadb(m->payload, m->len, 0, NULL);
             json_t *src = json_object_get(ev, "source");
-            json_int_t p = json_integer_value(json_object_get(src,
-                                                              "partition"));
-            json_int_t off = json_integer_value(json_object_get(src,
-                                                                "offset"));
+            json_int_t p =
+                json_integer_value(json_object_get(src, "partition"));
+            json_int_t off = json_integer_value(json_object_get(src, "offset"));
 
             if (src != NULL && p >= 0 && p < BENCH_MAX_PARTS &&
                 off >= cmds.start[p] && off < cmds.start[p] + cmds.n[p] &&
@@ -735,8 +728,8 @@ main(int argc, char **argv)
     int i;
 
     memset(&o, 0, sizeof(o));
-    o.brokers = getenv("ORDERD_BROKERS") ? getenv("ORDERD_BROKERS")
-                                         : "127.0.0.1:59092";
+    o.brokers =
+        getenv("ORDERD_BROKERS") ? getenv("ORDERD_BROKERS") : "127.0.0.1:59092";
     o.tag = "bench";
     o.seed = 42;
     o.timeout_s = 600;
