@@ -49,19 +49,25 @@ static const db_stmt_t stmt_due = {
                  " FROM orders WHERE status = 'pending' AND expires_at <= now()"
                  " ORDER BY expires_at LIMIT 100 FOR UPDATE SKIP LOCKED"};
 
+/*
+ * Both purges stay cheap whatever the plan: the dedup purge walks the
+ * created_at index in order and stops at the cutoff, the outbox purge
+ * looks at the 1000 oldest rows only (by primary key) and deletes those
+ * published before the cutoff. Rows still unpublished are never deleted.
+ */
 static const db_stmt_t stmt_purge_dedup = {
     "sched_purge_dedup",
     "DELETE FROM processed_commands WHERE dedup_key IN ("
     " SELECT dedup_key FROM processed_commands"
     " WHERE created_at < now() - $1::bigint * interval '1 millisecond'"
-    " LIMIT 1000)"};
+    " ORDER BY created_at LIMIT 1000)"};
 
 static const db_stmt_t stmt_purge_outbox = {
     "sched_purge_outbox",
     "DELETE FROM outbox WHERE id IN ("
-    " SELECT id FROM outbox WHERE published_at IS NOT NULL"
-    " AND published_at < now() - $1::bigint * interval '1 millisecond'"
-    " LIMIT 1000)"};
+    " SELECT id FROM (SELECT id, published_at FROM outbox"
+    "  ORDER BY id LIMIT 1000) oldest"
+    " WHERE published_at < now() - $1::bigint * interval '1 millisecond')"};
 
 static void
 rollback_quietly(db_t *db)
@@ -153,8 +159,8 @@ expire_parked(scheduler_t *s, char *err, size_t errlen)
 }
 
 static od_status_t
-purge(scheduler_t *s, const db_stmt_t *stmt, int64_t retention_ms, char *err,
-      size_t errlen)
+purge(scheduler_t *s, const db_stmt_t *stmt, int64_t retention_ms,
+      char *err, size_t errlen)
 {
     char ms[24];
     const char *params[1] = {db_int_param(ms, retention_ms)};
