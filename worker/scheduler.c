@@ -159,8 +159,8 @@ expire_parked(scheduler_t *s, char *err, size_t errlen)
 }
 
 static od_status_t
-purge(scheduler_t *s, const db_stmt_t *stmt, int64_t retention_ms,
-      char *err, size_t errlen)
+purge(scheduler_t *s, const db_stmt_t *stmt, int64_t retention_ms, char *err,
+      size_t errlen)
 {
     char ms[24];
     const char *params[1] = {db_int_param(ms, retention_ms)};
