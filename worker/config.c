@@ -37,8 +37,9 @@ static const opt_t options[] = {
      "partitions of the commands and events topics (orderd topics)"},
     {"threads", "ORDERD_THREADS", OPT_INT, OFF(threads), "0",
      "executor threads (0: one per core)"},
-    {"batch-size", "ORDERD_BATCH_SIZE", OPT_INT, OFF(batch_size), "256",
-     "commands per transaction at most"},
+    {"batch-size", "ORDERD_BATCH_SIZE", OPT_INT, OFF(batch_size), "50",
+     "commands per transaction at most (keep it under 64: see "
+     "docs/performance.md)"},
     {"batch-wait-ms", "ORDERD_BATCH_WAIT_MS", OPT_INT, OFF(batch_wait_ms), "5",
      "how long a batch waits to fill"},
     {"default-tax-bps", "ORDERD_DEFAULT_TAX_BPS", OPT_INT, OFF(default_tax_bps),

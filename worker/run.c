@@ -99,6 +99,11 @@ cli_run(const od_config_t *cfg)
         log_error("--batch-size must be between 1 and 100000");
         return 2;
     }
+    if (cfg->batch_size > 64)
+        log_warn("--batch-size %lld: each command runs in a savepoint, and "
+                 "past 64 subtransactions Postgres overflows its per-backend "
+                 "cache and every batch gets several times slower",
+                 (long long)cfg->batch_size);
     if (strcmp(cfg->on_internal_error, "halt") != 0 &&
         strcmp(cfg->on_internal_error, "continue") != 0) {
         log_error("--on-internal-error must be continue or halt");
