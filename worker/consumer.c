@@ -67,7 +67,10 @@ consumer_new(const od_config_t *cfg, const char *client_id,
          * soon; fencing by the stored offsets keeps a late one harmless */
         "max.poll.interval.ms", "600000", "session.timeout.ms", "10000",
         "heartbeat.interval.ms", "1000", "fetch.wait.max.ms", "10",
-        "statistics.interval.ms", "0", NULL};
+        /* prefetch at most 8 MB per executor (librdkafka's default is
+         * 64 MB): memory stays small and flat however long the backlog */
+        "queued.max.messages.kbytes", "8192", "statistics.interval.ms", "0",
+        NULL};
     rd_kafka_conf_t *conf;
     consumer_t *c = calloc(1, sizeof(*c));
     char errstr[512];
