@@ -1,5 +1,6 @@
 /* run.c - orderd run: starts executors, outbox publisher, scheduler and
  * the metrics endpoint; stops them in order on SIGTERM/SIGINT */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,8 +19,43 @@
 #include "version.h"
 
 #define RUN_MAX_THREADS 64
+#define RUN_SHUTDOWN_TIMEOUT_S 60
 
 static atomic_int run_stop;
+/* what the shutdown is doing, for the watchdog's message */
+static const char *_Atomic run_stage = "running";
+
+/*
+ * A stop must stop the process: if the orderly shutdown hangs (a broker
+ * or database that never answers), the watchdog says where and exits.
+ * Nothing is lost: what was not committed is re-read by the next owner,
+ * what was committed and not yet published is published at the next start.
+ */
+static void *
+shutdown_watchdog(void *arg)
+{
+    int64_t deadline;
+
+    (void)arg;
+    while (!atomic_load(&run_stop)) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+
+        nanosleep(&ts, NULL);
+    }
+    deadline = od_mono_us() + (int64_t)RUN_SHUTDOWN_TIMEOUT_S * 1000000;
+    while (od_mono_us() < deadline) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+
+        if (strcmp(atomic_load(&run_stage), "done") == 0)
+            return NULL;
+        nanosleep(&ts, NULL);
+    }
+    log_error("shutdown did not finish within %d s (stuck %s): exiting; "
+              "uncommitted messages will be re-read, committed events "
+              "published at the next start",
+              RUN_SHUTDOWN_TIMEOUT_S, atomic_load(&run_stage));
+    _exit(4);
+}
 
 static void
 on_signal(int sig)
@@ -88,6 +124,7 @@ cli_run(const od_config_t *cfg)
     struct sigaction sa;
     char err[1024], masked[512];
     int nthreads = (int)cfg->threads, rc = 0, started = 0;
+    pthread_t watchdog;
 
     if (nthreads <= 0)
         nthreads = (int)sysconf(_SC_NPROCESSORS_ONLN);
@@ -116,6 +153,8 @@ cli_run(const od_config_t *cfg)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    if (pthread_create(&watchdog, NULL, shutdown_watchdog, NULL) == 0)
+        pthread_detach(watchdog);
 
     config_masked_pg(cfg->pg, masked, sizeof(masked));
     log_info("orderd %s starting: %d executor(s), batch %lld/%lldms, "
@@ -168,15 +207,20 @@ cli_run(const od_config_t *cfg)
     }
     atomic_store(&metrics.ready, 0);
     log_info("stopping: finishing in-flight batches");
+    atomic_store(&run_stage, "finishing batches and leaving the group");
     for (int i = 0; i < started; i++)
         if (executor_join(ex[i]) != 0)
             rc = 3; /* halted on an internal error */
 out:
+    atomic_store(&run_stop, 1); /* start-up failures stop here too */
     for (int i = 0; i < nthreads; i++)
         executor_destroy(ex[i]);
+    atomic_store(&run_stage, "stopping the scheduler");
     scheduler_destroy(sched);
+    atomic_store(&run_stage, "publishing committed events");
     outbox_destroy(ob); /* publishes what was committed, flushes */
     http_stop(http);
+    atomic_store(&run_stage, "done");
     log_info("orderd stopped");
     return rc;
 }

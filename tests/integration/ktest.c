@@ -127,8 +127,25 @@ ktest_worker_start(ktest_t *k, const char *const *extra)
 int
 ktest_worker_stop(pid_t pid, int sig)
 {
+    int64_t end = od_mono_us() + 90 * 1000000LL;
+    int status;
+
     kill(pid, sig);
-    return wait_status(pid);
+    /* the worker's own watchdog ends a stuck shutdown after 60 s */
+    while (od_mono_us() < end) {
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        pid_t r = waitpid(pid, &status, WNOHANG);
+
+        if (r == pid)
+            return WIFSIGNALED(status) ? 128 + WTERMSIG(status)
+                                       : WEXITSTATUS(status);
+        ck_assert_msg(r == 0 || errno == EINTR, "waitpid: %s", strerror(errno));
+        nanosleep(&ts, NULL); /* polling a child's exit, bounded */
+    }
+    kill(pid, SIGKILL);
+    wait_status(pid);
+    ck_abort_msg("orderd did not exit within 90 s of signal %d", sig);
+    return -1;
 }
 
 static void
