@@ -565,9 +565,19 @@ on_assign(void *arg, consumer_part_t *parts, int n)
             }
             log_warn("executor %d: could not read stored offsets: %s", ex->id,
                      err);
-            if (atomic_load(ex->stop))
+            /* as for a failing batch: not ready, and a retry counted */
+            atomic_fetch_add(&metrics.batch_retries, 1);
+            if (attempt == 0)
+                atomic_fetch_add(&metrics.db_down, 1);
+            if (atomic_load(ex->stop)) {
+                atomic_fetch_sub(&metrics.db_down, 1);
                 return -1;
+            }
             backoff(ex, attempt++);
+        }
+        if (attempt > 0) {
+            atomic_fetch_sub(&metrics.db_down, 1);
+            attempt = 0;
         }
     }
     return 0;
