@@ -609,32 +609,28 @@ out:
     return st;
 }
 
-od_status_t
-apply_release_deferred(db_t *db, const apply_config_t *cfg,
-                       const char *order_id, int *released, char *err,
-                       size_t errlen)
+/*
+ * Applies again the parked commands in rows (payload, msg_ts_us,
+ * source_topic, source_partition, source_offset), in order: with their
+ * order present they apply, past their timeout they are refused
+ * order_not_found. key (may be NULL) is the Kafka key of their result.
+ * *done is incremented for each.
+ */
+static od_status_t
+resume_parked(db_t *db, const apply_config_t *cfg, db_rows_t *rows,
+              const char *key, int *done, char *err, size_t errlen)
 {
-    const char *params[1] = {order_id};
-    db_rows_t *rows = NULL;
-    od_status_t st;
-    int n;
+    od_status_t st = OD_OK;
 
-    st = db_run(db, &stmt_defer_lock, 1, params, NULL, err, errlen);
-    if (st != OD_OK)
-        return st;
-    st = db_run(db, &stmt_defer_take, 1, params, &rows, err, errlen);
-    if (st != OD_OK)
-        return st;
-    n = db_nrows(rows);
-    for (int i = 0; i < n && st == OD_OK; i++) {
+    for (int i = 0; i < db_nrows(rows) && st == OD_OK; i++) {
         size_t len = 0;
         unsigned char *payload = db_bytea(rows, i, 0, &len);
         apply_source_t src = {db_val(rows, i, 2),
                               (int32_t)db_int64(rows, i, 3),
                               db_int64(rows, i, 4),
                               db_int64(rows, i, 1),
-                              order_id,
-                              strlen(order_id)};
+                              key,
+                              key ? strlen(key) : 0};
         apply_report_t rep;
         cmd_env_t env;
         char perr[256] = "";
@@ -651,12 +647,30 @@ apply_release_deferred(db_t *db, const apply_config_t *cfg,
             db_queue(db, "SAVEPOINT cmd");
             st = run_command(db, cfg, &env, parsed, perr, payload, len, &src, 1,
                              &rep, err, errlen);
-            if (st == OD_OK && released != NULL)
-                (*released)++;
+            if (st == OD_OK && done != NULL)
+                (*done)++;
         }
         command_env_free(&env);
         free(payload);
     }
+    return st;
+}
+
+od_status_t
+apply_release_deferred(db_t *db, const apply_config_t *cfg,
+                       const char *order_id, int *released, char *err,
+                       size_t errlen)
+{
+    const char *params[1] = {order_id};
+    db_rows_t *rows = NULL;
+    od_status_t st;
+
+    st = db_run(db, &stmt_defer_lock, 1, params, NULL, err, errlen);
+    if (st != OD_OK)
+        return st;
+    st = db_run(db, &stmt_defer_take, 1, params, &rows, err, errlen);
+    if (st == OD_OK)
+        st = resume_parked(db, cfg, rows, order_id, released, err, errlen);
     db_rows_free(rows);
     return st;
 }
@@ -672,32 +686,8 @@ apply_expire_deferred(db_t *db, const apply_config_t *cfg, int *n, char *err,
 
     *n = 0;
     st = db_run(db, &stmt_defer_timed_out, 1, params, &rows, err, errlen);
-    if (st != OD_OK)
-        return st;
-    *n = db_nrows(rows);
-    for (int i = 0; i < *n && st == OD_OK; i++) {
-        size_t len = 0;
-        unsigned char *payload = db_bytea(rows, i, 0, &len);
-        apply_source_t src = {db_val(rows, i, 2),
-                              (int32_t)db_int64(rows, i, 3),
-                              db_int64(rows, i, 4),
-                              db_int64(rows, i, 1),
-                              NULL,
-                              0};
-        apply_report_t rep;
-        cmd_env_t env;
-        char perr[256] = "";
-        cmd_parse_t parsed;
-
-        memset(&rep, 0, sizeof(rep));
-        parsed = command_parse((const char *)payload, len, src.ts_us, &env,
-                               perr, sizeof(perr));
-        db_queue(db, "SAVEPOINT cmd");
-        st = run_command(db, cfg, &env, parsed, perr, payload, len, &src, 1,
-                         &rep, err, errlen);
-        command_env_free(&env);
-        free(payload);
-    }
+    if (st == OD_OK)
+        st = resume_parked(db, cfg, rows, NULL, n, err, errlen);
     db_rows_free(rows);
     return st;
 }
