@@ -25,6 +25,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
+#include "od.h"
 
 #define OUTBOX_ROUND 1000
 
@@ -36,6 +37,7 @@ struct outbox {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int wake;
+    int outstanding; /* produced, delivery report not yet served */
     atomic_int stop;
     int started;
 };
@@ -49,14 +51,16 @@ static const db_stmt_t stmt_mark = {
     "outbox_mark",
     "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])"};
 
-/* delivery report: opaque points at the row's delivered flag */
+/* Delivery report, served on the publisher thread: the message's opaque
+ * points at its row's delivered flag, the client's at the outbox. */
 static void
 dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
     char *delivered = rkm->_private;
+    outbox_t *ob = opaque;
 
     (void)rk;
-    (void)opaque;
+    ob->outstanding--;
     if (rkm->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         *delivered = 1;
     } else {
@@ -67,8 +71,9 @@ dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 }
 
 static rd_kafka_t *
-producer_new(const od_config_t *cfg, char *err, size_t errlen)
+producer_new(outbox_t *ob, char *err, size_t errlen)
 {
+    const od_config_t *cfg = ob->cfg;
     static const char *const defaults[] = {
         "enable.idempotence", "true",  "acks", "all", "linger.ms", "2",
         "message.timeout.ms", "30000", NULL};
@@ -80,6 +85,7 @@ producer_new(const od_config_t *cfg, char *err, size_t errlen)
     if (conf == NULL)
         return NULL;
     rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+    rd_kafka_conf_set_opaque(conf, ob);
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     if (rk == NULL) {
         od_err(err, errlen, "could not create kafka producer: %s", errstr);
@@ -103,7 +109,7 @@ producer_check_fatal(outbox_t *ob)
         RD_KAFKA_RESP_ERR_NO_ERROR)
         return;
     log_error("outbox producer failed fatally: %s: starting a new one", errstr);
-    fresh = producer_new(ob->cfg, err, sizeof(err));
+    fresh = producer_new(ob, err, sizeof(err));
     if (fresh == NULL) {
         log_error("%s", err);
         return;
@@ -125,7 +131,7 @@ outbox_new(const od_config_t *cfg, char *err, size_t errlen)
     ob->cfg = cfg;
     pthread_mutex_init(&ob->lock, NULL);
     pthread_cond_init(&ob->cond, NULL);
-    ob->rk = producer_new(cfg, err, errlen);
+    ob->rk = producer_new(ob, err, errlen);
     if (ob->rk == NULL)
         goto fail;
     ob->db = db_new(cfg->pg);
@@ -168,6 +174,31 @@ make_headers(const char *json)
     }
     json_decref(h);
     return hdrs;
+}
+
+/*
+ * Serves delivery reports until every message of the round has one: the
+ * reports write into the round's flags, which must outlive them. Each
+ * message gets its report within message.timeout.ms; past a minute more
+ * the round's messages are purged, which reports them as not delivered
+ * (their rows stay for a later round, at least once).
+ */
+static void
+await_reports(outbox_t *ob)
+{
+    int64_t purge_at = od_mono_us() + 90 * 1000000LL;
+    int purged = 0;
+
+    while (ob->outstanding > 0) {
+        rd_kafka_flush(ob->rk, 1000);
+        if (!purged && ob->outstanding > 0 && od_mono_us() > purge_at) {
+            log_warn("outbox: %d deliveries unanswered for 90 s: purging them",
+                     ob->outstanding);
+            rd_kafka_purge(ob->rk,
+                           RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+            purged = 1;
+        }
+    }
 }
 
 /* One round. *count receives the rows published; OD_OK when the round
@@ -216,7 +247,9 @@ publish_round(outbox_t *ob, int *count, char *err, size_t errlen)
                 break;
             rd_kafka_poll(ob->rk, 50);
         }
-        if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+            ob->outstanding++;
+        else {
             log_warn("could not produce outbox row %s: %s", db_val(rows, i, 0),
                      rd_kafka_err2str(e));
             if (hdrs != NULL)
@@ -225,7 +258,7 @@ publish_round(outbox_t *ob, int *count, char *err, size_t errlen)
         free(key);
         free(payload);
     }
-    rd_kafka_flush(ob->rk, 30000);
+    await_reports(ob);
     ids[idlen++] = '{';
     for (int i = 0; i < n; i++) {
         if (!delivered[i])

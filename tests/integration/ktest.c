@@ -326,6 +326,35 @@ ktest_wait_results(ktest_t *k, int n, int timeout_s)
     return (int)json_array_size(k->results);
 }
 
+static int
+unseen(ktest_t *k, const char *const *ids)
+{
+    int n = 0;
+
+    for (; *ids != NULL; ids++)
+        if (json_object_get(k->seen, *ids) == NULL)
+            n++;
+    return n;
+}
+
+int
+ktest_wait_seen(ktest_t *k, const char *const *ids, int timeout_s)
+{
+    int64_t end = od_mono_us() + (int64_t)timeout_s * 1000000;
+    int left;
+
+    while ((left = unseen(k, ids)) > 0 && od_mono_us() < end) {
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(k->consumer, 200);
+
+        if (rkm == NULL)
+            continue;
+        if (rkm->err == 0)
+            take_event(k, rkm);
+        rd_kafka_message_destroy(rkm);
+    }
+    return left;
+}
+
 int
 ktest_wait_dlq(ktest_t *k, int n, int timeout_s)
 {

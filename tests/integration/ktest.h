@@ -53,6 +53,9 @@ void ktest_flush(ktest_t *k);
 int ktest_wait_results(ktest_t *k, int n, int timeout_s);
 /* Reads the DLQ topic until n messages arrived or timeout; returns count */
 int ktest_wait_dlq(ktest_t *k, int n, int timeout_s);
+/* Reads events until every id of ids (a NULL-terminated array) has been
+ * seen or timeout_s passes; returns how many are still unseen. */
+int ktest_wait_seen(ktest_t *k, const char *const *ids, int timeout_s);
 /* The nth (0-based) result for a dedup key, borrowed; NULL if none. */
 json_t *ktest_result(ktest_t *k, const char *dedup_key, int nth);
 /* How many results carry this dedup key. */
