@@ -714,25 +714,25 @@ lockset_append(char **buf, size_t *len, size_t *cap, const char *item)
 }
 
 static void
-lockset_add_product(apply_lockset_t *ls, const json_t *obj)
+msglocks_add_product(apply_msglocks_t *ml, const json_t *obj)
 {
-    char err[8], buf[24];
+    char err[8];
     int64_t id;
 
-    if (json_field_id(obj, "product_id", 1, &id, err, sizeof(err)) == 0) {
-        snprintf(buf, sizeof(buf), "%lld", (long long)id);
-        lockset_append(&ls->products, &ls->plen, &ls->pcap, buf);
-        ls->nproducts++;
-    }
+    if (ml->nproducts < APPLY_MSG_MAX_PRODUCTS &&
+        json_field_id(obj, "product_id", 1, &id, err, sizeof(err)) == 0)
+        ml->products[ml->nproducts++] = id;
 }
 
 void
-apply_lockset_add(apply_lockset_t *ls, const void *payload, size_t len)
+apply_msglocks_parse(apply_msglocks_t *ml, const void *payload, size_t len)
 {
     json_t *root, *items, *it;
     const char *oid;
     size_t i;
 
+    ml->order[0] = '\0';
+    ml->nproducts = 0;
     if (len > CMD_MAX_BYTES)
         return;
     root = json_loadb(payload, len, 0, NULL);
@@ -741,19 +741,31 @@ apply_lockset_add(apply_lockset_t *ls, const void *payload, size_t len)
         return;
     }
     oid = json_string_value(json_object_get(root, "order_id"));
-    if (oid != NULL && od_is_uuid(oid)) {
-        lockset_append(&ls->orders, &ls->olen, &ls->ocap, oid);
-        ls->norders++;
-    }
-    lockset_add_product(ls, root);
+    if (oid != NULL && od_is_uuid(oid))
+        snprintf(ml->order, sizeof(ml->order), "%s", oid);
+    msglocks_add_product(ml, root);
     items = json_object_get(root, "items");
     json_array_foreach(items, i, it)
     {
-        if (i >= 100)
-            break;
-        lockset_add_product(ls, it);
+        msglocks_add_product(ml, it);
     }
     json_decref(root);
+}
+
+void
+apply_lockset_add(apply_lockset_t *ls, const apply_msglocks_t *ml)
+{
+    if (ml->order[0] != '\0') {
+        lockset_append(&ls->orders, &ls->olen, &ls->ocap, ml->order);
+        ls->norders++;
+    }
+    for (int i = 0; i < ml->nproducts; i++) {
+        char buf[24];
+
+        snprintf(buf, sizeof(buf), "%lld", (long long)ml->products[i]);
+        lockset_append(&ls->products, &ls->plen, &ls->pcap, buf);
+        ls->nproducts++;
+    }
 }
 
 static void

@@ -69,6 +69,22 @@ od_status_t apply_expire_deferred(db_t *db, const apply_config_t *cfg, int *n,
                                   char *err, size_t errlen) OD_MUSTCHECK;
 
 /*
+ * The rows one message will lock: the order it names and the products it
+ * names (items included), parsed before the batch runs. Poison and
+ * commands naming nothing lockable leave it empty.
+ */
+#define APPLY_MSG_MAX_PRODUCTS 100
+
+typedef struct apply_msglocks {
+    char order[37]; /* "" when none */
+    int nproducts;
+    int64_t products[APPLY_MSG_MAX_PRODUCTS];
+} apply_msglocks_t;
+
+void apply_msglocks_parse(apply_msglocks_t *ml, const void *payload,
+                          size_t len);
+
+/*
  * The rows a batch will lock, gathered before it runs so they can all be
  * locked up front in the global order (orders, then products, ascending):
  * two batches then never deadlock on each other, whatever commands they
@@ -82,8 +98,8 @@ typedef struct apply_lockset {
     int norders, nproducts;
 } apply_lockset_t;
 
-/* Adds the order and products a message names (nothing for poison). */
-void apply_lockset_add(apply_lockset_t *ls, const void *payload, size_t len);
+/* Adds one message's rows. */
+void apply_lockset_add(apply_lockset_t *ls, const apply_msglocks_t *ml);
 /* Finishes the literals ("{}" when empty). */
 void apply_lockset_close(apply_lockset_t *ls);
 void apply_lockset_free(apply_lockset_t *ls);

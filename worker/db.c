@@ -61,9 +61,14 @@ db_open(db_t *db, char *err, size_t errlen)
          * orderd's statements are written for generic plans (primary-key
          * and array lookups): without this, Postgres keeps re-planning the
          * large checkout statements on every execution, which costs more
-         * than running them.
+         * than running them. A generic plan is made once per connection,
+         * and one made while a table was still small (a fresh database)
+         * would keep scanning the whole table as it grows, until an
+         * ANALYZE invalidates it: every orderd statement is a keyed
+         * lookup, so sequential scans are off for its sessions.
          */
-        res = PQexec(db->conn, "SET plan_cache_mode = force_generic_plan");
+        res = PQexec(db->conn, "SET plan_cache_mode = force_generic_plan;"
+                               " SET enable_seqscan = off");
         PQclear(res);
         return OD_OK;
     }

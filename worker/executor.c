@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "apply.h"
@@ -37,6 +38,9 @@ typedef struct part_state {
     int64_t last;         /* last offset in the batch */
     int64_t stored;       /* next_offset read from Postgres */
     int64_t replay_until; /* below this, duplicates are quiet */
+    int64_t done;         /* last offset applied or skipped (first - 1) */
+    int cut;              /* from cut_at on, carried to the next batch */
+    int64_t cut_at;
 } part_state_t;
 
 typedef struct sought {
@@ -49,6 +53,7 @@ typedef struct assigned {
     char topic[256];
     int32_t partition;
     int64_t start; /* where the assignment began (-2: the beginning) */
+    int stalled;   /* batches in a row this partition was carried whole */
 } assigned_t;
 
 #define EXECUTOR_IDLE_CHECK_US (1000 * 1000)
@@ -62,6 +67,8 @@ struct executor {
     db_t *db;
     consumer_t *consumer;
     consumer_msg_t *batch;
+    apply_msglocks_t *locks; /* per message of the batch */
+    char *carry;             /* per message: left for the next batch */
     int n;
     part_state_t parts[EXECUTOR_MAX_PARTS];
     int nparts;
@@ -99,6 +106,32 @@ static const db_stmt_t stmt_prelock_products = {
     " ARRAY(SELECT product_id FROM order_items"
     "  WHERE order_id = ANY($2::uuid[])))"
     " ORDER BY id FOR UPDATE"};
+
+/*
+ * The first try at a batch's rows: lock what is free, skip what another
+ * executor holds, and return what was skipped: rows (NULL, order) for a
+ * held order, (product, NULL) for a held product a message names, and
+ * (product, order) for a held product of an order's items. Rows that do
+ * not exist are not returned (the handlers find them missing).
+ */
+static const db_stmt_t stmt_trylock = {
+    "exec_trylock",
+    "WITH lo AS MATERIALIZED ("
+    "  SELECT id FROM orders WHERE id = ANY($2::uuid[])"
+    "  FOR UPDATE SKIP LOCKED),"
+    " want AS MATERIALIZED ("
+    "  SELECT w.pid, NULL::uuid AS oid FROM unnest($1::bigint[]) AS w(pid)"
+    "  UNION ALL SELECT product_id, order_id FROM order_items"
+    "  WHERE order_id = ANY(ARRAY(SELECT id FROM lo))),"
+    " lp AS MATERIALIZED ("
+    "  SELECT id FROM products WHERE id = ANY(ARRAY(SELECT pid FROM want))"
+    "  FOR UPDATE SKIP LOCKED)"
+    " SELECT NULL::bigint, o.id::text FROM orders o"
+    "  WHERE o.id = ANY($2::uuid[]) AND o.id <> ALL(ARRAY(SELECT id FROM lo))"
+    " UNION ALL"
+    " SELECT w.pid, w.oid::text FROM want w"
+    "  WHERE w.pid <> ALL(ARRAY(SELECT id FROM lp))"
+    "  AND EXISTS (SELECT 1 FROM products p WHERE p.id = w.pid)"};
 
 static const db_stmt_t stmt_offset_read = {
     "exec_offset_read", "SELECT next_offset FROM consumer_offsets"
@@ -285,6 +318,21 @@ publish_counts(const batch_counts_t *c)
     atomic_fetch_add(&metrics.internal_errors, c->internal);
 }
 
+/* The lockset of the messages the batch applies (not the redeliveries). */
+static void
+batch_lockset(executor_t *ex, apply_lockset_t *ls)
+{
+    memset(ls, 0, sizeof(*ls));
+    for (int i = 0; i < ex->n; i++) {
+        part_state_t *p =
+            part_find(ex, ex->batch[i].topic, ex->batch[i].partition);
+
+        if (ex->batch[i].offset >= p->stored)
+            apply_lockset_add(ls, &ex->locks[i]);
+    }
+    apply_lockset_close(ls);
+}
+
 /*
  * Takes, in the global order, the row locks the batch's commands will
  * need: their existing orders, then the products they name and the
@@ -298,15 +346,7 @@ prelock(executor_t *ex, char *err, size_t errlen)
     apply_lockset_t ls;
     od_status_t st = OD_OK;
 
-    memset(&ls, 0, sizeof(ls));
-    for (int i = 0; i < ex->n; i++) {
-        part_state_t *p =
-            part_find(ex, ex->batch[i].topic, ex->batch[i].partition);
-
-        if (ex->batch[i].offset >= p->stored)
-            apply_lockset_add(&ls, ex->batch[i].payload, ex->batch[i].len);
-    }
-    apply_lockset_close(&ls);
+    batch_lockset(ex, &ls);
     if (ls.norders > 0) {
         const char *params[1] = {ls.orders};
 
@@ -322,9 +362,74 @@ prelock(executor_t *ex, char *err, size_t errlen)
     return st;
 }
 
-/* One attempt at the whole batch. *dropped set when it was sought back. */
+/* Whether a message needs one of the rows the try-lock skipped. */
+static int
+msg_held(const apply_msglocks_t *ml, db_rows_t *held)
+{
+    for (int r = 0; r < db_nrows(held); r++) {
+        if (!db_isnull(held, r, 1)) {
+            if (ml->order[0] != '\0' &&
+                strcasecmp(ml->order, db_val(held, r, 1)) == 0)
+                return 1;
+            continue;
+        }
+        for (int j = 0; j < ml->nproducts; j++)
+            if (ml->products[j] == db_int64(held, r, 0))
+                return 1;
+    }
+    return 0;
+}
+
+/*
+ * The default first try: lock the batch's free rows without waiting
+ * (SKIP LOCKED) and carry to the next batch, per partition, every message
+ * from the first one that needs a row another executor holds, so the
+ * partition's order holds. Two executors whose batches share a product
+ * then both go on with the rest instead of one waiting for the other's
+ * whole batch. *progress: at least one message is applied or skipped.
+ */
 static od_status_t
-process_batch(executor_t *ex, int *dropped, char *err, size_t errlen)
+try_prelock(executor_t *ex, int *progress, char *err, size_t errlen)
+{
+    apply_lockset_t ls;
+    db_rows_t *held = NULL;
+    od_status_t st = OD_OK;
+
+    *progress = 0;
+    batch_lockset(ex, &ls);
+    if (ls.norders > 0 || ls.nproducts > 0) {
+        const char *params[2] = {ls.products, ls.orders};
+
+        st = db_run(ex->db, &stmt_trylock, 2, params, &held, err, errlen);
+    }
+    apply_lockset_free(&ls);
+    if (st != OD_OK)
+        return st;
+    for (int i = 0; i < ex->n; i++) {
+        consumer_msg_t *m = &ex->batch[i];
+        part_state_t *p = part_find(ex, m->topic, m->partition);
+
+        if (!p->cut && m->offset >= p->stored && held != NULL &&
+            msg_held(&ex->locks[i], held)) {
+            p->cut = 1;
+            p->cut_at = m->offset;
+        }
+        ex->carry[i] = (char)p->cut;
+        if (!p->cut)
+            *progress = 1;
+    }
+    db_rows_free(held);
+    return OD_OK;
+}
+
+/*
+ * One attempt at the batch. *dropped set when it was sought back; *busy
+ * when, in the first try, every message needed a row held elsewhere
+ * (rolled back: the caller takes the blocking path).
+ */
+static od_status_t
+process_batch(executor_t *ex, int blocking, int *dropped, int *busy, char *err,
+              size_t errlen)
 {
     od_status_t st;
     apply_report_t rep;
@@ -332,6 +437,12 @@ process_batch(executor_t *ex, int *dropped, char *err, size_t errlen)
     int64_t skipped = 0;
 
     *dropped = 0;
+    *busy = 0;
+    for (int i = 0; i < ex->nparts; i++) {
+        ex->parts[i].cut = 0;
+        ex->parts[i].done = ex->parts[i].first - 1;
+    }
+    memset(ex->carry, 0, (size_t)ex->n);
     st = db_exec(ex->db, "BEGIN", err, errlen);
     if (st != OD_OK)
         return st;
@@ -343,7 +454,17 @@ process_batch(executor_t *ex, int *dropped, char *err, size_t errlen)
         st = db_exec(ex->db, "ROLLBACK", err, errlen);
         return st;
     }
-    st = prelock(ex, err, errlen);
+    if (blocking) {
+        st = prelock(ex, err, errlen);
+    } else {
+        int progress;
+
+        st = try_prelock(ex, &progress, err, errlen);
+        if (st == OD_OK && !progress) {
+            *busy = 1;
+            return db_exec(ex->db, "ROLLBACK", err, errlen);
+        }
+    }
     if (st != OD_OK)
         goto fail;
     for (int i = 0; i < ex->n; i++) {
@@ -352,6 +473,9 @@ process_batch(executor_t *ex, int *dropped, char *err, size_t errlen)
         apply_source_t src = {m->topic, m->partition, m->offset,
                               m->ts_us, m->key,       m->key_len};
 
+        if (ex->carry[i])
+            continue;
+        p->done = m->offset;
         if (m->offset < p->stored) {
             skipped++;
             continue;
@@ -368,9 +492,9 @@ process_batch(executor_t *ex, int *dropped, char *err, size_t errlen)
         char part[24], next[24];
         const char *params[4] = {ex->cfg->group, p->topic,
                                  db_int_param(part, p->partition),
-                                 db_int_param(next, p->last + 1)};
+                                 db_int_param(next, p->done + 1)};
 
-        if (p->last < p->stored)
+        if (p->done < p->stored)
             continue;
         st = db_run(ex->db, &stmt_offset_store, 4, params, NULL, err, errlen);
         if (st != OD_OK)
@@ -392,40 +516,107 @@ fail : {
     return st;
 }
 
-static void
-release_batch(executor_t *ex)
+/* Releases the applied messages (all of them if all), keeping the carried
+ * ones, in order, at the front of the batch; returns how many it released. */
+static int
+release_batch(executor_t *ex, int all)
 {
-    for (int i = 0; i < ex->n; i++)
+    int kept = 0, released = 0;
+
+    for (int i = 0; i < ex->n; i++) {
+        if (!all && ex->carry[i]) {
+            if (kept != i) {
+                ex->batch[kept] = ex->batch[i];
+                ex->locks[kept] = ex->locks[i];
+            }
+            kept++;
+            continue;
+        }
         consumer_msg_release(&ex->batch[i]);
-    ex->n = 0;
+        released++;
+    }
+    ex->n = kept;
+    return released;
 }
 
 static void
 commit_to_kafka(executor_t *ex)
 {
     consumer_part_t cp[EXECUTOR_MAX_PARTS];
+    int n = 0;
 
     for (int i = 0; i < ex->nparts; i++) {
-        cp[i].topic = ex->parts[i].topic;
-        cp[i].partition = ex->parts[i].partition;
-        cp[i].offset = ex->parts[i].last + 1;
+        if (ex->parts[i].done < ex->parts[i].first)
+            continue;
+        cp[n].topic = ex->parts[i].topic;
+        cp[n].partition = ex->parts[i].partition;
+        cp[n].offset = ex->parts[i].done + 1;
+        n++;
     }
-    consumer_commit_async(ex->consumer, cp, ex->nparts);
+    if (n > 0)
+        consumer_commit_async(ex->consumer, cp, n);
 }
 
-/* Applies the pending batch until it commits, the process stops, or an
- * internal error halts it. */
+static assigned_t *
+assigned_find(executor_t *ex, const char *topic, int32_t partition)
+{
+    for (int i = 0; i < ex->nassigned; i++)
+        if (ex->assigned[i].partition == partition &&
+            strcmp(ex->assigned[i].topic, topic) == 0)
+            return &ex->assigned[i];
+    return NULL;
+}
+
+/* A partition carried whole this many batches in a row (another executor
+ * keeps holding a row its next message needs) is waited for instead. */
+#define EXECUTOR_MAX_STALLS 3
+
+static int
+stalled(executor_t *ex)
+{
+    for (int i = 0; i < ex->nparts; i++) {
+        assigned_t *a =
+            assigned_find(ex, ex->parts[i].topic, ex->parts[i].partition);
+
+        if (a != NULL && a->stalled >= EXECUTOR_MAX_STALLS)
+            return 1;
+    }
+    return 0;
+}
+
 static void
-executor_flush(executor_t *ex)
+note_stalls(executor_t *ex)
+{
+    for (int i = 0; i < ex->nparts; i++) {
+        part_state_t *p = &ex->parts[i];
+        assigned_t *a = assigned_find(ex, p->topic, p->partition);
+
+        if (a == NULL)
+            continue;
+        if (p->done >= p->first)
+            a->stalled = 0;
+        else
+            a->stalled++;
+    }
+}
+
+/*
+ * Applies the pending batch until it commits, the process stops, or an
+ * internal error halts it. Messages carried by the first try stay in the
+ * batch for the next call; all (a revoke, the last flush) takes the
+ * blocking path, which applies every message.
+ */
+static void
+executor_flush(executor_t *ex, int all)
 {
     char err[1024];
-    int attempt = 0, dropped = 0;
-
+    int attempt = 0, dropped = 0, busy = 0, blocking, carried = 0, done;
     int64_t started = od_mono_us();
 
     if (ex->n == 0)
         return;
     collect_parts(ex);
+    blocking = all || stalled(ex);
     for (;;) {
         od_status_t st;
 
@@ -434,14 +625,18 @@ executor_flush(executor_t *ex)
             if (st != OD_OK)
                 goto retry;
         }
-        st = process_batch(ex, &dropped, err, sizeof(err));
+        st = process_batch(ex, blocking, &dropped, &busy, err, sizeof(err));
+        if (st == OD_OK && busy) {
+            blocking = 1; /* every partition's next message is held */
+            continue;
+        }
         if (st == OD_OK)
             break;
         if (st == OD_FATAL && ex->acfg.halt_on_internal_error) {
             log_error("executor %d halting: %s", ex->id, err);
             ex->halted = 1;
             atomic_store(ex->stop, 1);
-            release_batch(ex);
+            release_batch(ex, 1);
             return;
         }
     retry:
@@ -454,7 +649,7 @@ executor_flush(executor_t *ex)
             /* nothing was committed: the next owner re-reads these */
             if (attempt > 0)
                 atomic_fetch_sub(&metrics.db_down, 1);
-            release_batch(ex);
+            release_batch(ex, 1);
             return;
         }
         backoff(ex, attempt++);
@@ -464,17 +659,23 @@ executor_flush(executor_t *ex)
         log_info("executor %d: batch applied after %d retries", ex->id,
                  attempt);
     }
-    log_debug("executor %d: batch of %d in %.1f ms", ex->id, ex->n,
-              (double)(od_mono_us() - started) / 1000.0);
-    if (!dropped) {
-        forget_sought(ex);
-        atomic_fetch_add(&metrics.batches, 1);
-        atomic_fetch_add(&executor_messages_done, ex->n);
-        if (ex->outbox != NULL)
-            outbox_notify(ex->outbox);
-        commit_to_kafka(ex);
+    if (dropped) {
+        release_batch(ex, 1);
+        return;
     }
-    release_batch(ex);
+    for (int i = 0; i < ex->n; i++)
+        carried += ex->carry[i];
+    forget_sought(ex);
+    note_stalls(ex);
+    commit_to_kafka(ex);
+    done = release_batch(ex, 0);
+    log_debug("executor %d: batch of %d in %.1f ms (%d carried)", ex->id, done,
+              (double)(od_mono_us() - started) / 1000.0, carried);
+    atomic_fetch_add(&metrics.batches, 1);
+    atomic_fetch_add(&metrics.carried, carried);
+    atomic_fetch_add(&executor_messages_done, done);
+    if (ex->outbox != NULL)
+        outbox_notify(ex->outbox);
 }
 
 /*
@@ -506,8 +707,11 @@ idle_check(executor_t *ex)
         if (pos < 0)
             pos = a->start; /* nothing consumed since the assignment */
         if (db_nrows(rows) == 1 && pos >= 0 && db_int64(rows, 0, 0) < pos) {
-            part_state_t p = {a->topic, a->partition,         pos,
-                              pos,      db_int64(rows, 0, 0), 0};
+            part_state_t p = {.topic = a->topic,
+                              .partition = a->partition,
+                              .first = pos,
+                              .last = pos,
+                              .stored = db_int64(rows, 0, 0)};
 
             if (!already_sought(ex, &p)) {
                 log_info("stored offset of %s/%d moved back to %lld: "
@@ -588,7 +792,7 @@ on_revoke(void *arg)
 {
     executor_t *ex = arg;
 
-    executor_flush(ex);
+    executor_flush(ex, 1);
     ex->nassigned = 0;
 }
 
@@ -611,6 +815,7 @@ executor_main(void *arg)
         if (consumer_poll(ex->consumer, timeout, &m)) {
             if (ex->n == 0)
                 deadline = od_mono_us() + ex->cfg->batch_wait_ms * 1000;
+            apply_msglocks_parse(&ex->locks[ex->n], m.payload, m.len);
             ex->batch[ex->n++] = m;
             if (ex->n < ex->cfg->batch_size && od_mono_us() < deadline)
                 continue;
@@ -621,11 +826,14 @@ executor_main(void *arg)
                 idle_check(ex);
             continue;
         }
-        executor_flush(ex);
+        executor_flush(ex, 0);
+        /* carried messages wait for more, and for the other executor */
+        if (ex->n > 0)
+            deadline = od_mono_us() + ex->cfg->batch_wait_ms * 1000;
         if (max > 0 && atomic_load(&executor_messages_done) >= max)
             atomic_store(ex->stop, 1);
     }
-    executor_flush(ex);
+    executor_flush(ex, 1);
     return NULL;
 }
 
@@ -648,7 +856,9 @@ executor_new(int id, const od_config_t *cfg, atomic_int *stop, outbox_t *outbox,
     ex->seed = (unsigned int)(od_now_us() ^ (id * 7919));
     apply_config_init(&ex->acfg, cfg);
     ex->batch = calloc((size_t)cfg->batch_size, sizeof(*ex->batch));
-    if (ex->batch == NULL) {
+    ex->locks = calloc((size_t)cfg->batch_size, sizeof(*ex->locks));
+    ex->carry = calloc((size_t)cfg->batch_size, 1);
+    if (ex->batch == NULL || ex->locks == NULL || ex->carry == NULL) {
         od_err(err, errlen, "out of memory");
         goto fail;
     }
@@ -693,5 +903,7 @@ executor_destroy(executor_t *ex)
     consumer_destroy(ex->consumer);
     db_destroy(ex->db);
     free(ex->batch);
+    free(ex->locks);
+    free(ex->carry);
     free(ex);
 }

@@ -47,6 +47,8 @@ render_metrics(char *buf, size_t len)
         "# TYPE orderd_batches_total counter\norderd_batches_total %lld\n"
         "# TYPE orderd_batch_retries_total counter\n"
         "orderd_batch_retries_total %lld\n"
+        "# TYPE orderd_batch_carried_total counter\n"
+        "orderd_batch_carried_total %lld\n"
         "# TYPE orderd_events_published_total counter\n"
         "orderd_events_published_total %lld\n"
         "# TYPE orderd_publish_errors_total counter\n"
@@ -62,6 +64,7 @@ render_metrics(char *buf, size_t len)
         (long long)atomic_load(&metrics.internal_errors),
         (long long)atomic_load(&metrics.batches),
         (long long)atomic_load(&metrics.batch_retries),
+        (long long)atomic_load(&metrics.carried),
         (long long)atomic_load(&metrics.published),
         (long long)atomic_load(&metrics.publish_errors),
         (long long)atomic_load(&metrics.expired),

@@ -15,6 +15,7 @@ typedef struct metrics {
     atomic_llong internal_errors;
     atomic_llong batches;
     atomic_llong batch_retries;
+    atomic_llong carried; /* messages left for the next batch (row held) */
     atomic_llong published;
     atomic_llong publish_errors;
     atomic_llong expired;
