@@ -744,6 +744,7 @@ on_assign(void *arg, consumer_part_t *parts, int n)
         snprintf(ex->assigned[i].topic, sizeof(ex->assigned[i].topic), "%s",
                  parts[i].topic);
         ex->assigned[i].partition = parts[i].partition;
+        ex->assigned[i].stalled = 0;
         ex->nassigned++;
     }
     for (int i = 0; i < n; i++) {
@@ -805,6 +806,8 @@ executor_main(void *arg)
 
     while (!atomic_load(ex->stop)) {
         int timeout = 100;
+        /* full of carried messages: no room for another */
+        int full = ex->n >= ex->cfg->batch_size;
         consumer_msg_t m;
 
         if (ex->n > 0) {
@@ -812,14 +815,14 @@ executor_main(void *arg)
 
             timeout = left > 0 ? (int)left : 0;
         }
-        if (consumer_poll(ex->consumer, timeout, &m)) {
+        if (!full && consumer_poll(ex->consumer, timeout, &m)) {
             if (ex->n == 0)
                 deadline = od_mono_us() + ex->cfg->batch_wait_ms * 1000;
             apply_msglocks_parse(&ex->locks[ex->n], m.payload, m.len);
             ex->batch[ex->n++] = m;
             if (ex->n < ex->cfg->batch_size && od_mono_us() < deadline)
                 continue;
-        } else if (ex->n > 0 && od_mono_us() < deadline) {
+        } else if (!full && ex->n > 0 && od_mono_us() < deadline) {
             continue;
         } else if (ex->n == 0) {
             if (od_mono_us() - ex->last_idle_check > EXECUTOR_IDLE_CHECK_US)
