@@ -35,7 +35,6 @@ typedef struct part_state {
     const char *topic;
     int32_t partition;
     int64_t first;        /* first offset of this partition in the batch */
-    int64_t last;         /* last offset in the batch */
     int64_t stored;       /* next_offset read from Postgres */
     int64_t replay_until; /* below this, duplicates are quiet */
     int64_t done;         /* last offset applied or skipped (first - 1) */
@@ -188,8 +187,6 @@ collect_parts(executor_t *ex)
             p->partition = m->partition;
             p->first = m->offset;
         }
-        if (p != NULL)
-            p->last = m->offset;
     }
     /* ascending order: two executors never wait on each other's rows */
     qsort(ex->parts, (size_t)ex->nparts, sizeof(ex->parts[0]), part_cmp);
@@ -710,7 +707,6 @@ idle_check(executor_t *ex)
             part_state_t p = {.topic = a->topic,
                               .partition = a->partition,
                               .first = pos,
-                              .last = pos,
                               .stored = db_int64(rows, 0, 0)};
 
             if (!already_sought(ex, &p)) {

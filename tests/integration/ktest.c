@@ -309,19 +309,26 @@ take_event(ktest_t *k, const rd_kafka_message_t *rkm)
     json_decref(ev);
 }
 
+/* Reads at most one event (waits up to 200 ms). */
+static void
+read_event(ktest_t *k)
+{
+    rd_kafka_message_t *rkm = rd_kafka_consumer_poll(k->consumer, 200);
+
+    if (rkm == NULL)
+        return;
+    if (rkm->err == 0)
+        take_event(k, rkm);
+    rd_kafka_message_destroy(rkm);
+}
+
 int
 ktest_wait_results(ktest_t *k, int n, int timeout_s)
 {
     int64_t end = od_mono_us() + (int64_t)timeout_s * 1000000;
 
     while ((int)json_array_size(k->results) < n && od_mono_us() < end) {
-        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(k->consumer, 200);
-
-        if (rkm == NULL)
-            continue;
-        if (rkm->err == 0)
-            take_event(k, rkm);
-        rd_kafka_message_destroy(rkm);
+        read_event(k);
     }
     return (int)json_array_size(k->results);
 }
@@ -344,13 +351,7 @@ ktest_wait_seen(ktest_t *k, const char *const *ids, int timeout_s)
     int left;
 
     while ((left = unseen(k, ids)) > 0 && od_mono_us() < end) {
-        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(k->consumer, 200);
-
-        if (rkm == NULL)
-            continue;
-        if (rkm->err == 0)
-            take_event(k, rkm);
-        rd_kafka_message_destroy(rkm);
+        read_event(k);
     }
     return left;
 }
