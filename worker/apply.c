@@ -57,17 +57,17 @@ static const db_stmt_t stmt_order_exists = {
 /* the parked commands of an order, in arrival order, taken off the shelf */
 static const db_stmt_t stmt_defer_take = {
     "apply_defer_take",
-    "DELETE FROM deferred_commands WHERE id IN (SELECT id FROM"
-    " deferred_commands WHERE order_id = $1 ORDER BY id FOR UPDATE)"
+    "DELETE FROM deferred_commands WHERE id = ANY(ARRAY(SELECT id FROM"
+    " deferred_commands WHERE order_id = $1 ORDER BY id FOR UPDATE))"
     " RETURNING payload, msg_ts_us, source_topic, source_partition,"
     " source_offset, id"};
 
 /* parked too long: the order never came */
 static const db_stmt_t stmt_defer_timed_out = {
     "apply_defer_timed_out",
-    "DELETE FROM deferred_commands WHERE id IN (SELECT id FROM"
+    "DELETE FROM deferred_commands WHERE id = ANY(ARRAY(SELECT id FROM"
     " deferred_commands WHERE created_at < now() - $1::bigint *"
-    " interval '1 millisecond' ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED)"
+    " interval '1 millisecond' ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED))"
     " RETURNING payload, msg_ts_us, source_topic, source_partition,"
     " source_offset, id"};
 

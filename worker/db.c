@@ -16,6 +16,7 @@
 struct db {
     PGconn *conn;
     char *conninfo;
+    char appname[64];
     char sqlstate[6];
     const db_stmt_t *prepared[DB_MAX_PREPARED];
     int nprepared;
@@ -48,9 +49,12 @@ db_sqlstate_is_transient(const char *s)
 static od_status_t
 db_open(db_t *db, char *err, size_t errlen)
 {
+    /* the conninfo's own application_name, if any, wins */
+    const char *const keys[] = {"dbname", "fallback_application_name", NULL};
+    const char *const values[] = {db->conninfo, db->appname, NULL};
     const char *msg;
 
-    db->conn = PQconnectdb(db->conninfo);
+    db->conn = PQconnectdbParams(keys, values, 1);
     db->nprepared = 0;
     db->nqueued = 0;
     if (PQstatus(db->conn) == CONNECTION_OK) {
@@ -90,6 +94,7 @@ db_connect(const char *conninfo, char *err, size_t errlen)
         od_err(err, errlen, "out of memory");
         return NULL;
     }
+    snprintf(db->appname, sizeof(db->appname), "orderd");
     db->conninfo = strdup(conninfo != NULL ? conninfo : "");
     if (db->conninfo == NULL || db_open(db, err, errlen) != OD_OK) {
         free(db->conninfo);
@@ -100,13 +105,14 @@ db_connect(const char *conninfo, char *err, size_t errlen)
 }
 
 db_t *
-db_new(const char *conninfo)
+db_new(const char *conninfo, const char *appname)
 {
     db_t *db = calloc(1, sizeof(*db));
     char err[512];
 
     if (db == NULL)
         return NULL;
+    snprintf(db->appname, sizeof(db->appname), "%s", appname);
     db->conninfo = strdup(conninfo != NULL ? conninfo : "");
     if (db->conninfo == NULL) {
         free(db);

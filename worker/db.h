@@ -24,8 +24,10 @@ typedef struct db_stmt {
 db_t *db_connect(const char *conninfo, char *err, size_t errlen);
 /* Same, but a handle is returned even when Postgres cannot be reached
  * (the failure is logged): long-running threads reconnect through
- * db_reconnect on their own back-off. NULL only when out of memory. */
-db_t *db_new(const char *conninfo);
+ * db_reconnect on their own back-off. NULL only when out of memory.
+ * appname is the session's application_name in pg_stat_activity unless
+ * the connection string sets one ("orderd" for db_connect). */
+db_t *db_new(const char *conninfo, const char *appname);
 void db_destroy(db_t *db);
 
 /* 1 if the connection is usable */

@@ -861,13 +861,13 @@ executor_new(int id, const od_config_t *cfg, atomic_int *stop, outbox_t *outbox,
         od_err(err, errlen, "out of memory");
         goto fail;
     }
-    ex->db = db_new(cfg->pg);
+    snprintf(client_id, sizeof(client_id), "orderd-executor-%d", id);
+    ex->db = db_new(cfg->pg, client_id);
     if (ex->db == NULL) {
         od_err(err, errlen, "out of memory");
         goto fail;
     }
     hooks.arg = ex;
-    snprintf(client_id, sizeof(client_id), "orderd-executor-%d", id);
     ex->consumer = consumer_new(cfg, client_id, &hooks, err, errlen);
     if (ex->consumer == NULL ||
         consumer_subscribe(ex->consumer, cfg->commands_topic, err, errlen) < 0)

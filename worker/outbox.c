@@ -134,7 +134,7 @@ outbox_new(const od_config_t *cfg, char *err, size_t errlen)
     ob->rk = producer_new(ob, err, errlen);
     if (ob->rk == NULL)
         goto fail;
-    ob->db = db_new(cfg->pg);
+    ob->db = db_new(cfg->pg, "orderd-publisher");
     if (ob->db == NULL) {
         od_err(err, errlen, "out of memory");
         goto fail;

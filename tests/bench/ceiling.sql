@@ -67,9 +67,9 @@ BEGIN
 
     -- executor.c stmt_prelock_orders and stmt_prelock_products
     PERFORM 1 FROM orders WHERE id = ANY (v_orders) ORDER BY id FOR UPDATE;
-    PERFORM 1 FROM products WHERE id = ANY (v_all_pids)
-        OR id IN (SELECT product_id FROM order_items
-                   WHERE order_id = ANY (v_orders))
+    PERFORM 1 FROM products WHERE id = ANY (v_all_pids ||
+            ARRAY(SELECT product_id FROM order_items
+                   WHERE order_id = ANY (v_orders)))
       ORDER BY id FOR UPDATE;
 
     FOR i IN 1 .. p_n LOOP
