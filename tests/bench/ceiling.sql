@@ -6,7 +6,7 @@
 -- worker/apply.c (savepoint; dedup row + result outbox row with the order
 -- snapshot + parked-commands check in one statement) and
 -- handlers/checkout.c + handlers/stock.c (product locks, order insert,
--- guarded decrements with ledger rows), as of commit 91641cd; keep them in
+-- guarded decrements with ledger rows), as of commit 0687fa0; keep them in
 -- step when those change.
 CREATE OR REPLACE FUNCTION bench_ceiling_batch(p_n int, p_partition int)
 RETURNS int
@@ -32,7 +32,7 @@ DECLARE
     v_order_json jsonb;
     v_inserted int;
     v_stock bigint;
-    v_threshold bigint;
+    v_low_pid bigint;
     v_at bigint;
     v_all_pids bigint[] := '{}';
     v_all_qtys bigint[] := '{}';
@@ -109,7 +109,11 @@ BEGIN
                 v_sub := v_sub + v_prices[k] * v_qtys[k];
             END LOOP;
 
-            -- checkout.c stmt_insert_order
+            -- checkout.c stmt_insert_order: the order, its items, the
+            -- first history row, the guarded decrements and their ledger
+            -- rows in one statement (no variants in the bench catalogue,
+            -- so the variant branch matches nothing, as in orderd)
+            v_vids := array_fill(0::bigint, ARRAY[cardinality(v_pids)]);
             WITH t AS (SELECT 'epoch'::timestamptz
                               + (v_at / 1000000) * interval '1 second'
                               + (v_at % 1000000) * interval '1 microsecond' AS at,
@@ -130,31 +134,40 @@ BEGIN
                           COALESCE(v.sku, p.sku), p.name, v.name, x.qty, x.price
                      FROM o, unnest(v_pids, v_vids, v_qtys, v_prices)
                           WITH ORDINALITY AS x(pid, vid, qty, price, ord)
-                     JOIN products p ON p.id = x.pid
-                     LEFT JOIN product_variants v ON v.id = x.vid),
+                     JOIN LATERAL (SELECT vendor_id, sku, name FROM products
+                                    WHERE id = x.pid OFFSET 0) p ON true
+                     LEFT JOIN LATERAL (SELECT id, sku, name
+                                          FROM product_variants
+                                         WHERE id = x.vid OFFSET 0) v ON true),
             h AS (INSERT INTO order_status_history (order_id, from_status,
                       to_status, actor_role, actor_id, dedup_key)
                   SELECT o.id, NULL, 'pending', 'customer', v_cust, v_key
-                    FROM o)
-            SELECT number INTO v_number FROM o;
-
-            -- stock.c stmt_product_change, once per line
-            FOR k IN 1 .. cardinality(v_pids) LOOP
-                WITH u AS (
-                    UPDATE products SET stock = stock + (-v_qtys[k]),
-                           updated_at = now()
-                     WHERE id = v_pids[k] AND kind = 'simple' AND
-                           CASE WHEN -v_qtys[k] < 0 THEN stock >= v_qtys[k]
-                           ELSE stock <= 9223372036854775807 + v_qtys[k] END
-                    RETURNING stock, low_stock_threshold),
-                l AS (INSERT INTO stock_ledger (product_id, variant_id, delta,
-                          reason, order_id, dedup_key)
-                      SELECT v_pids[k], NULL, -v_qtys[k], 'order', v_order,
-                             v_key
-                        FROM u WHERE -v_qtys[k] <> 0)
-                SELECT u.stock, u.low_stock_threshold
-                  INTO v_stock, v_threshold FROM u;
-            END LOOP;
+                    FROM o),
+            sp AS (UPDATE products p SET stock = p.stock - x.qty,
+                          updated_at = now()
+                     FROM o, unnest(v_pids, v_vids, v_qtys) AS x(pid, vid, qty)
+                    WHERE x.vid = 0 AND p.id = x.pid AND p.stock >= x.qty
+                   RETURNING p.id AS pid, 0::bigint AS vid, x.qty, p.stock,
+                             p.low_stock_threshold AS thr),
+            sv AS (UPDATE product_variants v SET stock = v.stock - x.qty,
+                          updated_at = now()
+                     FROM o, unnest(v_pids, v_vids, v_qtys) AS x(pid, vid, qty)
+                    WHERE x.vid <> 0 AND v.id = x.vid AND v.product_id = x.pid
+                      AND v.stock >= x.qty
+                   RETURNING v.product_id AS pid, v.id AS vid, x.qty, v.stock,
+                             (SELECT low_stock_threshold FROM products
+                               WHERE id = v.product_id) AS thr),
+            s AS (SELECT * FROM sp UNION ALL SELECT * FROM sv),
+            l AS (INSERT INTO stock_ledger (product_id, variant_id, delta,
+                      reason, order_id, dedup_key)
+                  SELECT pid, NULLIF(vid, 0), -qty, 'order', v_order, v_key
+                    FROM s)
+            SELECT o.number, (SELECT count(*) FROM s), low.pid, low.stock
+              INTO v_number, v_inserted, v_low_pid, v_stock
+              FROM o LEFT JOIN (SELECT * FROM s
+                                 WHERE s.stock <= s.thr
+                                   AND s.stock + s.qty > s.thr) low ON true
+             LIMIT 1;
 
             -- apply.c stmt_dedup_result: the dedup row, the result event
             -- (its text built in C by orderd) with the order snapshot, and
