@@ -106,11 +106,14 @@ START_TEST(test_other_partitions_go_on_while_a_row_is_held)
     ev = ktest_result(&k, "co-p3", 0);
     ck_assert_msg(ev != NULL, "the free partition's checkout was not applied");
     ck_assert_str_eq(itest_outcome(ev), "applied");
-    /* the worker now waits for product 1 (its partition went nowhere) */
+    /* the worker's executor now waits for product 1 (its partition went
+     * nowhere); operators see which orderd session waits by its name */
     ck_assert_int_eq(ktest_wait_sql(&k,
                                     "SELECT count(*) FROM pg_stat_activity"
                                     " WHERE datname = current_database()"
-                                    " AND wait_event_type = 'Lock'",
+                                    " AND wait_event_type = 'Lock'"
+                                    " AND application_name ="
+                                    " 'orderd-executor-0'",
                                     1, 60),
                      1);
     ck_assert_int_eq(itest_int(k.db, "SELECT count(*) FROM processed_commands"
