@@ -4,8 +4,8 @@
 #
 # Environment (all optional):
 #   ORDERD_RUN_DIR                 state/log directory (default: $ORDERD_ROOT/.run)
-#   ORDERD_PG_PORT                 PostgreSQL TCP port (default: 55432)
-#   ORDERD_KAFKA_PORT              Kafka PLAINTEXT port (default: 59092)
+#   ORDERD_PG_PORT                 PostgreSQL TCP port (default: 25432)
+#   ORDERD_KAFKA_PORT              Kafka PLAINTEXT port (default: 29092)
 #   ORDERD_KAFKA_CONTROLLER_PORT   Kafka KRaft controller port (default: KAFKA_PORT+1)
 
 if [[ -n "${_ORDERD_LIB_SOURCED:-}" ]]; then
@@ -19,8 +19,10 @@ export ORDERD_ROOT
 ORDERD_RUN_DIR="$(realpath -m -- "${ORDERD_RUN_DIR:-$ORDERD_ROOT/.run}")"
 export ORDERD_RUN_DIR
 
-ORDERD_PG_PORT="${ORDERD_PG_PORT:-55432}"
-ORDERD_KAFKA_PORT="${ORDERD_KAFKA_PORT:-59092}"
+# Below 32768: ports in Linux's ephemeral range (32768-60999) can be taken
+# by any outgoing connection's local end, and a server then fails to bind.
+ORDERD_PG_PORT="${ORDERD_PG_PORT:-25432}"
+ORDERD_KAFKA_PORT="${ORDERD_KAFKA_PORT:-29092}"
 ORDERD_KAFKA_CONTROLLER_PORT="${ORDERD_KAFKA_CONTROLLER_PORT:-$((ORDERD_KAFKA_PORT + 1))}"
 export ORDERD_PG_PORT ORDERD_KAFKA_PORT ORDERD_KAFKA_CONTROLLER_PORT
 

@@ -729,7 +729,7 @@ main(int argc, char **argv)
 
     memset(&o, 0, sizeof(o));
     o.brokers =
-        getenv("ORDERD_BROKERS") ? getenv("ORDERD_BROKERS") : "127.0.0.1:59092";
+        getenv("ORDERD_BROKERS") ? getenv("ORDERD_BROKERS") : "127.0.0.1:29092";
     o.tag = "bench";
     o.seed = 42;
     o.timeout_s = 600;
