@@ -85,30 +85,11 @@ db_open(db_t *db, char *err, size_t errlen)
     return OD_RETRY;
 }
 
-db_t *
-db_connect(const char *conninfo, char *err, size_t errlen)
+/* A handle not yet connected: its conninfo and session name copied. */
+static db_t *
+db_alloc(const char *conninfo, const char *appname)
 {
     db_t *db = calloc(1, sizeof(*db));
-
-    if (db == NULL) {
-        od_err(err, errlen, "out of memory");
-        return NULL;
-    }
-    snprintf(db->appname, sizeof(db->appname), "orderd");
-    db->conninfo = strdup(conninfo != NULL ? conninfo : "");
-    if (db->conninfo == NULL || db_open(db, err, errlen) != OD_OK) {
-        free(db->conninfo);
-        free(db);
-        return NULL;
-    }
-    return db;
-}
-
-db_t *
-db_new(const char *conninfo, const char *appname)
-{
-    db_t *db = calloc(1, sizeof(*db));
-    char err[512];
 
     if (db == NULL)
         return NULL;
@@ -118,6 +99,33 @@ db_new(const char *conninfo, const char *appname)
         free(db);
         return NULL;
     }
+    return db;
+}
+
+db_t *
+db_connect(const char *conninfo, char *err, size_t errlen)
+{
+    db_t *db = db_alloc(conninfo, "orderd");
+
+    if (db == NULL) {
+        od_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (db_open(db, err, errlen) != OD_OK) {
+        db_destroy(db);
+        return NULL;
+    }
+    return db;
+}
+
+db_t *
+db_new(const char *conninfo, const char *appname)
+{
+    db_t *db = db_alloc(conninfo, appname);
+    char err[512];
+
+    if (db == NULL)
+        return NULL;
     if (db_open(db, err, sizeof(err)) != OD_OK)
         log_warn("%s (will retry)", err);
     return db;
