@@ -11,7 +11,21 @@
 #include "log.h"
 
 #define DB_MAX_PREPARED 256
-#define DB_MAX_QUEUED 4
+
+/* A statement waiting for the next call's round trip: a utility statement
+ * (sql), or a named statement with copies of its parameters. The final
+ * statement of a call is described the same way, pointing at the caller's
+ * parameters. */
+typedef struct db_call {
+    const char *sql;
+    const db_stmt_t *stmt;
+    int nparams;
+    const char *const *params;
+    const int *lengths;
+    const int *formats;
+    void *mem; /* the copies (queued named statements only) */
+    db_rows_t **slot;
+} db_call_t;
 
 struct db {
     PGconn *conn;
@@ -20,8 +34,11 @@ struct db {
     char sqlstate[6];
     const db_stmt_t *prepared[DB_MAX_PREPARED];
     int nprepared;
-    const char *queued[DB_MAX_QUEUED];
+    db_call_t *queued;
     int nqueued;
+    int capqueued;
+    int nruns;         /* queued named statements */
+    int failed_queued; /* the last call failed in a queued named statement */
 };
 
 struct db_rows {
@@ -46,6 +63,38 @@ db_sqlstate_is_transient(const char *s)
            strcmp(s, "53300") == 0 || strcmp(s, "55P03") == 0;
 }
 
+/*
+ * Forgets queued statements: all of them, or (runs_after_savepoint) only
+ * the named statements queued after the last queued SAVEPOINT, whose work
+ * a ROLLBACK TO SAVEPOINT undoes anyway.
+ */
+static void
+db_queue_clear(db_t *db, int runs_after_savepoint)
+{
+    int from = 0, kept;
+
+    if (runs_after_savepoint)
+        for (int i = 0; i < db->nqueued; i++)
+            if (db->queued[i].sql != NULL &&
+                strncmp(db->queued[i].sql, "SAVEPOINT", 9) == 0)
+                from = i + 1;
+    kept = from;
+    for (int i = from; i < db->nqueued; i++) {
+        db_call_t *c = &db->queued[i];
+
+        if (runs_after_savepoint && c->stmt == NULL) {
+            db->queued[kept++] = *c;
+            continue;
+        }
+        free(c->mem);
+        if (c->stmt != NULL)
+            db->nruns--;
+    }
+    db->nqueued = kept;
+    if (!runs_after_savepoint)
+        db->nruns = 0;
+}
+
 static od_status_t
 db_open(db_t *db, char *err, size_t errlen)
 {
@@ -56,7 +105,7 @@ db_open(db_t *db, char *err, size_t errlen)
 
     db->conn = PQconnectdbParams(keys, values, 1);
     db->nprepared = 0;
-    db->nqueued = 0;
+    db_queue_clear(db, 0);
     if (PQstatus(db->conn) == CONNECTION_OK) {
         PGresult *res;
 
@@ -138,6 +187,8 @@ db_destroy(db_t *db)
         return;
     if (db->conn != NULL)
         PQfinish(db->conn);
+    db_queue_clear(db, 0);
+    free(db->queued);
     free(db->conninfo);
     free(db);
 }
@@ -186,42 +237,88 @@ db_fail(db_t *db, PGresult *res, const char *what, char *err, size_t errlen)
                : OD_FATAL;
 }
 
+/* Appends a call to the queue (copied as is); -1 when out of memory. */
+static int
+db_queue_push(db_t *db, const db_call_t *c)
+{
+    if (db->nqueued == db->capqueued) {
+        int cap = db->capqueued ? db->capqueued * 2 : 8;
+        db_call_t *q = realloc(db->queued, (size_t)cap * sizeof(*q));
+
+        if (q == NULL)
+            return -1;
+        db->queued = q;
+        db->capqueued = cap;
+    }
+    db->queued[db->nqueued++] = *c;
+    if (c->stmt != NULL)
+        db->nruns++;
+    return 0;
+}
+
+static int
+db_is_prepared(const db_t *db, const db_stmt_t *stmt)
+{
+    for (int i = 0; i < db->nprepared; i++)
+        if (db->prepared[i] == stmt)
+            return 1;
+    return 0;
+}
+
+static int
+db_send(db_t *db, const db_call_t *c)
+{
+    if (c->stmt != NULL)
+        return PQsendQueryPrepared(db->conn, c->stmt->name, c->nparams,
+                                   c->params, c->lengths, c->formats, 0);
+    return PQsendQueryParams(db->conn, c->sql, c->nparams, NULL, c->params,
+                             c->lengths, c->formats, 0);
+}
+
 /*
- * Sends the queued statements, an optional Prepare and the statement
- * itself in one pipeline and collects the results: the first failure is
- * returned (later ones are PGRES_PIPELINE_ABORTED), else the statement's.
- * *prepared is set when the Prepare (if any) went through.
+ * Sends the queued statements and last in one pipeline (with a Prepare
+ * before each named statement this connection has not prepared yet) and
+ * collects the results: the queued ones go to their slots, the first
+ * failure is returned (later statements are PGRES_PIPELINE_ABORTED), else
+ * last's result. *what names the failed statement. The queue is emptied.
  */
 static PGresult *
-db_pipeline(db_t *db, const db_stmt_t *stmt, const char *sql, int nparams,
-            const char *const *params, const int *lengths, const int *formats,
-            int prepare, int *prepared)
+db_pipeline(db_t *db, const db_call_t *last, const char **what)
 {
-    PGresult *first_error = NULL, *last = NULL, *r;
-    int ok = PQenterPipelineMode(db->conn);
-    int nq = db->nqueued, index = 0;
+    int n = db->nqueued + 1, nresults = 0, index = 0, nprepare = 0, ok;
+    int *owner = malloc(sizeof(int) * (size_t)n * 2);
+    PGresult *first_error = NULL, *result = NULL, *r;
+    int failed = -1;
 
-    *prepared = 0;
-    for (int i = 0; ok && i < db->nqueued; i++)
-        ok = PQsendQueryParams(db->conn, db->queued[i], 0, NULL, NULL, NULL,
-                               NULL, 0);
-    db->nqueued = 0;
-    if (ok && prepare)
-        ok = PQsendPrepare(db->conn, stmt->name, stmt->sql, 0, NULL);
-    if (ok && stmt != NULL)
-        ok = PQsendQueryPrepared(db->conn, stmt->name, nparams, params, lengths,
-                                 formats, 0);
-    else if (ok)
-        ok = PQsendQueryParams(db->conn, sql, nparams, NULL, params, lengths,
-                               formats, 0);
+    *what = last->stmt ? last->stmt->name : last->sql;
+    db->failed_queued = 0;
+    ok = owner != NULL && PQenterPipelineMode(db->conn);
+    for (int i = 0; ok && i < n; i++) {
+        const db_call_t *c = i < db->nqueued ? &db->queued[i] : last;
+        int prepare = c->stmt != NULL && !db_is_prepared(db, c->stmt);
+
+        for (int j = 0; prepare && j < i; j++)
+            if (db->queued[j].stmt == c->stmt)
+                prepare = 0; /* prepared earlier in this pipeline */
+        if (prepare && db->nprepared + nprepare++ >= DB_MAX_PREPARED) {
+            /* a fixed set of statements: only a code change gets here */
+            log_error("more than %d prepared statements", DB_MAX_PREPARED);
+            ok = 0;
+        }
+        if (ok && prepare) {
+            ok = PQsendPrepare(db->conn, c->stmt->name, c->stmt->sql, 0, NULL);
+            owner[nresults++] = -1 - i;
+        }
+        if (ok) {
+            ok = db_send(db, c);
+            owner[nresults++] = i;
+        }
+    }
     if (ok)
         ok = PQpipelineSync(db->conn);
-    if (!ok) {
-        PQexitPipelineMode(db->conn);
-        return NULL; /* the connection is gone: db_fail says so */
-    }
-    for (;;) {
+    while (ok) {
         ExecStatusType status;
+        int who;
 
         r = PQgetResult(db->conn);
         if (r == NULL) {
@@ -234,25 +331,50 @@ db_pipeline(db_t *db, const db_stmt_t *stmt, const char *sql, int nparams,
             PQclear(r);
             break;
         }
-        if (prepare && index == nq && status == PGRES_COMMAND_OK)
-            *prepared = 1;
+        who = index < nresults ? owner[index] : n - 1;
         index++;
         if (status == PGRES_FATAL_ERROR && first_error == NULL) {
             first_error = r;
+            failed = who < 0 ? -1 - who : who;
         } else if (status == PGRES_FATAL_ERROR ||
                    status == PGRES_PIPELINE_ABORTED) {
             PQclear(r);
+        } else if (who < 0) {
+            const db_stmt_t *stmt =
+                -1 - who < db->nqueued ? db->queued[-1 - who].stmt : last->stmt;
+
+            if (db->nprepared < DB_MAX_PREPARED)
+                db->prepared[db->nprepared++] = stmt;
+            PQclear(r);
+        } else if (who < db->nqueued && db->queued[who].slot != NULL) {
+            db_rows_t *rows = malloc(sizeof(*rows));
+
+            if (rows != NULL)
+                rows->res = r;
+            else
+                PQclear(r);
+            *db->queued[who].slot = rows;
+        } else if (who < db->nqueued) {
+            PQclear(r);
         } else {
-            PQclear(last);
-            last = r;
+            PQclear(result);
+            result = r;
         }
     }
-    PQexitPipelineMode(db->conn);
+    if (owner != NULL && PQpipelineStatus(db->conn) != PQ_PIPELINE_OFF)
+        PQexitPipelineMode(db->conn);
+    if (failed >= 0 && failed < db->nqueued) {
+        *what = db->queued[failed].stmt ? db->queued[failed].stmt->name
+                                        : db->queued[failed].sql;
+        db->failed_queued = db->queued[failed].stmt != NULL;
+    }
+    db_queue_clear(db, 0);
+    free(owner);
     if (first_error != NULL) {
-        PQclear(last);
+        PQclear(result);
         return first_error;
     }
-    return last;
+    return result; /* NULL: the connection is gone, db_fail says so */
 }
 
 od_status_t
@@ -261,12 +383,27 @@ db_exec(db_t *db, const char *sql, char *err, size_t errlen)
     PGresult *res;
 
     db->sqlstate[0] = '\0';
+    db->failed_queued = 0;
     if (db->conn == NULL) {
+        db_queue_clear(db, 0);
         od_err(err, errlen, "no connection to postgres");
         return OD_RETRY;
     }
     if (strcmp(sql, "ROLLBACK") == 0)
-        db->nqueued = 0; /* whatever was queued is moot, and could fail */
+        db_queue_clear(db, 0); /* whatever was queued is moot */
+    else if (strncmp(sql, "ROLLBACK TO SAVEPOINT", 21) == 0)
+        db_queue_clear(db, 1);
+    if (db->nruns > 0) {
+        db_call_t last = {sql, NULL, 0, NULL, NULL, NULL, NULL, NULL};
+        const char *what;
+
+        res = db_pipeline(db, &last, &what);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+            PQresultStatus(res) != PGRES_TUPLES_OK)
+            return db_fail(db, res, what, err, errlen);
+        PQclear(res);
+        return OD_OK;
+    }
     if (db->nqueued > 0) {
         /* the simple protocol takes several statements at once */
         char joined[512];
@@ -274,9 +411,9 @@ db_exec(db_t *db, const char *sql, char *err, size_t errlen)
 
         for (int i = 0; i < db->nqueued; i++)
             n += (size_t)snprintf(joined + n, sizeof(joined) - n, "%s; ",
-                                  db->queued[i]);
+                                  db->queued[i].sql);
         snprintf(joined + n, sizeof(joined) - n, "%s", sql);
-        db->nqueued = 0;
+        db_queue_clear(db, 0);
         res = PQexec(db->conn, joined);
         /* PQexec returns the last statement's result; an earlier failure
          * stops the string and is what comes back */
@@ -293,17 +430,66 @@ db_exec(db_t *db, const char *sql, char *err, size_t errlen)
 void
 db_queue(db_t *db, const char *sql)
 {
-    if (db->nqueued < DB_MAX_QUEUED)
-        db->queued[db->nqueued++] = sql;
+    db_call_t c = {sql, NULL, 0, NULL, NULL, NULL, NULL, NULL};
+
+    if (db_queue_push(db, &c) < 0)
+        log_warn("could not queue '%s': out of memory", sql);
 }
 
-static int
-db_is_prepared(const db_t *db, const db_stmt_t *stmt)
+od_status_t
+db_queue_run(db_t *db, const db_stmt_t *stmt, int nparams,
+             const char *const *params, const int *lengths, const int *formats,
+             db_rows_t **rows, char *err, size_t errlen)
 {
-    for (int i = 0; i < db->nprepared; i++)
-        if (db->prepared[i] == stmt)
-            return 1;
-    return 0;
+    size_t bytes = (size_t)nparams * (sizeof(char *) + 2 * sizeof(int));
+    db_call_t c = {NULL, stmt, nparams, NULL, NULL, NULL, NULL, rows};
+    const char **copies;
+    int *lens, *fmts;
+    char *data;
+
+    if (rows != NULL)
+        *rows = NULL;
+    for (int i = 0; i < nparams; i++)
+        if (params[i] != NULL)
+            bytes += formats != NULL && formats[i] == 1 ? (size_t)lengths[i]
+                                                        : strlen(params[i]) + 1;
+    c.mem = malloc(bytes > 0 ? bytes : 1);
+    if (c.mem == NULL) {
+        od_err(err, errlen, "could not queue %s: out of memory", stmt->name);
+        return OD_FATAL;
+    }
+    copies = c.mem;
+    lens = (int *)(copies + nparams);
+    fmts = lens + nparams;
+    data = (char *)(fmts + nparams);
+    for (int i = 0; i < nparams; i++) {
+        size_t len;
+
+        fmts[i] = formats != NULL ? formats[i] : 0;
+        lens[i] = lengths != NULL ? lengths[i] : 0;
+        copies[i] = NULL;
+        if (params[i] == NULL)
+            continue;
+        len = fmts[i] == 1 ? (size_t)lens[i] : strlen(params[i]) + 1;
+        memcpy(data, params[i], len);
+        copies[i] = data;
+        data += len;
+    }
+    c.params = copies;
+    c.lengths = lens;
+    c.formats = fmts;
+    if (db_queue_push(db, &c) < 0) {
+        free(c.mem);
+        od_err(err, errlen, "could not queue %s: out of memory", stmt->name);
+        return OD_FATAL;
+    }
+    return OD_OK;
+}
+
+int
+db_failed_queued(const db_t *db)
+{
+    return db->failed_queued;
 }
 
 static od_status_t
@@ -342,26 +528,21 @@ db_run_ex(db_t *db, const db_stmt_t *stmt, int nparams,
     PGresult *res;
 
     db->sqlstate[0] = '\0';
+    db->failed_queued = 0;
     if (rows != NULL)
         *rows = NULL;
     if (db->conn == NULL) {
+        db_queue_clear(db, 0);
         od_err(err, errlen, "no connection to postgres");
         return OD_RETRY;
     }
     if (db->nqueued > 0) {
-        int prepare = !db_is_prepared(db, stmt);
+        db_call_t last = {NULL,    stmt,    nparams, params,
+                          lengths, formats, NULL,    NULL};
+        const char *what;
 
-        if (prepare && db->nprepared == DB_MAX_PREPARED) {
-            od_err(err, errlen, "too many prepared statements");
-            return OD_FATAL;
-        }
-        int prepared;
-
-        res = db_pipeline(db, stmt, NULL, nparams, params, lengths, formats,
-                          prepare, &prepared);
-        if (prepared)
-            db->prepared[db->nprepared++] = stmt;
-        return db_result(db, res, stmt->name, rows, err, errlen);
+        res = db_pipeline(db, &last, &what);
+        return db_result(db, res, what, rows, err, errlen);
     }
     if (!db_is_prepared(db, stmt)) {
         if (db->nprepared == DB_MAX_PREPARED) {
@@ -386,19 +567,22 @@ db_query(db_t *db, const char *sql, int nparams, const char *const *params,
     PGresult *res;
 
     db->sqlstate[0] = '\0';
+    db->failed_queued = 0;
     if (rows != NULL)
         *rows = NULL;
     if (db->conn == NULL) {
+        db_queue_clear(db, 0);
         od_err(err, errlen, "no connection to postgres");
         return OD_RETRY;
     }
     if (db->nqueued > 0) {
-        int prepared;
+        db_call_t last = {sql, NULL, nparams, params, NULL, NULL, NULL, NULL};
+        const char *what;
 
-        res = db_pipeline(db, NULL, sql, nparams, params, NULL, NULL, 0,
-                          &prepared);
-    } else
-        res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+        res = db_pipeline(db, &last, &what);
+        return db_result(db, res, what, rows, err, errlen);
+    }
+    res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
     return db_result(db, res, "query", rows, err, errlen);
 }
 

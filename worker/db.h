@@ -74,6 +74,24 @@ od_status_t db_query(db_t *db, const char *sql, int nparams,
  */
 void db_queue(db_t *db, const char *sql);
 
+/*
+ * Queues a named statement to be sent with the next db_run/db_query/db_exec
+ * in the same round trip, after what is queued already; its parameters are
+ * copied. rows may be NULL when its rows are not needed; else *rows is
+ * NULL until that call has run, then holds them (caller frees), or stays
+ * NULL if the statement did not run. If it fails, that call fails with its
+ * error and db_failed_queued() is 1. ROLLBACK drops the queue, ROLLBACK TO
+ * SAVEPOINT the named statements queued after the savepoint. OD_FATAL
+ * only when out of memory.
+ */
+od_status_t db_queue_run(db_t *db, const db_stmt_t *stmt, int nparams,
+                         const char *const *params, const int *lengths,
+                         const int *formats, db_rows_t **rows, char *err,
+                         size_t errlen) OD_MUSTCHECK;
+
+/* 1 when the last call failed in a statement queued by db_queue_run */
+int db_failed_queued(const db_t *db);
+
 /* SQLSTATE of the last failed call on db ("" if none) */
 const char *db_sqlstate(const db_t *db);
 /* 1 if the SQLSTATE denotes a transient fault worth retrying */
