@@ -40,6 +40,7 @@ typedef struct part_state {
     int64_t done;         /* last offset applied or skipped (first - 1) */
     int cut;              /* from cut_at on, carried to the next batch */
     int64_t cut_at;
+    db_rows_t *offset_rows; /* the offset lock's row, once it ran */
 } part_state_t;
 
 typedef struct sought {
@@ -192,25 +193,50 @@ collect_parts(executor_t *ex)
     qsort(ex->parts, (size_t)ex->nparts, sizeof(ex->parts[0]), part_cmp);
 }
 
+/*
+ * Queues the lock of every partition's offset row, in ascending order,
+ * for the next statement's round trip (with flush, runs them now).
+ * offsets_read picks up what they returned.
+ */
 static od_status_t
-lock_offsets(executor_t *ex, char *err, size_t errlen)
+lock_offsets(executor_t *ex, int flush, char *err, size_t errlen)
 {
-    for (int i = 0; i < ex->nparts; i++) {
+    od_status_t st = OD_OK;
+
+    for (int i = 0; i < ex->nparts && st == OD_OK; i++) {
         part_state_t *p = &ex->parts[i];
         char part[24];
         const char *params[3] = {ex->cfg->group, p->topic,
                                  db_int_param(part, p->partition)};
-        db_rows_t *rows = NULL;
-        od_status_t st;
 
-        st = db_run(ex->db, &stmt_offset_lock, 3, params, &rows, err, errlen);
-        if (st != OD_OK)
-            return st;
-        p->stored = db_int64(rows, 0, 0);
-        p->replay_until = db_int64(rows, 0, 1);
-        db_rows_free(rows);
+        st = db_queue_run(ex->db, &stmt_offset_lock, 3, params, NULL, NULL,
+                          &p->offset_rows, err, errlen);
     }
-    return OD_OK;
+    if (st == OD_OK && flush)
+        st = db_exec(ex->db, "SELECT 1", err, errlen);
+    return st;
+}
+
+/* The stored offsets the queued locks returned; frees their rows. */
+static od_status_t
+offsets_read(executor_t *ex, od_status_t st, char *err, size_t errlen)
+{
+    for (int i = 0; i < ex->nparts; i++) {
+        part_state_t *p = &ex->parts[i];
+
+        if (st == OD_OK && db_nrows(p->offset_rows) != 1) {
+            od_err(err, errlen, "offset row of %s/%d not returned", p->topic,
+                   (int)p->partition);
+            st = OD_RETRY;
+        }
+        if (st == OD_OK) {
+            p->stored = db_int64(p->offset_rows, 0, 0);
+            p->replay_until = db_int64(p->offset_rows, 0, 1);
+        }
+        db_rows_free(p->offset_rows);
+        p->offset_rows = NULL;
+    }
+    return st;
 }
 
 static int
@@ -377,46 +403,51 @@ msg_held(const apply_msglocks_t *ml, db_rows_t *held)
     return 0;
 }
 
-/*
- * The default first try: lock the batch's free rows without waiting
- * (SKIP LOCKED) and carry to the next batch, per partition, every message
- * from the first one that needs a row another executor holds, so the
- * partition's order holds. Two executors whose batches share a product
- * then both go on with the rest instead of one waiting for the other's
- * whole batch. *progress: at least one message is applied or skipped.
- */
+/* The row try-lock of the batch's messages (see stmt_trylock); *held
+ * receives the rows another executor holds. */
 static od_status_t
-try_prelock(executor_t *ex, int *progress, char *err, size_t errlen)
+try_lock(executor_t *ex, db_rows_t **held, char *err, size_t errlen)
 {
     apply_lockset_t ls;
-    db_rows_t *held = NULL;
-    od_status_t st = OD_OK;
+    const char *params[2];
+    od_status_t st;
 
-    *progress = 0;
     batch_lockset(ex, &ls);
-    if (ls.norders > 0 || ls.nproducts > 0) {
-        const char *params[2] = {ls.products, ls.orders};
-
-        st = db_run(ex->db, &stmt_trylock, 2, params, &held, err, errlen);
-    }
+    params[0] = ls.products;
+    params[1] = ls.orders;
+    /* run even when empty: it carries the queued statements */
+    st = db_run(ex->db, &stmt_trylock, 2, params, held, err, errlen);
     apply_lockset_free(&ls);
-    if (st != OD_OK)
-        return st;
+    return st;
+}
+
+/*
+ * The default first try: the batch's free rows were locked without
+ * waiting (SKIP LOCKED); carry to the next batch, per partition, every
+ * message from the first one that needs a row another executor holds, so
+ * the partition's order holds. Two executors whose batches share a product
+ * then both go on with the rest instead of one waiting for the other's
+ * whole batch. Returns 1 when at least one message is applied or skipped.
+ */
+static int
+try_prelock(executor_t *ex, db_rows_t *held)
+{
+    int progress = 0;
+
     for (int i = 0; i < ex->n; i++) {
         consumer_msg_t *m = &ex->batch[i];
         part_state_t *p = part_find(ex, m->topic, m->partition);
 
-        if (!p->cut && m->offset >= p->stored && held != NULL &&
+        if (!p->cut && m->offset >= p->stored && db_nrows(held) > 0 &&
             msg_held(&ex->locks[i], held)) {
             p->cut = 1;
             p->cut_at = m->offset;
         }
         ex->carry[i] = (char)p->cut;
         if (!p->cut)
-            *progress = 1;
+            progress = 1;
     }
-    db_rows_free(held);
-    return OD_OK;
+    return progress;
 }
 
 /*
@@ -432,6 +463,7 @@ process_batch(executor_t *ex, int blocking, int *dropped, int *busy, char *err,
     apply_report_t rep;
     batch_counts_t counts = {0};
     int64_t skipped = 0;
+    int seek = 0, progress = blocking;
 
     *dropped = 0;
     *busy = 0;
@@ -440,28 +472,41 @@ process_batch(executor_t *ex, int blocking, int *dropped, int *busy, char *err,
         ex->parts[i].done = ex->parts[i].first - 1;
     }
     memset(ex->carry, 0, (size_t)ex->n);
-    st = db_exec(ex->db, "BEGIN", err, errlen);
-    if (st != OD_OK)
-        return st;
-    st = lock_offsets(ex, err, errlen);
+    /* BEGIN, the offset locks and (first try) the row try-lock: one round
+     * trip, the try-lock covering every message until the stored offsets
+     * tell the redeliveries apart */
+    db_queue(ex->db, "BEGIN");
+    st = lock_offsets(ex, blocking, err, errlen);
+    if (st == OD_OK && !blocking) {
+        db_rows_t *held = NULL;
+
+        for (int i = 0; i < ex->nparts; i++)
+            ex->parts[i].stored = INT64_MIN;
+        st = try_lock(ex, &held, err, errlen);
+        st = offsets_read(ex, st, err, errlen);
+        if (st == OD_OK) {
+            seek = needs_seek_back(ex);
+            if (!seek)
+                progress = try_prelock(ex, held);
+        }
+        db_rows_free(held);
+    } else {
+        st = offsets_read(ex, st, err, errlen);
+        if (st == OD_OK)
+            seek = needs_seek_back(ex);
+    }
     if (st != OD_OK)
         goto fail;
-    if (needs_seek_back(ex)) {
+    if (seek) {
         *dropped = 1;
-        st = db_exec(ex->db, "ROLLBACK", err, errlen);
-        return st;
+        return db_exec(ex->db, "ROLLBACK", err, errlen);
     }
-    if (blocking) {
+    if (!progress) {
+        *busy = 1; /* every partition's next message is held */
+        return db_exec(ex->db, "ROLLBACK", err, errlen);
+    }
+    if (blocking)
         st = prelock(ex, err, errlen);
-    } else {
-        int progress;
-
-        st = try_prelock(ex, &progress, err, errlen);
-        if (st == OD_OK && !progress) {
-            *busy = 1;
-            return db_exec(ex->db, "ROLLBACK", err, errlen);
-        }
-    }
     if (st != OD_OK)
         goto fail;
     for (int i = 0; i < ex->n; i++) {
@@ -493,13 +538,20 @@ process_batch(executor_t *ex, int blocking, int *dropped, int *busy, char *err,
 
         if (p->done < p->stored)
             continue;
-        st = db_run(ex->db, &stmt_offset_store, 4, params, NULL, err, errlen);
+        /* sent with the COMMIT, in its round trip */
+        st = db_queue_run(ex->db, &stmt_offset_store, 4, params, NULL, NULL,
+                          NULL, err, errlen);
         if (st != OD_OK)
             goto fail;
     }
     st = db_exec(ex->db, "COMMIT", err, errlen);
-    if (st != OD_OK)
-        return st; /* outcome unknown: the stored offsets settle it */
+    if (st != OD_OK) {
+        /* outcome unknown: the stored offsets settle it. An offset store
+         * that failed left the transaction open (the COMMIT never ran). */
+        if (db_failed_queued(ex->db))
+            goto fail;
+        return st;
+    }
     atomic_fetch_add(&metrics.skipped, skipped);
     publish_counts(&counts);
     return OD_OK;
