@@ -246,15 +246,41 @@ out:
     return st;
 }
 
+/* What step 4 returned: the order number row (none when a concurrent
+ * checkout of the same order_id committed first), how many lines were
+ * reserved, and the items that fell to their low-stock threshold. */
+static od_status_t
+checkout_finish(apply_ctx_t *ctx, const void *cmd, db_rows_t *rows,
+                cmd_result_t *res)
+{
+    const checkout_cmd_t *c = cmd;
+
+    if (db_nrows(rows) == 0)
+        return cmd_reject(res, "order_exists", NULL);
+    if (db_int64(rows, 0, 1) != c->ngroups) {
+        od_err(ctx->err, ctx->errlen,
+               "stock of order %s changed under its row locks", c->order_id);
+        return OD_FATAL;
+    }
+    for (int k = 0; k < db_nrows(rows); k++)
+        if (!db_isnull(rows, k, 2))
+            stock_low_notice(res, db_int64(rows, k, 2), db_int64(rows, k, 3),
+                             db_int64(rows, k, 4), db_int64(rows, k, 5));
+    return OD_OK;
+}
+
+/*
+ * Queues step 4 to go out with the command's dedup row and result event
+ * (see apply_ctx_t): its rows only confirm what the locks already showed.
+ */
 static od_status_t
 insert_order(apply_ctx_t *ctx, const checkout_cmd_t *c,
              const checkout_state_t *states, int64_t rate_bps,
-             const int64_t totals[3], cmd_result_t *res)
+             const int64_t totals[3])
 {
     char arrays[4][CHECKOUT_ARRAY_LEN];
     char sub[24], rate[24], tax[24], total[24], at[24], ttl[24];
     const char *params[18];
-    db_rows_t *rows = NULL;
     od_status_t st;
     int k;
 
@@ -277,27 +303,10 @@ insert_order(apply_ctx_t *ctx, const checkout_cmd_t *c,
         params[12 + k] = arrays[k];
     params[16] = cmd_role_name(ctx->env->role);
     params[17] = ctx->env->actor_id;
-    st = db_run(ctx->db, &stmt_insert_order, 18, params, &rows, ctx->err,
-                ctx->errlen);
-    if (st != OD_OK)
-        goto out;
-    /* a concurrent checkout of the same order_id committed first */
-    if (db_nrows(rows) == 0) {
-        cmd_reject(res, "order_exists", NULL);
-        goto out;
-    }
-    if (db_int64(rows, 0, 1) != c->ngroups) {
-        od_err(ctx->err, ctx->errlen,
-               "stock of order %s changed under its row locks", c->order_id);
-        st = OD_FATAL;
-        goto out;
-    }
-    for (k = 0; k < db_nrows(rows); k++)
-        if (!db_isnull(rows, k, 2))
-            stock_low_notice(res, db_int64(rows, k, 2), db_int64(rows, k, 3),
-                             db_int64(rows, k, 4), db_int64(rows, k, 5));
-out:
-    db_rows_free(rows);
+    st = db_queue_run(ctx->db, &stmt_insert_order, 18, params, NULL, NULL,
+                      &ctx->finish_rows, ctx->err, ctx->errlen);
+    if (st == OD_OK)
+        ctx->finish = checkout_finish;
     return st;
 }
 
@@ -331,5 +340,5 @@ checkout_apply(apply_ctx_t *ctx, const void *cmd, cmd_result_t *res)
             json_pack("{s:s}", "error", "the order total overflows"));
     /* the order, its items, its history, the stock and the ledger: one
      * statement */
-    return insert_order(ctx, c, states, rate_bps, totals, res);
+    return insert_order(ctx, c, states, rate_bps, totals);
 }

@@ -66,14 +66,34 @@ typedef struct cmd_result {
     json_t *events;
 } cmd_result_t;
 
-/* Everything apply may use: the open transaction, the command, settings. */
-typedef struct apply_ctx {
+typedef struct apply_ctx apply_ctx_t;
+
+/* Reads the rows of a handler's last statement once they are in: like the
+ * rest of apply, OD_OK with res (still applied, or now rejected), or
+ * OD_RETRY / OD_FATAL with ctx->err filled. */
+typedef od_status_t (*handler_finish_fn)(apply_ctx_t *ctx, const void *cmd,
+                                         db_rows_t *rows, cmd_result_t *res);
+
+/*
+ * Everything apply may use: the open transaction, the command, settings.
+ * Statements whose rows a handler does not need go out with db_queue_run,
+ * in the round trip of whatever comes next (a failure there is the
+ * handler's). A handler whose last statement's rows only confirm the
+ * outcome queues it with rows = &finish_rows and sets finish: it is then
+ * sent together with the command's dedup row and result event, which
+ * assume the command applied, and finish reads the rows afterwards; if
+ * finish rejects or fails, the command's savepoint is rolled back and its
+ * result written again.
+ */
+struct apply_ctx {
     db_t *db;
     const cmd_env_t *env;
     const domain_config_t *cfg;
     char *err; /* detail for OD_RETRY / OD_FATAL */
     size_t errlen;
-} apply_ctx_t;
+    handler_finish_fn finish;
+    db_rows_t *finish_rows;
+};
 
 /*
  * parse: JSON body to a malloc'ed struct in *out. Pure. OD_OK, or OD_REJECT

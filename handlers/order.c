@@ -168,12 +168,13 @@ order_transition(apply_ctx_t *ctx, order_row_t *o, fsm_status_t to,
 
     if (!fsm_can(o->status, to))
         return order_reject_transition(res, o->status, to, NULL);
-    st = db_run(ctx->db, &stmt_order_set_status, 2, set, NULL, ctx->err,
-                ctx->errlen);
+    /* no rows needed: sent with the next statement */
+    st = db_queue_run(ctx->db, &stmt_order_set_status, 2, set, NULL, NULL, NULL,
+                      ctx->err, ctx->errlen);
     if (st != OD_OK)
         return st;
-    st = db_run(ctx->db, &stmt_order_history, 7, hist, NULL, ctx->err,
-                ctx->errlen);
+    st = db_queue_run(ctx->db, &stmt_order_history, 7, hist, NULL, NULL, NULL,
+                      ctx->err, ctx->errlen);
     if (st != OD_OK)
         return st;
     o->status = to;

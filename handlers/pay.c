@@ -124,8 +124,8 @@ pay_apply(apply_ctx_t *ctx, const void *cmdp, cmd_result_t *res)
     params[0] = o.id;
     params[1] = cmd->payment_id;
     params[2] = db_int_param(paid, cmd->amount_cents);
-    return db_run(ctx->db, &stmt_pay_record, 3, params, NULL, ctx->err,
-                  ctx->errlen);
+    return db_queue_run(ctx->db, &stmt_pay_record, 3, params, NULL, NULL, NULL,
+                        ctx->err, ctx->errlen);
 }
 
 const char *

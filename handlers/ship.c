@@ -40,8 +40,8 @@ ship_apply(apply_ctx_t *ctx, const void *cmdp, cmd_result_t *res)
     st = order_transition(ctx, &o, FSM_SHIPPED, NULL, res);
     if (st != OD_OK || res->outcome == OUTCOME_REJECTED)
         return st;
-    return db_run(ctx->db, &stmt_ship_tracking, 2, params, NULL, ctx->err,
-                  ctx->errlen);
+    return db_queue_run(ctx->db, &stmt_ship_tracking, 2, params, NULL, NULL,
+                        NULL, ctx->err, ctx->errlen);
 }
 
 const char *

@@ -138,7 +138,9 @@ lock_rows(apply_ctx_t *ctx, const db_stmt_t *stmt, const char *ids)
 {
     const char *params[1] = {ids};
 
-    return db_run(ctx->db, stmt, 1, params, NULL, ctx->err, ctx->errlen);
+    /* no rows needed: the locks go out with the first stock change */
+    return db_queue_run(ctx->db, stmt, 1, params, NULL, NULL, NULL, ctx->err,
+                        ctx->errlen);
 }
 
 od_status_t

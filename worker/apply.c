@@ -440,6 +440,87 @@ defer_park(db_t *db, const cmd_env_t *env, const void *payload, size_t len,
  * savepoint is open. resumed is set when a parked command is applied
  * again: its dedup row exists (outcome deferred) and is updated instead.
  */
+/* An internal error in a handler: halt, or refuse the command alone. */
+static od_status_t
+handler_failed(const apply_config_t *cfg, const cmd_env_t *env,
+               const apply_source_t *src, const char *herr, cmd_result_t *res,
+               apply_report_t *rep, char *err, size_t errlen)
+{
+    slog_error(src->topic, src->partition, src->offset,
+               "internal error applying %s '%s': %s", env->handler->type,
+               env->dedup_key, herr);
+    if (cfg->halt_on_internal_error) {
+        od_err(err, errlen, "%s", herr);
+        return OD_FATAL;
+    }
+    cmd_result_reset(res);
+    cmd_reject(res, "internal_error", NULL);
+    rep->internal_error = 1;
+    return OD_OK;
+}
+
+/*
+ * After the round trip that carried the handler's queued statements with
+ * the dedup row: a failure in one of them is the handler's, and a queued
+ * last statement (ctx->finish) is read now. *redo when the speculative
+ * result was rolled back with the command's work and must be written
+ * again for res's new outcome.
+ */
+static od_status_t
+settle_handler(apply_ctx_t *ctx, const apply_config_t *cfg,
+               const apply_source_t *src, od_status_t st, int inserted,
+               cmd_result_t *res, apply_report_t *rep, int *redo, char *err,
+               size_t errlen)
+{
+    handler_finish_fn finish = ctx->finish;
+    db_rows_t *rows = ctx->finish_rows;
+    od_status_t hst = OD_OK;
+
+    *redo = 0;
+    ctx->finish = NULL;
+    ctx->finish_rows = NULL;
+    if (st == OD_FATAL && db_failed_queued(ctx->db)) {
+        /* the dedup statement did not run */
+        snprintf(ctx->err, ctx->errlen, "%s", err);
+        hst = OD_FATAL;
+    } else if (st != OD_OK) {
+        db_rows_free(rows);
+        return st;
+    } else if (finish == NULL || !inserted) {
+        db_rows_free(rows);
+        return OD_OK;
+    } else {
+        if (rows == NULL) {
+            od_err(ctx->err, ctx->errlen, "%s: no rows from its last statement",
+                   ctx->env->handler->type);
+            hst = OD_FATAL;
+        } else {
+            hst = finish(ctx, ctx->env->cmd, rows, res);
+        }
+    }
+    db_rows_free(rows);
+    if (hst == OD_RETRY) {
+        od_err(err, errlen, "%s", ctx->err);
+        return OD_RETRY;
+    }
+    if (hst == OD_FATAL) {
+        st =
+            handler_failed(cfg, ctx->env, src, ctx->err, res, rep, err, errlen);
+        if (st != OD_OK)
+            return st;
+    }
+    if (hst == OD_FATAL || res->outcome != OUTCOME_APPLIED) {
+        *redo = 1;
+        return rollback_command(ctx->db, err, errlen);
+    }
+    return OD_OK;
+}
+
+/*
+ * The heart of apply_message: env is parsed (or invalid with perr), the
+ * savepoint is open. resumed is set when a parked command is applied
+ * again: its dedup row exists (outcome deferred) and is updated instead.
+ */
 static od_status_t
 run_command(db_t *db, const apply_config_t *cfg, cmd_env_t *env,
             cmd_parse_t parsed, const char *perr, const void *payload,
@@ -448,8 +529,9 @@ run_command(db_t *db, const apply_config_t *cfg, cmd_env_t *env,
 {
     cmd_result_t res;
     char herr[512] = "", event_id[37];
+    apply_ctx_t ctx = {db, env, &cfg->domain, herr, sizeof(herr), NULL, NULL};
     od_status_t st;
-    int inserted = 0, rechecked = 0, written = 0, parked = 0;
+    int inserted = 0, rechecked = 0, written = 0, parked = 0, redo;
 
     cmd_result_init(&res);
 again:
@@ -459,27 +541,20 @@ again:
         cmd_reject(&res, "unauthorized",
                    json_pack("{s:s}", "role", cmd_role_name(env->role)));
     } else {
-        apply_ctx_t ctx = {db, env, &cfg->domain, herr, sizeof(herr)};
-
         st = env->handler->apply(&ctx, env->cmd, &res);
         if (st == OD_RETRY) {
             od_err(err, errlen, "%s", herr);
             goto out;
         }
         if (st == OD_FATAL) {
-            slog_error(src->topic, src->partition, src->offset,
-                       "internal error applying %s '%s': %s",
-                       env->handler->type, env->dedup_key, herr);
-            if (cfg->halt_on_internal_error) {
-                od_err(err, errlen, "%s", herr);
+            st = handler_failed(cfg, env, src, herr, &res, rep, err, errlen);
+            if (st != OD_OK)
                 goto out;
-            }
-            cmd_result_reset(&res);
-            cmd_reject(&res, "internal_error", NULL);
-            rep->internal_error = 1;
         }
     }
     if (res.outcome == OUTCOME_REJECTED) {
+        /* drops what the handler queued, and its last statement */
+        ctx.finish = NULL;
         st = rollback_command(db, err, errlen);
         if (st != OD_OK)
             goto out;
@@ -506,17 +581,21 @@ again:
                       "timeout_ms", (json_int_t)cfg->defer_timeout_ms);
     }
 
-    od_uuid_v4(event_id);
-    if (resumed) {
-        st = dedup_resolve_deferred(db, env, &res, event_id, err, errlen);
-        inserted = 1;
-    } else {
-        st = dedup_and_result(db, cfg, env, &res, event_id, src, &inserted,
-                              &parked, err, errlen);
-        written = inserted;
-    }
-    if (st != OD_OK)
-        goto out;
+    do {
+        od_uuid_v4(event_id);
+        if (resumed) {
+            st = dedup_resolve_deferred(db, env, &res, event_id, err, errlen);
+            inserted = 1;
+        } else {
+            st = dedup_and_result(db, cfg, env, &res, event_id, src, &inserted,
+                                  &parked, err, errlen);
+            written = inserted;
+        }
+        st = settle_handler(&ctx, cfg, src, st, inserted, &res, rep, &redo, err,
+                            errlen);
+        if (st != OD_OK)
+            goto out;
+    } while (redo);
     if (!inserted) {
         if (res.outcome != OUTCOME_REJECTED) {
             st = rollback_command(db, err, errlen);

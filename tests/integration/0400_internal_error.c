@@ -145,6 +145,99 @@ START_TEST(test_internal_error_in_one_transaction)
 }
 END_TEST
 
+/* Raises on the order insert of customer 'boom' (a checkout's last
+ * statement, sent with its dedup row) and on the status update that pays
+ * an order of customer 'boom-pay' (a pay's statements, queued to go with
+ * its dedup row). */
+#define ORDERS_TRIGGER                                                         \
+    "CREATE FUNCTION it_boom_order() RETURNS trigger LANGUAGE plpgsql AS $$"   \
+    " BEGIN IF (TG_OP = 'INSERT' AND NEW.customer_id = 'boom') OR"             \
+    "  (TG_OP = 'UPDATE' AND NEW.customer_id = 'boom-pay'"                     \
+    "   AND NEW.status = 'paid') THEN"                                         \
+    "  RAISE EXCEPTION 'boom' USING ERRCODE = 'XX000'; END IF;"                \
+    " RETURN NEW; END $$;"                                                     \
+    " CREATE TRIGGER it_boom_order BEFORE INSERT OR UPDATE ON orders"          \
+    " FOR EACH ROW EXECUTE FUNCTION it_boom_order()"
+
+#define CHECKOUT                                                               \
+    "{\"dedup_key\":\"%s\",\"type\":\"checkout\","                             \
+    "\"actor\":{\"role\":\"admin\",\"id\":\"ops\"},"                           \
+    "\"order_id\":\"%s\",\"customer_id\":\"%s\",\"currency\":\"EUR\","         \
+    "\"items\":[{\"product_id\":1,\"quantity\":2}]}"
+
+#define PAY                                                                    \
+    "{\"dedup_key\":\"%s\",\"type\":\"pay\","                                  \
+    "\"actor\":{\"role\":\"payment\",\"id\":\"psp\"},\"order_id\":\"%s\","     \
+    "\"payment_id\":\"pi-%s\",\"amount_cents\":200,\"currency\":\"EUR\"}"
+
+#define OID(n) "00000000-0000-4000-8000-00000000000" #n
+
+/*
+ * A failure in a statement that travels in the dedup row's round trip is
+ * the command's own internal error, as when it runs alone: that command is
+ * refused (savepoint rolled back, dead-letter copy), its neighbours in the
+ * batch commit, and the speculative applied result is not what is kept.
+ */
+START_TEST(test_internal_error_in_pipelined_statement)
+{
+    char co1[512], co2[512], co3[512], pay1[512], pay2[512], buf[256];
+    const char *checkouts[3] = {co1, co2, co3};
+    const char *pays[2] = {pay1, pay2};
+    apply_report_t reps[3];
+    db_t *db = itest_fresh_db("internal_error_pipelined", NULL, 0);
+
+    upsert(co1, sizeof(co1), "p-1", 1, "mug");
+    ck_assert_int_eq(apply_batch(db, &itest_cfg, checkouts, 1, reps), OD_OK);
+    itest_exec(db, ORDERS_TRIGGER);
+    snprintf(co1, sizeof(co1), CHECKOUT, "co-1", OID(1), "alice");
+    snprintf(co2, sizeof(co2), CHECKOUT, "co-2", OID(2), "boom");
+    snprintf(co3, sizeof(co3), CHECKOUT, "co-3", OID(3), "boom-pay");
+    ck_assert_int_eq(apply_batch(db, &itest_cfg, checkouts, 3, reps), OD_OK);
+    ck_assert_int_eq(reps[0].outcome, OUTCOME_APPLIED);
+    ck_assert_int_eq(reps[1].outcome, OUTCOME_REJECTED);
+    ck_assert_str_eq(reps[1].reason, "internal_error");
+    ck_assert_int_eq(reps[1].dlq, 1);
+    ck_assert_int_eq(reps[2].outcome, OUTCOME_APPLIED);
+    ck_assert_int_eq(itest_int(db, "SELECT stock FROM products WHERE id = 1"),
+                     1);
+    ck_assert_int_eq(itest_int(db, "SELECT count(*) FROM orders"), 2);
+    ck_assert_str_eq(itest_text(db,
+                                "SELECT outcome || '/' || reason FROM "
+                                "processed_commands WHERE dedup_key = 'co-2'",
+                                buf, sizeof(buf)),
+                     "rejected/internal_error");
+    /* one result per command: the speculative 'applied' one was undone */
+    ck_assert_int_eq(itest_int(db, "SELECT count(*) FROM outbox WHERE"
+                                   " dedup_key = 'co-2' AND"
+                                   " topic = 'orders.events'"),
+                     1);
+
+    snprintf(pay1, sizeof(pay1), PAY, "pay-1", OID(1), "1");
+    snprintf(pay2, sizeof(pay2), PAY, "pay-3", OID(3), "3");
+    ck_assert_int_eq(apply_batch(db, &itest_cfg, pays, 2, reps), OD_OK);
+    ck_assert_int_eq(reps[0].outcome, OUTCOME_APPLIED);
+    ck_assert_int_eq(reps[1].outcome, OUTCOME_REJECTED);
+    ck_assert_str_eq(reps[1].reason, "internal_error");
+    ck_assert_str_eq(itest_text(db,
+                                "SELECT string_agg(status, ',' ORDER BY id)"
+                                " FROM orders",
+                                buf, sizeof(buf)),
+                     "paid,pending");
+    /* the failed pay left no history row and no payment on its order */
+    ck_assert_int_eq(itest_int(db, "SELECT count(*) FROM order_status_history"
+                                   " WHERE dedup_key = 'pay-3'"),
+                     0);
+    ck_assert_int_eq(itest_int(db, "SELECT count(*) FROM orders WHERE"
+                                   " payment_id IS NOT NULL"),
+                     1);
+    ck_assert_int_eq(itest_int(db, "SELECT count(*) FROM outbox WHERE"
+                                   " topic = 'orders.commands.dlq'"),
+                     2);
+    itest_assert_stock_matches_ledger(db);
+    db_destroy(db);
+}
+END_TEST
+
 /* Waits for the worker to exit by itself; its status, or -1 on timeout. */
 static int
 wait_exit(pid_t pid, int timeout_s)
@@ -272,6 +365,7 @@ internal_error_suite(void)
     TCase *e2e = tcase_create("worker");
 
     tcase_add_test(tx, test_internal_error_in_one_transaction);
+    tcase_add_test(tx, test_internal_error_in_pipelined_statement);
     suite_add_tcase(s, tx);
     tcase_set_timeout(e2e, 300);
     tcase_add_checked_fixture(e2e, setup, teardown);
