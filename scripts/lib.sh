@@ -19,6 +19,10 @@ export ORDERD_ROOT
 ORDERD_RUN_DIR="$(realpath -m -- "${ORDERD_RUN_DIR:-$ORDERD_ROOT/.run}")"
 export ORDERD_RUN_DIR
 
+# Debian's postgresql-15 binaries (scripts/pg installs them)
+PG_MAJOR=15
+PG_BIN="/usr/lib/postgresql/$PG_MAJOR/bin"
+
 # Below 32768: ports in Linux's ephemeral range (32768-60999) can be taken
 # by any outgoing connection's local end, and a server then fails to bind.
 ORDERD_PG_PORT="${ORDERD_PG_PORT:-25432}"
