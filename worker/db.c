@@ -292,7 +292,19 @@ db_pipeline(db_t *db, const db_call_t *last, const char **what)
 
     *what = last->stmt ? last->stmt->name : last->sql;
     db->failed_queued = 0;
-    ok = owner != NULL && PQenterPipelineMode(db->conn);
+    ok = owner != NULL;
+    for (int i = 0; ok && i < n; i++) {
+        const db_call_t *c = i < db->nqueued ? &db->queued[i] : last;
+
+        if (c->stmt != NULL && !db_is_prepared(db, c->stmt))
+            nprepare++;
+    }
+    if (ok && db->nprepared + nprepare > DB_MAX_PREPARED) {
+        /* a fixed set of statements: only a code change gets here */
+        log_error("more than %d prepared statements", DB_MAX_PREPARED);
+        ok = 0;
+    }
+    ok = ok && PQenterPipelineMode(db->conn);
     for (int i = 0; ok && i < n; i++) {
         const db_call_t *c = i < db->nqueued ? &db->queued[i] : last;
         int prepare = c->stmt != NULL && !db_is_prepared(db, c->stmt);
@@ -300,12 +312,7 @@ db_pipeline(db_t *db, const db_call_t *last, const char **what)
         for (int j = 0; prepare && j < i; j++)
             if (db->queued[j].stmt == c->stmt)
                 prepare = 0; /* prepared earlier in this pipeline */
-        if (prepare && db->nprepared + nprepare++ >= DB_MAX_PREPARED) {
-            /* a fixed set of statements: only a code change gets here */
-            log_error("more than %d prepared statements", DB_MAX_PREPARED);
-            ok = 0;
-        }
-        if (ok && prepare) {
+        if (prepare) {
             ok = PQsendPrepare(db->conn, c->stmt->name, c->stmt->sql, 0, NULL);
             owner[nresults++] = -1 - i;
         }
