@@ -171,7 +171,85 @@ START_TEST(test_same_order_id_is_created_once)
     ck_assert_int_eq(itest_int(db, "SELECT count(*) FROM orders"), 20);
     ck_assert_int_eq(itest_int(db, "SELECT 2000 - sum(stock) FROM products"),
                      20);
+    /* one result event per command: a checkout that lost the insert race
+     * after its applied result was sent along keeps only order_exists */
+    ck_assert_int_eq(itest_int(db, "SELECT count(*) FROM outbox"),
+                     itest_int(db, "SELECT count(*) FROM processed_commands"));
+    ck_assert_int_eq(itest_int(db, "SELECT count(*) FROM outbox WHERE"
+                                   " convert_from(payload, 'UTF8')::jsonb"
+                                   "->>'outcome' = 'applied'"),
+                     20 + 2);
     itest_assert_stock_matches_ledger(db);
+}
+END_TEST
+
+#define RACE_OID "00000000-0000-4000-8999-000000000001"
+
+static void *
+late_checkout(void *arg)
+{
+    char err[512];
+    db_t *conn = db_connect(conninfo, err, sizeof(err));
+
+    ck_assert_msg(conn != NULL, "%s", err);
+    *(json_t **)arg = fx_checkout(conn, RACE_OID, NULL,
+                                  "[{\"product_id\":2,\"quantity\":1}]");
+    db_destroy(conn);
+    return NULL;
+}
+
+/*
+ * The race the lock query cannot see: a checkout of the same order id is
+ * applied but not committed when a second one checks that the order is
+ * new. The second one's insert waits, finds the order committed and
+ * inserts nothing; its applied result, sent in the same round trip, is
+ * rolled back with its savepoint and it ends order_exists, with one
+ * result and no stock taken.
+ */
+START_TEST(test_insert_race_after_the_order_check)
+{
+    char err[512];
+    apply_source_t src = {"orders.commands", 0, 1, od_now_us(), "1", 1};
+    apply_report_t rep;
+    const char *first = "{\"dedup_key\":\"race-1\",\"type\":\"checkout\","
+                        "\"actor\":{\"role\":\"customer\",\"id\":\"c1\"},"
+                        "\"order_id\":\"" RACE_OID "\",\"customer_id\":\"c1\","
+                        "\"currency\":\"EUR\","
+                        "\"items\":[{\"product_id\":1,\"quantity\":1}]}";
+    db_t *a = db_connect(conninfo, err, sizeof(err));
+    json_t *late = NULL;
+    pthread_t tid;
+    int64_t end = od_mono_us() + 30 * 1000000LL;
+
+    ck_assert_msg(a != NULL, "%s", err);
+    fx_expect(fx_simple(db, 1, "vA", 100, 10, -1), "applied", NULL);
+    fx_expect(fx_simple(db, 2, "vA", 100, 10, -1), "applied", NULL);
+    ck_assert_int_eq(db_exec(a, "BEGIN", err, sizeof(err)), OD_OK);
+    ck_assert_int_eq(apply_message(a, &itest_cfg, first, strlen(first), &src,
+                                   &rep, err, sizeof(err)),
+                     OD_OK);
+    ck_assert_int_eq(rep.outcome, OUTCOME_APPLIED);
+    ck_assert_int_eq(pthread_create(&tid, NULL, late_checkout, &late), 0);
+    /* until the late checkout's insert waits for this transaction */
+    while (itest_int(db, "SELECT count(*) FROM pg_stat_activity WHERE"
+                         " datname = current_database() AND"
+                         " wait_event_type = 'Lock'") == 0) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+
+        ck_assert_msg(od_mono_us() < end, "the late checkout never waited");
+        nanosleep(&ts, NULL); /* polling interval */
+    }
+    ck_assert_int_eq(db_exec(a, "COMMIT", err, sizeof(err)), OD_OK);
+    pthread_join(tid, NULL);
+    fx_expect(late, "rejected", "order_exists");
+    ck_assert_int_eq(itest_int(db, "SELECT stock FROM products WHERE id = 2"),
+                     10);
+    ck_assert_int_eq(itest_int(db, "SELECT count(*) FROM outbox WHERE"
+                                   " convert_from(payload, 'UTF8')::jsonb"
+                                   "->>'order_id' = '" RACE_OID "'"),
+                     2);
+    itest_assert_stock_matches_ledger(db);
+    db_destroy(a);
 }
 END_TEST
 
@@ -191,6 +269,7 @@ concurrency_suite(void)
     tc = tcase_create("same_order_id");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_same_order_id_is_created_once);
+    tcase_add_test(tc, test_insert_race_after_the_order_check);
     suite_add_tcase(s, tc);
     return s;
 }
