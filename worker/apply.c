@@ -435,11 +435,6 @@ defer_park(db_t *db, const cmd_env_t *env, const void *payload, size_t len,
                      err, errlen);
 }
 
-/*
- * The heart of apply_message: env is parsed (or invalid with perr), the
- * savepoint is open. resumed is set when a parked command is applied
- * again: its dedup row exists (outcome deferred) and is updated instead.
- */
 /* An internal error in a handler: halt, or refuse the command alone. */
 static od_status_t
 handler_failed(const apply_config_t *cfg, const cmd_env_t *env,
@@ -483,20 +478,17 @@ settle_handler(apply_ctx_t *ctx, const apply_config_t *cfg,
         /* the dedup statement did not run */
         snprintf(ctx->err, ctx->errlen, "%s", err);
         hst = OD_FATAL;
-    } else if (st != OD_OK) {
+    } else if (st == OD_OK && finish != NULL && inserted && rows != NULL) {
+        hst = finish(ctx, ctx->env->cmd, rows, res);
+    } else if (st == OD_OK && finish != NULL && inserted) {
+        od_err(ctx->err, ctx->errlen, "%s: no rows from its last statement",
+               ctx->env->handler->type);
+        hst = OD_FATAL;
+    } else {
+        /* an error of the dedup statement itself, or nothing to read (a
+         * duplicate rolls the handler's work back) */
         db_rows_free(rows);
         return st;
-    } else if (finish == NULL || !inserted) {
-        db_rows_free(rows);
-        return OD_OK;
-    } else {
-        if (rows == NULL) {
-            od_err(ctx->err, ctx->errlen, "%s: no rows from its last statement",
-                   ctx->env->handler->type);
-            hst = OD_FATAL;
-        } else {
-            hst = finish(ctx, ctx->env->cmd, rows, res);
-        }
     }
     db_rows_free(rows);
     if (hst == OD_RETRY) {

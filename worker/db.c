@@ -37,7 +37,6 @@ struct db {
     db_call_t *queued;
     int nqueued;
     int capqueued;
-    int nruns;         /* queued named statements */
     int failed_queued; /* the last call failed in a queued named statement */
 };
 
@@ -87,12 +86,8 @@ db_queue_clear(db_t *db, int runs_after_savepoint)
             continue;
         }
         free(c->mem);
-        if (c->stmt != NULL)
-            db->nruns--;
     }
     db->nqueued = kept;
-    if (!runs_after_savepoint)
-        db->nruns = 0;
 }
 
 static od_status_t
@@ -251,8 +246,6 @@ db_queue_push(db_t *db, const db_call_t *c)
         db->capqueued = cap;
     }
     db->queued[db->nqueued++] = *c;
-    if (c->stmt != NULL)
-        db->nruns++;
     return 0;
 }
 
@@ -388,6 +381,7 @@ od_status_t
 db_exec(db_t *db, const char *sql, char *err, size_t errlen)
 {
     PGresult *res;
+    const char *what = sql;
 
     db->sqlstate[0] = '\0';
     db->failed_queued = 0;
@@ -400,36 +394,16 @@ db_exec(db_t *db, const char *sql, char *err, size_t errlen)
         db_queue_clear(db, 0); /* whatever was queued is moot */
     else if (strncmp(sql, "ROLLBACK TO SAVEPOINT", 21) == 0)
         db_queue_clear(db, 1);
-    if (db->nruns > 0) {
+    if (db->nqueued > 0) {
         db_call_t last = {sql, NULL, 0, NULL, NULL, NULL, NULL, NULL};
-        const char *what;
 
         res = db_pipeline(db, &last, &what);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK &&
-            PQresultStatus(res) != PGRES_TUPLES_OK)
-            return db_fail(db, res, what, err, errlen);
-        PQclear(res);
-        return OD_OK;
-    }
-    if (db->nqueued > 0) {
-        /* the simple protocol takes several statements at once */
-        char joined[512];
-        size_t n = 0;
-
-        for (int i = 0; i < db->nqueued; i++)
-            n += (size_t)snprintf(joined + n, sizeof(joined) - n, "%s; ",
-                                  db->queued[i].sql);
-        snprintf(joined + n, sizeof(joined) - n, "%s", sql);
-        db_queue_clear(db, 0);
-        res = PQexec(db->conn, joined);
-        /* PQexec returns the last statement's result; an earlier failure
-         * stops the string and is what comes back */
     } else {
         res = PQexec(db->conn, sql);
     }
     if (PQresultStatus(res) != PGRES_COMMAND_OK &&
         PQresultStatus(res) != PGRES_TUPLES_OK)
-        return db_fail(db, res, sql, err, errlen);
+        return db_fail(db, res, what, err, errlen);
     PQclear(res);
     return OD_OK;
 }

@@ -36,8 +36,10 @@ int db_ok(db_t *db);
 od_status_t db_reconnect(db_t *db, char *err, size_t errlen) OD_MUSTCHECK;
 
 /*
- * Runs utility SQL (BEGIN, COMMIT, SAVEPOINT ..., several statements
- * separated by ';') without parameters and without results.
+ * Runs utility SQL (BEGIN, COMMIT, SAVEPOINT ...; several statements
+ * separated by ';' only when nothing is queued: queued statements go with
+ * it in one pipeline, which takes one statement per message) without
+ * parameters and without results.
  * OD_RETRY for transient faults, OD_FATAL otherwise.
  */
 od_status_t db_exec(db_t *db, const char *sql, char *err,

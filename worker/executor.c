@@ -430,7 +430,7 @@ try_lock(executor_t *ex, db_rows_t **held, char *err, size_t errlen)
  * whole batch. Returns 1 when at least one message is applied or skipped.
  */
 static int
-try_prelock(executor_t *ex, db_rows_t *held)
+carry_held(executor_t *ex, db_rows_t *held)
 {
     int progress = 0;
 
@@ -487,7 +487,7 @@ process_batch(executor_t *ex, int blocking, int *dropped, int *busy, char *err,
         if (st == OD_OK) {
             seek = needs_seek_back(ex);
             if (!seek)
-                progress = try_prelock(ex, held);
+                progress = carry_held(ex, held);
         }
         db_rows_free(held);
     } else {
