@@ -27,6 +27,15 @@ cmd_role_name(cmd_role_t role)
     return "unknown";
 }
 
+cmd_role_t
+cmd_role_parse(const char *name)
+{
+    for (size_t i = 0; i < OD_ARRAY_LEN(role_names); i++)
+        if (strcmp(role_names[i].name, name) == 0)
+            return role_names[i].role;
+    return (cmd_role_t)0;
+}
+
 const char *
 cmd_outcome_name(cmd_outcome_t outcome)
 {
@@ -253,6 +262,47 @@ env_init(cmd_env_t *env)
     memset(env, 0, sizeof(*env));
 }
 
+int
+command_check_event_time(const cmd_env_t *env, int64_t msg_ts_us,
+                         int64_t now_us, int64_t max_skew_us,
+                         int64_t max_age_us, char *err, size_t errlen)
+{
+    int64_t ref = msg_ts_us > 0 ? msg_ts_us : now_us;
+    int64_t latest, earliest;
+    char a[40], b[40];
+
+    if (__builtin_add_overflow(now_us, max_skew_us, &latest))
+        latest = INT64_MAX;
+    if (ref > latest) {
+        od_err(err, errlen,
+               "the Kafka timestamp %s is later than this worker's clock "
+               "plus --max-clock-skew",
+               od_format_time(ref, a, sizeof(a)));
+        return -1;
+    }
+    if (__builtin_add_overflow(ref, max_skew_us, &latest))
+        latest = INT64_MAX;
+    if (__builtin_sub_overflow(ref, max_age_us, &earliest))
+        earliest = INT64_MIN;
+    if (env->event_time_us > latest) {
+        od_err(err, errlen,
+               "issued_at %s is later than the Kafka timestamp %s plus "
+               "--max-clock-skew",
+               od_format_time(env->event_time_us, a, sizeof(a)),
+               od_format_time(ref, b, sizeof(b)));
+        return -1;
+    }
+    if (env->event_time_us < earliest) {
+        od_err(err, errlen,
+               "issued_at %s is earlier than the Kafka timestamp %s minus "
+               "--max-event-age",
+               od_format_time(env->event_time_us, a, sizeof(a)),
+               od_format_time(ref, b, sizeof(b)));
+        return -1;
+    }
+    return 0;
+}
+
 void
 command_env_free(cmd_env_t *env)
 {
@@ -275,12 +325,9 @@ parse_actor(const json_t *root, cmd_env_t *env, char *err, size_t errlen)
         json_field_str(actor, "id", 1, env->actor_id, sizeof(env->actor_id),
                        err, errlen) < 0)
         return -1;
-    for (size_t i = 0; i < OD_ARRAY_LEN(role_names); i++) {
-        if (strcmp(role_names[i].name, role) == 0) {
-            env->role = role_names[i].role;
-            return 0;
-        }
-    }
+    env->role = cmd_role_parse(role);
+    if (env->role != 0)
+        return 0;
     od_err(err, errlen,
            "actor role '%s' is not one of customer, vendor, "
            "admin, payment, system",

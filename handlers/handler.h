@@ -19,6 +19,8 @@ typedef enum cmd_role {
     ROLE_PAYMENT = 1 << 3,
     ROLE_SYSTEM = 1 << 4
 } cmd_role_t;
+#define ROLE_ALL                                                               \
+    (ROLE_CUSTOMER | ROLE_VENDOR | ROLE_ADMIN | ROLE_PAYMENT | ROLE_SYSTEM)
 
 typedef enum cmd_outcome {
     OUTCOME_APPLIED = 0,
@@ -32,6 +34,9 @@ typedef struct handler handler_t;
 /* A parsed, validated command: envelope fields plus the handler's struct. */
 typedef struct cmd_env {
     char dedup_key[CMD_DEDUP_KEY_MAX + 1];
+    /* the source it came from (set by apply, not the body): with
+     * dedup_key, the command's identity */
+    char source[33];
     const handler_t *handler;
     cmd_role_t role;
     char actor_id[CMD_ID_MAX + 1];
@@ -134,6 +139,8 @@ void cmd_result_add_event(cmd_result_t *res, const char *type, const char *key,
                           json_t *payload);
 
 const char *cmd_role_name(cmd_role_t role);
+/* The role of that name, or 0 when there is none. */
+cmd_role_t cmd_role_parse(const char *name);
 const char *cmd_outcome_name(cmd_outcome_t outcome);
 
 /*

@@ -7,7 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum opt_type { OPT_STR, OPT_INT, OPT_DURATION, OPT_BOOL } opt_type_t;
+/* OPT_LIST: a repeatable flag whose values are joined with ';' (the
+ * variable gives the joined form itself) */
+typedef enum opt_type {
+    OPT_STR,
+    OPT_INT,
+    OPT_DURATION,
+    OPT_BOOL,
+    OPT_LIST
+} opt_type_t;
 
 typedef struct opt {
     const char *name; /* flag without the leading -- */
@@ -29,6 +37,10 @@ static const opt_t options[] = {
      "consumer group (offsets are stored in Postgres under this name)"},
     {"commands-topic", "ORDERD_COMMANDS_TOPIC", OPT_STR, OFF(commands_topic),
      "orders.commands", "input topic"},
+    {"source", "ORDERD_SOURCES", OPT_LIST, OFF(source_spec), "",
+     "NAME=TOPIC:ROLE[,ROLE...], repeatable (variable: ';' between): the "
+     "roles a topic's commands may claim (none: --commands-topic admits "
+     "every role)"},
     {"events-topic", "ORDERD_EVENTS_TOPIC", OPT_STR, OFF(events_topic),
      "orders.events", "result and domain events topic"},
     {"dlq-topic", "ORDERD_DLQ_TOPIC", OPT_STR, OFF(dlq_topic),
@@ -53,6 +65,12 @@ static const opt_t options[] = {
     {"defer-timeout", "ORDERD_DEFER_TIMEOUT", OPT_DURATION,
      OFF(defer_timeout_ms), "10m",
      "how long a command for an unknown order stays parked"},
+    {"max-clock-skew", "ORDERD_MAX_CLOCK_SKEW", OPT_DURATION,
+     OFF(max_clock_skew_ms), "5m",
+     "issued_at may be this far after the Kafka timestamp"},
+    {"max-event-age", "ORDERD_MAX_EVENT_AGE", OPT_DURATION,
+     OFF(max_event_age_ms), "72h",
+     "issued_at may be this far before the Kafka timestamp"},
     {"dedup-retention", "ORDERD_DEDUP_RETENTION", OPT_DURATION,
      OFF(dedup_retention_ms), "30d",
      "dedup rows kept at least this long (must cover any replay window)"},
@@ -105,13 +123,35 @@ config_parse_duration(const char *s, int64_t *ms)
     return 0;
 }
 
+/* append: a repeated OPT_LIST flag adds to the values given before it */
 static int
-set_opt(od_config_t *cfg, const opt_t *o, const char *value, char *err,
-        size_t errlen)
+set_opt(od_config_t *cfg, const opt_t *o, const char *value, int append,
+        char *err, size_t errlen)
 {
     char *base = (char *)cfg;
 
     switch (o->type) {
+    case OPT_LIST: {
+        char **dst = (char **)(base + o->offset);
+        size_t len;
+        char *joined;
+
+        if (!append || *dst == NULL || **dst == '\0')
+            break;
+        len = strlen(*dst) + strlen(value) + 2;
+        joined = malloc(len);
+        if (joined == NULL)
+            return -1;
+        snprintf(joined, len, "%s;%s", *dst, value);
+        free(*dst);
+        *dst = joined;
+        return 0;
+    }
+    default:
+        break;
+    }
+    switch (o->type) {
+    case OPT_LIST:
     case OPT_STR: {
         char **dst = (char **)(base + o->offset);
         char *copy = strdup(value);
@@ -170,9 +210,10 @@ config_init(od_config_t *cfg)
     for (size_t i = 0; i < OD_ARRAY_LEN(options); i++) {
         const char *env = getenv(options[i].env);
 
-        if (set_opt(cfg, &options[i], options[i].def, err, sizeof(err)) < 0)
+        if (set_opt(cfg, &options[i], options[i].def, 0, err, sizeof(err)) < 0)
             abort(); /* a bad default is a programming error */
-        if (env != NULL && set_opt(cfg, &options[i], env, err, sizeof(err)) < 0)
+        if (env != NULL &&
+            set_opt(cfg, &options[i], env, 0, err, sizeof(err)) < 0)
             fprintf(stderr, "orderd: ignoring %s: %s\n", options[i].env, err);
     }
 }
@@ -202,6 +243,8 @@ config_parse(od_config_t *cfg, int argc, char **argv, config_extra_fn extra,
              size_t errlen)
 {
     int n = 0;
+    /* a flag replaces the variable's value; a repeated list flag appends */
+    unsigned char seen[OD_ARRAY_LEN(options)] = {0};
 
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -254,12 +297,20 @@ config_parse(od_config_t *cfg, int argc, char **argv, config_extra_fn extra,
             }
             value = argv[++i];
         }
-        if (set_opt(cfg, o, value, err, errlen) < 0)
+        if (set_opt(cfg, o, value, seen[o - options], err, errlen) < 0)
             return -1;
+        seen[o - options] = 1;
     }
     if (npos_out != NULL)
         *npos_out = n;
     return 0;
+}
+
+int
+config_finish(od_config_t *cfg, char *err, size_t errlen)
+{
+    return sources_parse(&cfg->sources, cfg->source_spec, cfg->commands_topic,
+                         err, errlen);
 }
 
 void
@@ -278,8 +329,9 @@ void
 config_free(od_config_t *cfg)
 {
     for (size_t i = 0; i < OD_ARRAY_LEN(options); i++)
-        if (options[i].type == OPT_STR)
+        if (options[i].type == OPT_STR || options[i].type == OPT_LIST)
             free(*(char **)((char *)cfg + options[i].offset));
+    sources_free(&cfg->sources);
     for (int i = 0; i < cfg->nkafka; i++) {
         free(cfg->kafka_keys[i]);
         free(cfg->kafka_values[i]);

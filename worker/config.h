@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "od.h"
+#include "sources.h"
 
 #define CONFIG_MAX_KAFKA_PROPS 64
 
@@ -14,6 +15,7 @@ typedef struct od_config {
     char *brokers;
     char *group;
     char *commands_topic;
+    char *source_spec; /* --source entries joined with ';' */
     char *events_topic;
     char *dlq_topic;
     int64_t partitions;
@@ -25,6 +27,8 @@ typedef struct od_config {
     int64_t expiry_grace_ms;
     int64_t expiry_interval_ms;
     int64_t defer_timeout_ms;
+    int64_t max_clock_skew_ms;
+    int64_t max_event_age_ms;
     int64_t dedup_retention_ms;
     int64_t outbox_retention_ms;
     char *order_prefix;
@@ -38,6 +42,7 @@ typedef struct od_config {
     char *kafka_keys[CONFIG_MAX_KAFKA_PROPS];
     char *kafka_values[CONFIG_MAX_KAFKA_PROPS];
     int nkafka;
+    od_sources_t sources; /* built by config_finish */
 } od_config_t;
 
 /* Fills cfg with defaults, then ORDERD_* variables. */
@@ -53,6 +58,9 @@ typedef int (*config_extra_fn)(int argc, char **argv, int i, void *arg);
 int config_parse(od_config_t *cfg, int argc, char **argv, config_extra_fn extra,
                  void *extra_arg, char **pos, int npos, int *npos_out,
                  char *err, size_t errlen);
+/* After parsing: builds cfg->sources from --source (or the default
+ * source). Returns 0, or -1 with err. */
+int config_finish(od_config_t *cfg, char *err, size_t errlen) OD_MUSTCHECK;
 void config_usage(FILE *out);
 void config_free(od_config_t *cfg);
 

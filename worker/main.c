@@ -15,6 +15,7 @@ typedef struct sub_flags {
     int loud;
     const char *from_time;
     const char *topic;
+    const char *source; /* send --source NAME (a name, not NAME=...) */
     long count;
     int timeout_s;
 } sub_flags_t;
@@ -45,6 +46,13 @@ sub_flag(int argc, char **argv, int i, void *arg)
         f->timeout_s = atoi(argv[i + 1]);
         return 2;
     }
+    /* --source NAME=TOPIC:ROLES defines a source (the configuration
+     * table); --source NAME picks one to send to */
+    if (strcmp(argv[i], "--source") == 0 && i + 1 < argc &&
+        strchr(argv[i + 1], '=') == NULL) {
+        f->source = argv[i + 1];
+        return 2;
+    }
     if (strcmp(argv[i], "--topic") == 0 && i + 1 < argc) {
         f->topic = argv[i + 1];
         return 2;
@@ -64,9 +72,10 @@ usage(FILE *out)
             "                      outbox publisher, metrics and health\n"
             "  migrate             apply schema/ migrations\n"
             "  topics              create the topics if missing\n"
-            "  send [--raw]        produce JSON command lines from stdin\n"
-            "                      (--raw: lines as they are, even if not "
-            "JSON)\n"
+            "  send [--raw] [--source NAME]\n"
+            "                      produce JSON command lines from stdin to\n"
+            "                      the source's topic (--raw: lines as they\n"
+            "                      are, even if not JSON)\n"
             "  replay --from-beginning | --from-time T [--topic NAME]\n"
             "         [--dry-run] [--loud]\n"
             "                      move the stored offsets back for "
@@ -114,6 +123,11 @@ main(int argc, char **argv)
         config_free(&cfg);
         return 2;
     }
+    if (config_finish(&cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "orderd %s: %s\n", cmd, err);
+        config_free(&cfg);
+        return 2;
+    }
     level = log_level_parse(cfg.log_level);
     if (level < 0) {
         fprintf(stderr, "orderd: unknown log level '%s'\n", cfg.log_level);
@@ -129,7 +143,7 @@ main(int argc, char **argv)
     } else if (strcmp(cmd, "topics") == 0) {
         rc = cli_topics(&cfg);
     } else if (strcmp(cmd, "send") == 0) {
-        rc = cli_send(&cfg, flags.raw);
+        rc = cli_send(&cfg, flags.raw, flags.source);
     } else if (strcmp(cmd, "replay") == 0) {
         if (flags.from_beginning == (flags.from_time != NULL)) {
             fprintf(stderr, "orderd replay: give exactly one of "
