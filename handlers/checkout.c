@@ -52,11 +52,11 @@ static const db_stmt_t stmt_insert_order = {
     " nextval('order_number_seq') AS n),"
     " o AS (INSERT INTO orders (id, number, customer_id, status, currency,"
     " subtotal_cents, tax_country, tax_rate_bps, tax_cents, total_cents,"
-    " dedup_key, created_at, expires_at)"
+    " dedup_key, source, created_at, expires_at)"
     " SELECT $1::uuid, $2 || CASE WHEN t.n < 100000000"
     " THEN lpad(t.n::text, 8, '0') ELSE t.n::text END,"
     " $3, 'pending', $4, $5::bigint, $6, $7::int, $8::bigint, $9::bigint,"
-    " $10, t.at, t.at + $12::bigint * interval '1 second' FROM t"
+    " $10, $19, t.at, t.at + $12::bigint * interval '1 second' FROM t"
     " ON CONFLICT (id) DO NOTHING RETURNING id, number),"
     " i AS (INSERT INTO order_items (order_id, line_no, product_id,"
     " variant_id, vendor_id, sku, name, variant_name, quantity,"
@@ -72,8 +72,8 @@ static const db_stmt_t stmt_insert_order = {
     " LEFT JOIN LATERAL (SELECT id, sku, name FROM product_variants"
     "  WHERE id = x.vid OFFSET 0) v ON true),"
     " h AS (INSERT INTO order_status_history (order_id, from_status,"
-    " to_status, actor_role, actor_id, dedup_key)"
-    " SELECT o.id, NULL, 'pending', $17, $18, $10 FROM o),"
+    " to_status, actor_role, actor_id, dedup_key, source)"
+    " SELECT o.id, NULL, 'pending', $17, $18, $10, $19 FROM o),"
     /* the reservation: guarded decrements (the rows are locked and were
      * checked, so every one matches) and their ledger rows */
     " sp AS (UPDATE products p SET stock = p.stock - x.qty,"
@@ -92,8 +92,8 @@ static const db_stmt_t stmt_insert_order = {
     " AS thr),"
     " s AS (SELECT * FROM sp UNION ALL SELECT * FROM sv),"
     " l AS (INSERT INTO stock_ledger (product_id, variant_id, delta, reason,"
-    " order_id, dedup_key) SELECT pid, NULLIF(vid, 0), -qty, 'order',"
-    " $1::uuid, $10 FROM s)"
+    " order_id, dedup_key, source) SELECT pid, NULLIF(vid, 0), -qty,"
+    " 'order', $1::uuid, $10, $19 FROM s)"
     /* one row, or one per item that fell to its low-stock threshold */
     " SELECT o.number, (SELECT count(*) FROM s), low.pid, low.vid,"
     " low.stock, low.thr FROM o LEFT JOIN (SELECT * FROM s"
@@ -280,7 +280,7 @@ insert_order(apply_ctx_t *ctx, const checkout_cmd_t *c,
 {
     char arrays[4][CHECKOUT_ARRAY_LEN];
     char sub[24], rate[24], tax[24], total[24], at[24], ttl[24];
-    const char *params[18];
+    const char *params[19];
     od_status_t st;
     int k;
 
@@ -303,7 +303,8 @@ insert_order(apply_ctx_t *ctx, const checkout_cmd_t *c,
         params[12 + k] = arrays[k];
     params[16] = cmd_role_name(ctx->env->role);
     params[17] = ctx->env->actor_id;
-    st = db_queue_run(ctx->db, &stmt_insert_order, 18, params, NULL, NULL,
+    params[18] = ctx->env->source;
+    st = db_queue_run(ctx->db, &stmt_insert_order, 19, params, NULL, NULL,
                       &ctx->finish_rows, ctx->err, ctx->errlen);
     if (st == OD_OK)
         ctx->finish = checkout_finish;

@@ -21,6 +21,18 @@ cmd_parse_t command_parse(const char *buf, size_t len, int64_t msg_ts_us,
                           cmd_env_t *env, char *err, size_t errlen);
 void command_env_free(cmd_env_t *env);
 
+/*
+ * Contract v2's bounds on event time, for a parsed command: issued_at no
+ * later than the Kafka timestamp plus max_skew_us and no earlier than it
+ * minus max_age_us, and the Kafka timestamp itself (a producer may set
+ * it) no later than now_us plus max_skew_us. A message without a Kafka
+ * timestamp is judged against now_us. Returns 0, or -1 with err saying
+ * which bound was crossed.
+ */
+int command_check_event_time(const cmd_env_t *env, int64_t msg_ts_us,
+                             int64_t now_us, int64_t max_skew_us,
+                             int64_t max_age_us, char *err, size_t errlen);
+
 /* SHA-256 of the canonical form (sorted keys, compact) of a JSON value. */
 void command_fingerprint(const json_t *root, unsigned char out[32]);
 

@@ -25,8 +25,8 @@ static const db_stmt_t stmt_order_set_status = {
 static const db_stmt_t stmt_order_history = {
     "order_history_insert",
     "INSERT INTO order_status_history (order_id, from_status, to_status,"
-    " actor_role, actor_id, dedup_key, note)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7)"};
+    " actor_role, actor_id, dedup_key, note, source)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"};
 
 od_status_t
 order_parse_id(const json_t *root, void **out, char *err, size_t errlen)
@@ -157,13 +157,14 @@ order_transition(apply_ctx_t *ctx, order_row_t *o, fsm_status_t to,
 {
     const cmd_env_t *env = ctx->env;
     const char *set[2] = {o->id, fsm_status_name(to)};
-    const char *hist[7] = {o->id,
+    const char *hist[8] = {o->id,
                            fsm_status_name(o->status),
                            fsm_status_name(to),
                            cmd_role_name(env->role),
                            env->actor_id,
                            env->dedup_key,
-                           note != NULL && *note != '\0' ? note : NULL};
+                           note != NULL && *note != '\0' ? note : NULL,
+                           env->source};
     od_status_t st;
 
     if (!fsm_can(o->status, to))
@@ -173,7 +174,7 @@ order_transition(apply_ctx_t *ctx, order_row_t *o, fsm_status_t to,
                       ctx->err, ctx->errlen);
     if (st != OD_OK)
         return st;
-    st = db_queue_run(ctx->db, &stmt_order_history, 7, hist, NULL, NULL, NULL,
+    st = db_queue_run(ctx->db, &stmt_order_history, 8, hist, NULL, NULL, NULL,
                       ctx->err, ctx->errlen);
     if (st != OD_OK)
         return st;

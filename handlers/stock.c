@@ -23,8 +23,8 @@ static const db_stmt_t stmt_product_change = {
     " ELSE stock <= 9223372036854775807 - $2::bigint END"
     " RETURNING stock, low_stock_threshold),"
     " l AS (INSERT INTO stock_ledger"
-    " (product_id, variant_id, delta, reason, order_id, dedup_key)"
-    " SELECT $1::bigint, NULL, $2::bigint, $3, $4::uuid, $5 FROM u"
+    " (product_id, variant_id, delta, reason, order_id, dedup_key, source)"
+    " SELECT $1::bigint, NULL, $2::bigint, $3, $4::uuid, $5, $6 FROM u"
     " WHERE $2::bigint <> 0)"
     " SELECT stock, low_stock_threshold FROM u"};
 
@@ -38,8 +38,8 @@ static const db_stmt_t stmt_variant_change = {
     " ELSE stock <= 9223372036854775807 - $3::bigint END"
     " RETURNING stock),"
     " l AS (INSERT INTO stock_ledger"
-    " (product_id, variant_id, delta, reason, order_id, dedup_key)"
-    " SELECT $1::bigint, $2::bigint, $3::bigint, $4, $5::uuid, $6 FROM u"
+    " (product_id, variant_id, delta, reason, order_id, dedup_key, source)"
+    " SELECT $1::bigint, $2::bigint, $3::bigint, $4, $5::uuid, $6, $7 FROM u"
     " WHERE $3::bigint <> 0)"
     " SELECT u.stock, p.low_stock_threshold FROM u"
     " JOIN products p ON p.id = $1::bigint"};
@@ -88,16 +88,25 @@ stock_apply(apply_ctx_t *ctx, const stock_item_t *item, const char *reason,
     db_int_param(vid, item->variant_id);
     db_int_param(delta, item->delta);
     if (item->variant_id == 0) {
-        const char *params[5] = {pid, delta, reason, order_id,
-                                 ctx->env->dedup_key};
+        const char *params[6] = {pid,
+                                 delta,
+                                 reason,
+                                 order_id,
+                                 ctx->env->dedup_key,
+                                 ctx->env->source};
 
-        st = db_run(ctx->db, &stmt_product_change, 5, params, &rows, ctx->err,
+        st = db_run(ctx->db, &stmt_product_change, 6, params, &rows, ctx->err,
                     ctx->errlen);
     } else {
-        const char *params[6] = {pid,    vid,      delta,
-                                 reason, order_id, ctx->env->dedup_key};
+        const char *params[7] = {pid,
+                                 vid,
+                                 delta,
+                                 reason,
+                                 order_id,
+                                 ctx->env->dedup_key,
+                                 ctx->env->source};
 
-        st = db_run(ctx->db, &stmt_variant_change, 6, params, &rows, ctx->err,
+        st = db_run(ctx->db, &stmt_variant_change, 7, params, &rows, ctx->err,
                     ctx->errlen);
     }
     if (st != OD_OK)

@@ -22,9 +22,9 @@ static const db_stmt_t stmt_dedup_result = {
     "apply_dedup_result",
     "WITH d AS (INSERT INTO processed_commands (dedup_key, fingerprint,"
     " command_type, outcome, reason, result_event_id, order_id, source_topic,"
-    " source_partition, source_offset)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-    " ON CONFLICT (dedup_key) DO NOTHING RETURNING order_id),"
+    " source_partition, source_offset, source)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $15)"
+    " ON CONFLICT (source, dedup_key) DO NOTHING RETURNING order_id),"
     " e AS (INSERT INTO outbox (event_id, topic, key, payload, dedup_key)"
     " SELECT $6, $11, $12, convert_to(CASE WHEN $14::boolean"
     "  THEN jsonb_set($13::text::jsonb, '{order}',"
@@ -36,7 +36,7 @@ static const db_stmt_t stmt_dedup_result = {
 static const db_stmt_t stmt_dedup_get = {
     "apply_dedup_get",
     "SELECT fingerprint = $2, outcome, reason, result_event_id"
-    " FROM processed_commands WHERE dedup_key = $1"};
+    " FROM processed_commands WHERE source = $3 AND dedup_key = $1"};
 
 static const db_stmt_t stmt_order_json = {"apply_order_json",
                                           "SELECT orderd_order_json($1)"};
@@ -44,8 +44,9 @@ static const db_stmt_t stmt_order_json = {"apply_order_json",
 static const db_stmt_t stmt_defer_insert = {
     "apply_defer_insert",
     "INSERT INTO deferred_commands (order_id, dedup_key, payload, msg_ts_us,"
-    " source_topic, source_partition, source_offset)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dedup_key) DO NOTHING"};
+    " source_topic, source_partition, source_offset, source)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    " ON CONFLICT (source, dedup_key) DO NOTHING"};
 
 static const db_stmt_t stmt_defer_lock = {
     "apply_defer_lock",
@@ -60,7 +61,7 @@ static const db_stmt_t stmt_defer_take = {
     "DELETE FROM deferred_commands WHERE id = ANY(ARRAY(SELECT id FROM"
     " deferred_commands WHERE order_id = $1 ORDER BY id FOR UPDATE))"
     " RETURNING payload, msg_ts_us, source_topic, source_partition,"
-    " source_offset, id"};
+    " source_offset, id, source"};
 
 /* parked too long: the order never came */
 static const db_stmt_t stmt_defer_timed_out = {
@@ -69,13 +70,14 @@ static const db_stmt_t stmt_defer_timed_out = {
     " deferred_commands WHERE created_at < now() - $1::bigint *"
     " interval '1 millisecond' ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED))"
     " RETURNING payload, msg_ts_us, source_topic, source_partition,"
-    " source_offset, id"};
+    " source_offset, id, source"};
 
 /* a parked command's final outcome replaces 'deferred' */
 static const db_stmt_t stmt_dedup_resume = {
     "apply_dedup_resume",
     "UPDATE processed_commands SET outcome = $2, reason = $3,"
-    " result_event_id = $4 WHERE dedup_key = $1 AND outcome = 'deferred'"
+    " result_event_id = $4 WHERE source = $5 AND dedup_key = $1"
+    " AND outcome = 'deferred'"
     " RETURNING 1"};
 
 static const db_stmt_t stmt_outbox_insert = {
@@ -95,6 +97,9 @@ apply_config_init(apply_config_t *acfg, const od_config_t *cfg)
     acfg->dlq_topic = cfg->dlq_topic;
     acfg->halt_on_internal_error = strcmp(cfg->on_internal_error, "halt") == 0;
     acfg->defer_timeout_ms = cfg->defer_timeout_ms;
+    acfg->max_clock_skew_us = cfg->max_clock_skew_ms * 1000;
+    acfg->max_event_age_us = cfg->max_event_age_ms * 1000;
+    acfg->sources = &cfg->sources;
 }
 
 static od_status_t
@@ -167,12 +172,12 @@ static od_status_t
 dedup_resolve_deferred(db_t *db, const cmd_env_t *env, const cmd_result_t *res,
                        const char *event_id, char *err, size_t errlen)
 {
-    const char *params[4] = {env->dedup_key, cmd_outcome_name(res->outcome),
-                             res->reason, event_id};
+    const char *params[5] = {env->dedup_key, cmd_outcome_name(res->outcome),
+                             res->reason, event_id, env->source};
     db_rows_t *rows = NULL;
     od_status_t st;
 
-    st = db_run(db, &stmt_dedup_resume, 4, params, &rows, err, errlen);
+    st = db_run(db, &stmt_dedup_resume, 5, params, &rows, err, errlen);
     if (st == OD_OK && db_nrows(rows) != 1) {
         od_err(err, errlen, "parked command '%s' has no deferred dedup row",
                env->dedup_key);
@@ -187,14 +192,15 @@ static od_status_t
 resolve_known_key(db_t *db, const cmd_env_t *env, cmd_result_t *res, char *err,
                   size_t errlen)
 {
-    const char *params[2] = {env->dedup_key, (const char *)env->fingerprint};
-    int lengths[2] = {0, 32};
-    int formats[2] = {0, 1};
+    const char *params[3] = {env->dedup_key, (const char *)env->fingerprint,
+                             env->source};
+    int lengths[3] = {0, 32, 0};
+    int formats[3] = {0, 1, 0};
     db_rows_t *rows = NULL;
     od_status_t st;
     const char *order_id = env->order_id[0] ? env->order_id : NULL;
 
-    st = db_run_ex(db, &stmt_dedup_get, 2, params, lengths, formats, &rows, err,
+    st = db_run_ex(db, &stmt_dedup_get, 3, params, lengths, formats, &rows, err,
                    errlen);
     if (st != OD_OK)
         return st;
@@ -262,16 +268,16 @@ result_text(const cmd_env_t *env, const cmd_result_t *res, const char *event_id,
     json_t *ev;
     char *text;
 
-    ev = json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:s, s:s?, s:O?, s:O?,"
-                   " s:{s:s?, s:I, s:I}, s:s}",
-                   "event_id", event_id, "type", "command.result", "dedup_key",
-                   env->dedup_key, "command_type", command_type(env),
-                   "order_id", result_order_id(env, res), "outcome",
-                   cmd_outcome_name(res->outcome), "reason", res->reason,
-                   "details", res->details, "order", res->order, "source",
-                   "topic", src->topic, "partition", (json_int_t)src->partition,
-                   "offset", (json_int_t)src->offset, "at",
-                   od_format_time(od_now_us(), at, sizeof(at)));
+    ev = json_pack(
+        "{s:s, s:s, s:s, s:s?, s:s?, s:s, s:s?, s:O?, s:O?,"
+        " s:{s:s, s:s?, s:I, s:I}, s:s}",
+        "event_id", event_id, "type", "command.result", "dedup_key",
+        env->dedup_key, "command_type", command_type(env), "order_id",
+        result_order_id(env, res), "outcome", cmd_outcome_name(res->outcome),
+        "reason", res->reason, "details", res->details, "order", res->order,
+        "source", "name", env->source, "topic", src->topic, "partition",
+        (json_int_t)src->partition, "offset", (json_int_t)src->offset, "at",
+        od_format_time(od_now_us(), at, sizeof(at)));
     if (ev == NULL)
         return NULL;
     if (json_object_get(ev, "details") == NULL)
@@ -325,7 +331,7 @@ dedup_and_result(db_t *db, const apply_config_t *cfg, const cmd_env_t *env,
     char *text = result_text(env, res, event_id, src);
     int with_order = order_id != NULL && res->order == NULL &&
                      res->outcome != OUTCOME_DEFERRED;
-    const char *params[14] = {env->dedup_key,
+    const char *params[15] = {env->dedup_key,
                               (const char *)env->fingerprint,
                               command_type(env),
                               cmd_outcome_name(res->outcome),
@@ -338,10 +344,11 @@ dedup_and_result(db_t *db, const apply_config_t *cfg, const cmd_env_t *env,
                               cfg->domain.events_topic,
                               key,
                               text,
-                              with_order ? "true" : "false"};
-    int lengths[14] = {0, 32, 0, 0, 0, 0, 0, 0, 0, 0, 0, (int)strlen(key),
-                       0, 0};
-    int formats[14] = {0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0};
+                              with_order ? "true" : "false",
+                              env->source};
+    int lengths[15] = {0, 32, 0, 0, 0, 0, 0, 0, 0, 0, 0, (int)strlen(key),
+                       0, 0,  0};
+    int formats[15] = {0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0};
     db_rows_t *rows = NULL;
     od_status_t st;
 
@@ -349,7 +356,7 @@ dedup_and_result(db_t *db, const apply_config_t *cfg, const cmd_env_t *env,
         od_err(err, errlen, "could not encode the result event");
         return OD_FATAL;
     }
-    st = db_run_ex(db, &stmt_dedup_result, 14, params, lengths, formats, &rows,
+    st = db_run_ex(db, &stmt_dedup_result, 15, params, lengths, formats, &rows,
                    err, errlen);
     if (st == OD_OK) {
         *inserted = db_int64(rows, 0, 0) == 1;
@@ -421,17 +428,18 @@ defer_park(db_t *db, const cmd_env_t *env, const void *payload, size_t len,
            const apply_source_t *src, char *err, size_t errlen)
 {
     char ts[24], part[24], off[24];
-    const char *params[7] = {env->order_id,
+    const char *params[8] = {env->order_id,
                              env->dedup_key,
                              payload,
                              db_int_param(ts, src->ts_us),
                              src->topic ? src->topic : "",
                              db_int_param(part, src->partition),
-                             db_int_param(off, src->offset)};
-    int lengths[7] = {0, 0, (int)len, 0, 0, 0, 0};
-    int formats[7] = {0, 0, 1, 0, 0, 0, 0};
+                             db_int_param(off, src->offset),
+                             env->source};
+    int lengths[8] = {0, 0, (int)len, 0, 0, 0, 0, 0};
+    int formats[8] = {0, 0, 1, 0, 0, 0, 0, 0};
 
-    return db_run_ex(db, &stmt_defer_insert, 7, params, lengths, formats, NULL,
+    return db_run_ex(db, &stmt_defer_insert, 8, params, lengths, formats, NULL,
                      err, errlen);
 }
 
@@ -529,6 +537,12 @@ run_command(db_t *db, const apply_config_t *cfg, cmd_env_t *env,
 again:
     if (parsed == CMD_PARSE_INVALID) {
         cmd_reject(&res, "invalid_command", json_pack("{s:s}", "error", perr));
+    } else if (!resumed && (env->role & src->source->roles) == 0) {
+        /* the topic's producers are not trusted with that role (a parked
+         * command passed this check when it was first taken) */
+        cmd_reject(&res, "unauthorized",
+                   json_pack("{s:s, s:s}", "source", env->source, "role",
+                             cmd_role_name(env->role)));
     } else if ((env->role & env->handler->roles) == 0) {
         cmd_reject(&res, "unauthorized",
                    json_pack("{s:s}", "role", cmd_role_name(env->role)));
@@ -671,6 +685,13 @@ apply_message(db_t *db, const apply_config_t *cfg, const void *payload,
         st = dlq_copy(db, cfg, payload, len, src, perr, NULL, err, errlen);
         goto out;
     }
+    snprintf(env.source, sizeof(env.source), "%s", src->source->name);
+    /* orderd's own commands carry the deadline they enforce as event time */
+    if (parsed == CMD_PARSE_OK && src->source != sources_orderd() &&
+        command_check_event_time(&env, src->ts_us, od_now_us(),
+                                 cfg->max_clock_skew_us, cfg->max_event_age_us,
+                                 perr, sizeof(perr)) < 0)
+        parsed = CMD_PARSE_INVALID;
     snprintf(rep->dedup_key, sizeof(rep->dedup_key), "%s", env.dedup_key);
     db_queue(db, "SAVEPOINT cmd");
     st = run_command(db, cfg, &env, parsed, perr, payload, len, src, 0, rep,
@@ -696,7 +717,13 @@ resume_parked(db_t *db, const apply_config_t *cfg, db_rows_t *rows,
     for (int i = 0; i < db_nrows(rows) && st == OD_OK; i++) {
         size_t len = 0;
         unsigned char *payload = db_bytea(rows, i, 0, &len);
-        apply_source_t src = {db_val(rows, i, 2),
+        const od_source_t *known =
+            sources_by_name(cfg->sources, db_val(rows, i, 6));
+        /* a source no longer configured: its commands were authorised
+         * when they were parked, and keep their identity */
+        od_source_t gone = {"", NULL, ROLE_ALL};
+        apply_source_t src = {known,
+                              db_val(rows, i, 2),
                               (int32_t)db_int64(rows, i, 3),
                               db_int64(rows, i, 4),
                               db_int64(rows, i, 1),
@@ -707,9 +734,14 @@ resume_parked(db_t *db, const apply_config_t *cfg, db_rows_t *rows,
         char perr[256] = "";
         cmd_parse_t parsed;
 
+        if (known == NULL) {
+            snprintf(gone.name, sizeof(gone.name), "%s", db_val(rows, i, 6));
+            src.source = &gone;
+        }
         memset(&rep, 0, sizeof(rep));
         parsed = command_parse((const char *)payload, len, src.ts_us, &env,
                                perr, sizeof(perr));
+        snprintf(env.source, sizeof(env.source), "%s", src.source->name);
         if (parsed != CMD_PARSE_OK) {
             /* it parsed when it was parked: the code changed under it */
             od_err(err, errlen, "parked command no longer parses: %s", perr);

@@ -4,20 +4,27 @@
 
 #include "../handlers/handler.h"
 #include "config.h"
+#include "sources.h"
 
 typedef struct apply_config {
     domain_config_t domain;
     const char *dlq_topic;
-    int halt_on_internal_error; /* --on-internal-error=halt */
-    int quiet_duplicates;       /* replay: no result event for duplicates */
-    int64_t defer_timeout_ms;   /* 0: never park, refuse order_not_found */
+    int halt_on_internal_error;  /* --on-internal-error=halt */
+    int quiet_duplicates;        /* replay: no result event for duplicates */
+    int64_t defer_timeout_ms;    /* 0: never park, refuse order_not_found */
+    int64_t max_clock_skew_us;   /* event-time bounds around the Kafka */
+    int64_t max_event_age_us;    /* timestamp (contract v2) */
+    const od_sources_t *sources; /* for parked commands' sources */
 } apply_config_t;
 
 /* Fills an apply configuration from the process configuration. */
 void apply_config_init(apply_config_t *acfg, const od_config_t *cfg);
 
-/* Where the message came from (borrowed for the call). */
+/* Where the message came from (borrowed for the call). source is the
+ * trust boundary it crossed: its name is half of the command's dedup
+ * identity, its roles what the command may claim. */
 typedef struct apply_source {
+    const od_source_t *source;
     const char *topic;
     int32_t partition;
     int64_t offset;

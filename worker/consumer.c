@@ -21,7 +21,12 @@
 struct consumer {
     rd_kafka_t *rk;
     consumer_hooks_t hooks;
+    const od_sources_t *sources;
 };
+
+/* A message from a topic no source names (it cannot be subscribed to, but
+ * if one came) is trusted with no role: every command is unauthorized. */
+static const od_source_t unbound_source = {"unbound", "", 0};
 
 static void
 rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -80,6 +85,7 @@ consumer_new(const od_config_t *cfg, const char *client_id,
         return NULL;
     }
     c->hooks = *hooks;
+    c->sources = &cfg->sources;
     conf = kafka_conf_new(cfg, client_id, defaults, err, errlen);
     if (conf == NULL)
         goto fail;
@@ -103,16 +109,20 @@ fail:
 }
 
 int
-consumer_subscribe(consumer_t *c, const char *topic, char *err, size_t errlen)
+consumer_subscribe(consumer_t *c, const od_sources_t *sources, char *err,
+                   size_t errlen)
 {
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_t *l =
+        rd_kafka_topic_partition_list_new(sources->n);
     rd_kafka_resp_err_t e;
 
-    rd_kafka_topic_partition_list_add(l, topic, RD_KAFKA_PARTITION_UA);
+    for (int i = 0; i < sources->n; i++)
+        rd_kafka_topic_partition_list_add(l, sources->items[i].topic,
+                                          RD_KAFKA_PARTITION_UA);
     e = rd_kafka_subscribe(c->rk, l);
     rd_kafka_topic_partition_list_destroy(l);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        od_err(err, errlen, "could not subscribe to %s: %s", topic,
+        od_err(err, errlen, "could not subscribe to the sources' topics: %s",
                rd_kafka_err2str(e));
         return -1;
     }
@@ -136,9 +146,14 @@ consumer_poll(consumer_t *c, int timeout_ms, consumer_msg_t *msg)
     }
     ts = rd_kafka_message_timestamp(rkm, &tstype);
     msg->topic = rd_kafka_topic_name(rkm->rkt);
+    msg->source = sources_by_topic(c->sources, msg->topic);
+    if (msg->source == NULL)
+        msg->source = &unbound_source;
     msg->partition = rkm->partition;
     msg->offset = rkm->offset;
-    msg->ts_us = ts > 0 ? ts * 1000 : 0;
+    /* a producer sets CreateTime: a value past int64 microseconds is
+     * saturated (and then refused by the event-time bounds) */
+    msg->ts_us = ts <= 0 ? 0 : ts > INT64_MAX / 1000 ? INT64_MAX : ts * 1000;
     msg->key = rkm->key;
     msg->key_len = rkm->key_len;
     msg->payload = rkm->payload ? rkm->payload : "";

@@ -10,6 +10,7 @@ typedef struct consumer consumer_t;
 /* A consumed message; payload and key are borrowed until
  * consumer_msg_release. */
 typedef struct consumer_msg {
+    const od_source_t *source; /* the source bound to its topic */
     const char *topic;
     int32_t partition;
     int64_t offset;
@@ -42,8 +43,9 @@ typedef struct consumer_hooks {
 consumer_t *consumer_new(const od_config_t *cfg, const char *client_id,
                          const consumer_hooks_t *hooks, char *err,
                          size_t errlen);
-/* Subscribes to the commands topic. */
-int consumer_subscribe(consumer_t *c, const char *topic, char *err,
+/* Subscribes to every source's topic: one group, so each partition of
+ * each topic has one executor and its order holds. */
+int consumer_subscribe(consumer_t *c, const od_sources_t *sources, char *err,
                        size_t errlen);
 /* 1: *msg filled; 0: nothing within timeout_ms */
 int consumer_poll(consumer_t *c, int timeout_ms, consumer_msg_t *msg);

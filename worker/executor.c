@@ -512,8 +512,8 @@ process_batch(executor_t *ex, int blocking, int *dropped, int *busy, char *err,
     for (int i = 0; i < ex->n; i++) {
         consumer_msg_t *m = &ex->batch[i];
         part_state_t *p = part_find(ex, m->topic, m->partition);
-        apply_source_t src = {m->topic, m->partition, m->offset,
-                              m->ts_us, m->key,       m->key_len};
+        apply_source_t src = {m->source, m->topic, m->partition, m->offset,
+                              m->ts_us,  m->key,   m->key_len};
 
         if (ex->carry[i])
             continue;
@@ -922,7 +922,7 @@ executor_new(int id, const od_config_t *cfg, atomic_int *stop, outbox_t *outbox,
     hooks.arg = ex;
     ex->consumer = consumer_new(cfg, client_id, &hooks, err, errlen);
     if (ex->consumer == NULL ||
-        consumer_subscribe(ex->consumer, cfg->commands_topic, err, errlen) < 0)
+        consumer_subscribe(ex->consumer, &cfg->sources, err, errlen) < 0)
         goto fail;
     return ex;
 fail:

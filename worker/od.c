@@ -50,8 +50,12 @@ od_format_time(int64_t us, char *buf, size_t len)
 
     if (us < 0)
         secs = 0, us = 0;
-    gmtime_r(&secs, &tm);
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+    /* past what struct tm holds (a hostile timestamp): say so */
+    if (gmtime_r(&secs, &tm) == NULL ||
+        strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
+        snprintf(buf, len, "(out of range)");
+        return buf;
+    }
     snprintf(buf, len, "%s.%03dZ", base, (int)((us % 1000000) / 1000));
     return buf;
 }

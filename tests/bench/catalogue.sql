@@ -9,8 +9,9 @@ SELECT g, 'vendor-' || (g % 100), 'simple', 'Bench product ' || g,
        'BENCH-' || g, 'EUR', 199 + (g * 7919) % 9800, 1000000000
   FROM generate_series(1, 10000) AS g;
 
-INSERT INTO stock_ledger (product_id, variant_id, delta, reason, dedup_key)
-SELECT g, NULL, 1000000000, 'initial', 'bench-catalogue'
+INSERT INTO stock_ledger (product_id, variant_id, delta, reason, dedup_key,
+                          source)
+SELECT g, NULL, 1000000000, 'initial', 'bench-catalogue', 'bench'
   FROM generate_series(1, 10000) AS g;
 
 ANALYZE;

@@ -120,11 +120,12 @@ BEGIN
                               nextval('order_number_seq') AS n),
             o AS (INSERT INTO orders (id, number, customer_id, status, currency,
                       subtotal_cents, tax_country, tax_rate_bps, tax_cents,
-                      total_cents, dedup_key, created_at, expires_at)
+                      total_cents, dedup_key, source, created_at, expires_at)
                   SELECT v_order, 'ORD-' || CASE WHEN t.n < 100000000
                              THEN lpad(t.n::text, 8, '0') ELSE t.n::text END,
                          v_cust, 'pending', 'EUR', v_sub, v_country, v_rate,
-                         0, v_sub, v_key, t.at, t.at + 900 * interval '1 second'
+                         0, v_sub, v_key, 'default', t.at,
+                         t.at + 900 * interval '1 second'
                     FROM t
                   ON CONFLICT (id) DO NOTHING RETURNING id, number),
             it AS (INSERT INTO order_items (order_id, line_no, product_id,
@@ -140,9 +141,9 @@ BEGIN
                                           FROM product_variants
                                          WHERE id = x.vid OFFSET 0) v ON true),
             h AS (INSERT INTO order_status_history (order_id, from_status,
-                      to_status, actor_role, actor_id, dedup_key)
-                  SELECT o.id, NULL, 'pending', 'customer', v_cust, v_key
-                    FROM o),
+                      to_status, actor_role, actor_id, dedup_key, source)
+                  SELECT o.id, NULL, 'pending', 'customer', v_cust, v_key,
+                         'default' FROM o),
             sp AS (UPDATE products p SET stock = p.stock - x.qty,
                           updated_at = now()
                      FROM o, unnest(v_pids, v_vids, v_qtys) AS x(pid, vid, qty)
@@ -159,9 +160,9 @@ BEGIN
                                WHERE id = v.product_id) AS thr),
             s AS (SELECT * FROM sp UNION ALL SELECT * FROM sv),
             l AS (INSERT INTO stock_ledger (product_id, variant_id, delta,
-                      reason, order_id, dedup_key)
-                  SELECT pid, NULLIF(vid, 0), -qty, 'order', v_order, v_key
-                    FROM s)
+                      reason, order_id, dedup_key, source)
+                  SELECT pid, NULLIF(vid, 0), -qty, 'order', v_order, v_key,
+                         'default' FROM s)
             SELECT o.number, (SELECT count(*) FROM s), low.pid, low.stock
               INTO v_number, v_inserted, v_low_pid, v_stock
               FROM o LEFT JOIN (SELECT * FROM s
@@ -176,11 +177,12 @@ BEGIN
             WITH d AS (INSERT INTO processed_commands (dedup_key, fingerprint,
                            command_type, outcome, reason, result_event_id,
                            order_id, source_topic, source_partition,
-                           source_offset)
+                           source_offset, source)
                        VALUES (v_key, sha256(convert_to(v_key, 'UTF8')),
                                'checkout', 'applied', NULL, v_event, v_order,
-                               v_topic, p_partition, v_next + i - 1)
-                       ON CONFLICT (dedup_key) DO NOTHING RETURNING order_id),
+                               v_topic, p_partition, v_next + i - 1, 'default')
+                       ON CONFLICT (source, dedup_key) DO NOTHING
+                       RETURNING order_id),
             e AS (INSERT INTO outbox (event_id, topic, key, payload, dedup_key)
                   SELECT v_event, 'bench.events',
                          convert_to(v_order::text, 'UTF8'),
@@ -190,7 +192,8 @@ BEGIN
                              'order_id', v_order, 'outcome', 'applied',
                              'reason', NULL, 'details', '{}'::jsonb,
                              'order', NULL,
-                             'source', jsonb_build_object('topic', v_topic,
+                             'source', jsonb_build_object('name', 'default',
+                                 'topic', v_topic,
                                  'partition', p_partition,
                                  'offset', v_next + i - 1),
                              'at', clock_timestamp())::text::jsonb, '{order}',

@@ -209,7 +209,8 @@ late_checkout(void *arg)
 START_TEST(test_insert_race_after_the_order_check)
 {
     char err[512];
-    apply_source_t src = {"orders.commands", 0, 1, od_now_us(), "1", 1};
+    apply_source_t src = {
+        &itest_source, "orders.commands", 0, 1, od_now_us(), "1", 1};
     apply_report_t rep;
     const char *first = "{\"dedup_key\":\"race-1\",\"type\":\"checkout\","
                         "\"actor\":{\"role\":\"customer\",\"id\":\"c1\"},"

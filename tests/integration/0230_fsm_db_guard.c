@@ -91,9 +91,10 @@ START_TEST(test_trigger_agrees_with_fsm_on_every_pair)
             lf_execf(db,
                      "INSERT INTO orders (id, number, customer_id, status,"
                      " currency, subtotal_cents, tax_rate_bps, tax_cents,"
-                     " total_cents, dedup_key, created_at, expires_at)"
-                     " VALUES ('00000000-0000-4000-8000-0000000003ff',"
-                     " 'G-1', 'c', '%s', 'EUR', 0, 0, 0, 0, 'g', now(),"
+                     " total_cents, dedup_key, source, created_at,"
+                     " expires_at) VALUES"
+                     " ('00000000-0000-4000-8000-0000000003ff',"
+                     " 'G-1', 'c', '%s', 'EUR', 0, 0, 0, 0, 'g', 'g', now(),"
                      " now())",
                      f);
             snprintf(sql, sizeof(sql),

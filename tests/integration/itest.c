@@ -15,7 +15,13 @@ apply_config_t itest_cfg = {
                .order_prefix = "ORD-",
                .events_topic = "orders.events"},
     .dlq_topic = "orders.commands.dlq",
+    /* the scenarios date their commands freely (issued_at years away from
+     * the apply time); tests of the event-time bounds narrow these */
+    .max_clock_skew_us = 100LL * 365 * 86400 * 1000000,
+    .max_event_age_us = 100LL * 365 * 86400 * 1000000,
 };
+
+const od_source_t itest_source = {SOURCE_DEFAULT, "orders.commands", ROLE_ALL};
 
 static int64_t itest_offset;
 
@@ -63,8 +69,14 @@ itest_fresh_db(const char *name, char *conninfo, size_t len)
 json_t *
 itest_apply(db_t *db, const char *json_cmd)
 {
-    apply_source_t src = {"orders.commands", 0,   itest_offset++,
-                          od_now_us(),       "1", 1};
+    return itest_apply_from(db, &itest_source, json_cmd);
+}
+
+json_t *
+itest_apply_from(db_t *db, const od_source_t *source, const char *json_cmd)
+{
+    apply_source_t src = {source,      source->topic, 0, itest_offset++,
+                          od_now_us(), "1",           1};
     apply_report_t rep;
     char err[1024], sql[200];
     db_rows_t *rows = NULL;

@@ -11,6 +11,9 @@
 
 /* The config itest_apply uses (tests may change fields before applying). */
 extern apply_config_t itest_cfg;
+/* The source itest_apply's commands come from: "default" on
+ * orders.commands, every role admitted (contract v1 trust). */
+extern const od_source_t itest_source;
 
 /*
  * Drops and creates database "it_<name>" on the test cluster
@@ -29,6 +32,9 @@ db_t *itest_fresh_db(const char *name, char *conninfo, size_t len);
  * transient or fatal status.
  */
 json_t *itest_apply(db_t *db, const char *json_cmd);
+/* The same, as a message on source's topic. */
+json_t *itest_apply_from(db_t *db, const od_source_t *source,
+                         const char *json_cmd);
 /* printf-style variant */
 json_t *itest_applyf(db_t *db, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

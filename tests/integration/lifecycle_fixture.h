@@ -80,8 +80,8 @@ lf_product(db_t *db, int64_t id, const char *vendor, int64_t price,
              " 'product %" PRId64 "', 'SKU-%" PRId64 "', 'EUR', %" PRId64
              ", %" PRId64 ");"
              "INSERT INTO stock_ledger (product_id, variant_id, delta, reason,"
-             " dedup_key) VALUES (%" PRId64 ", NULL, %" PRId64
-             ", 'initial', 'fixture')",
+             " dedup_key, source) VALUES (%" PRId64 ", NULL, %" PRId64
+             ", 'initial', 'fixture', 'fixture')",
              id, vendor, id, id, price, stock, id, stock);
 }
 
@@ -98,8 +98,8 @@ lf_variant_product(db_t *db, int64_t id, const char *vendor, int64_t variant_id,
              " price_cents, stock) VALUES (%" PRId64 ", %" PRId64
              ", 'variant', 'SKU-V%" PRId64 "', %" PRId64 ", %" PRId64 ");"
              "INSERT INTO stock_ledger (product_id, variant_id, delta, reason,"
-             " dedup_key) VALUES (%" PRId64 ", %" PRId64 ", %" PRId64
-             ", 'initial', 'fixture')",
+             " dedup_key, source) VALUES (%" PRId64 ", %" PRId64 ", %" PRId64
+             ", 'initial', 'fixture', 'fixture')",
              id, vendor, id, id, variant_id, id, variant_id, price, stock, id,
              variant_id, stock);
 }
@@ -127,13 +127,14 @@ lf_order(db_t *db, const char *order_id, const char *customer,
     lf_execf(db,
              "INSERT INTO orders (id, number, customer_id, status, currency,"
              " subtotal_cents, tax_rate_bps, tax_cents, total_cents,"
-             " dedup_key, created_at, expires_at) VALUES ('%s',"
+             " dedup_key, source, created_at, expires_at) VALUES ('%s',"
              " 'ORD-' || lpad(nextval('order_number_seq')::text, 8, '0'),"
              " '%s', 'pending', 'EUR', %" PRId64 ", 0, 0, %" PRId64 ","
-             " 'fixture-checkout-%s', now(), '%s');"
+             " 'fixture-checkout-%s', 'fixture', now(), '%s');"
              "INSERT INTO order_status_history (order_id, from_status,"
-             " to_status, actor_role, actor_id, dedup_key) VALUES ('%s', NULL,"
-             " 'pending', 'customer', '%s', 'fixture-checkout-%s')",
+             " to_status, actor_role, actor_id, dedup_key, source) VALUES"
+             " ('%s', NULL, 'pending', 'customer', '%s',"
+             " 'fixture-checkout-%s', 'fixture')",
              order_id, customer, total, total, order_id,
              expires_at ? expires_at : LF_EXPIRES_AT, order_id, customer,
              order_id);
@@ -150,8 +151,9 @@ lf_order(db_t *db, const char *order_id, const char *customer,
                  " p.price_cents) FROM products p LEFT JOIN product_variants v"
                  " ON v.id = %s WHERE p.id = %" PRId64 ";"
                  "INSERT INTO stock_ledger (product_id, variant_id, delta,"
-                 " reason, order_id, dedup_key) VALUES (%" PRId64
-                 ", %s, -%" PRId64 ", 'order', '%s', 'fixture-checkout-%s')",
+                 " reason, order_id, dedup_key, source) VALUES (%" PRId64
+                 ", %s, -%" PRId64 ", 'order', '%s', 'fixture-checkout-%s',"
+                 " 'fixture')",
                  order_id, i + 1, vid, lines[i].quantity, vid,
                  lines[i].product_id, lines[i].product_id, vid,
                  lines[i].quantity, order_id, order_id);

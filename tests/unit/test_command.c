@@ -1,5 +1,6 @@
 /* test_command.c - envelope parsing, validation and fingerprints */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -255,6 +256,80 @@ START_TEST(test_parse_time)
 }
 END_TEST
 
+#define MIN_US (60LL * 1000000)
+#define HOUR_US (60 * MIN_US)
+
+/* a pay issued at `issued` (RFC 3339), judged against kafka_us */
+static int
+event_time_ok(const char *issued, int64_t kafka_us, int64_t now_us, char *err,
+              size_t errlen)
+{
+    char cmd[512];
+    cmd_env_t env;
+    int rc;
+
+    snprintf(cmd, sizeof(cmd),
+             "{\"dedup_key\":\"k\",\"type\":\"pay\",\"actor\":{\"role\":"
+             "\"payment\",\"id\":\"psp\"},\"issued_at\":\"%s\","
+             "\"order_id\":\"6f1c0e0e-8a5e-4c1b-9a55-3f7a9d2c1e10\","
+             "\"payment_id\":\"pi\",\"amount_cents\":1,\"currency\":"
+             "\"EUR\"}",
+             issued);
+    ck_assert_int_eq(
+        command_parse(cmd, strlen(cmd), kafka_us, &env, err, errlen),
+        CMD_PARSE_OK);
+    rc = command_check_event_time(&env, kafka_us, now_us, 5 * MIN_US,
+                                  72 * HOUR_US, err, errlen);
+    command_env_free(&env);
+    return rc;
+}
+
+START_TEST(test_event_time_bounds)
+{
+    /* 2026-11-21T10:00:00Z */
+    const int64_t kafka = 1795255200LL * 1000000;
+    char err[256];
+
+    /* inside the window, on both edges */
+    ck_assert_int_eq(
+        event_time_ok("2026-11-21T10:05:00Z", kafka, kafka, err, sizeof(err)),
+        0);
+    ck_assert_int_eq(
+        event_time_ok("2026-11-18T10:00:00Z", kafka, kafka, err, sizeof(err)),
+        0);
+    /* a checkout dated into the far future would hold stock forever */
+    ck_assert_int_eq(
+        event_time_ok("9999-12-31T00:00:00Z", kafka, kafka, err, sizeof(err)),
+        -1);
+    ck_assert_ptr_nonnull(strstr(err, "--max-clock-skew"));
+    ck_assert_int_eq(
+        event_time_ok("2026-11-21T10:05:01Z", kafka, kafka, err, sizeof(err)),
+        -1);
+    /* a back-dated pay slipping under an expiry deadline */
+    ck_assert_int_eq(
+        event_time_ok("2026-11-18T09:59:59Z", kafka, kafka, err, sizeof(err)),
+        -1);
+    ck_assert_ptr_nonnull(strstr(err, "--max-event-age"));
+    ck_assert_int_eq(
+        event_time_ok("1970-01-01T00:00:00Z", kafka, kafka, err, sizeof(err)),
+        -1);
+    /* the Kafka timestamp is the producer's too: not past the clock */
+    ck_assert_int_eq(event_time_ok("2026-11-21T10:00:00Z", kafka,
+                                   kafka - 10 * MIN_US, err, sizeof(err)),
+                     -1);
+    ck_assert_ptr_nonnull(strstr(err, "Kafka timestamp"));
+    /* no Kafka timestamp: judged against the clock */
+    ck_assert_int_eq(
+        event_time_ok("2026-11-21T10:00:00Z", 0, kafka, err, sizeof(err)), 0);
+    ck_assert_int_eq(
+        event_time_ok("2026-11-25T10:00:00Z", 0, kafka, err, sizeof(err)), -1);
+    /* saturated timestamps do not wrap around */
+    ck_assert_int_eq(event_time_ok("2026-11-21T10:00:00Z", INT64_MAX, INT64_MAX,
+                                   err, sizeof(err)),
+                     -1);
+}
+END_TEST
+
 static Suite *
 command_suite(void)
 {
@@ -278,6 +353,7 @@ command_suite(void)
         {"field_readers", test_field_readers},
         {"overflow", test_integer_overflow_is_poison},
         {"parse_time", test_parse_time},
+        {"event_time_bounds", test_event_time_bounds},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         TCase *tc = tcase_create(cases[i].name);
