@@ -1,5 +1,16 @@
 /* pay.c - a payment arrived: pending -> paid, or a refusal that tells the
- * payment bridge to give the money back */
+ * payment bridge to give the money back
+ *
+ * DESIGN: the gateway has captured the money before the bridge sends the
+ * command, so every pay that ends without paying its order asks for a
+ * refund (payment.refund_required), exactly once because it is an extra
+ * event of the command's one result: the order never appeared (a parked
+ * pay's final order_not_found; while it is parked, the deferral drops the
+ * event), it expired, it was cancelled, it was paid by another payment,
+ * or the amount or currency is wrong. Only the payment that already paid
+ * the order, sent again under a new key, is not refunded: that money is
+ * the order's.
+ */
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,6 +74,11 @@ pay_apply(apply_ctx_t *ctx, const void *cmdp, cmd_result_t *res)
     od_status_t st;
 
     st = order_open(ctx, cmd->order_id, &o, res);
+    if (st == OD_OK && res->outcome == OUTCOME_REJECTED &&
+        strcmp(res->reason, "order_not_found") == 0)
+        order_refund_required(res, cmd->order_id, cmd->payment_id,
+                              cmd->amount_cents, cmd->currency,
+                              "order_not_found");
     if (st != OD_OK || res->outcome == OUTCOME_REJECTED)
         return st;
 
@@ -110,7 +126,7 @@ pay_apply(apply_ctx_t *ctx, const void *cmdp, cmd_result_t *res)
     }
     if (cmd->amount_cents != o.total_cents ||
         strcmp(cmd->currency, o.currency) != 0)
-        return cmd_reject(res, "amount_mismatch",
+        return pay_refuse(res, cmd, "amount_mismatch",
                           json_pack("{s:{s:I, s:s}, s:{s:I, s:s}}", "expected",
                                     "amount_cents", (json_int_t)o.total_cents,
                                     "currency", o.currency, "got",
