@@ -55,6 +55,8 @@ render_metrics(char *buf, size_t len)
         "orderd_publish_errors_total %lld\n"
         "# TYPE orderd_orders_expired_total counter\n"
         "orderd_orders_expired_total %lld\n"
+        "# TYPE orderd_expiry_failures_total counter\n"
+        "orderd_expiry_failures_total %lld\n"
         "# TYPE orderd_rebalances_total counter\n"
         "orderd_rebalances_total %lld\n"
         "# TYPE orderd_assigned_partitions gauge\n"
@@ -68,6 +70,7 @@ render_metrics(char *buf, size_t len)
         (long long)atomic_load(&metrics.published),
         (long long)atomic_load(&metrics.publish_errors),
         (long long)atomic_load(&metrics.expired),
+        (long long)atomic_load(&metrics.expiry_failures),
         (long long)atomic_load(&metrics.rebalances),
         atomic_load(&metrics.assigned_partitions),
         atomic_load(&metrics.ready) && atomic_load(&metrics.db_down) == 0);

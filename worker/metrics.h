@@ -19,6 +19,7 @@ typedef struct metrics {
     atomic_llong published;
     atomic_llong publish_errors;
     atomic_llong expired;
+    atomic_llong expiry_failures; /* scheduler expiries that did not apply */
     atomic_llong rebalances;
     atomic_int assigned_partitions;
     atomic_int db_down; /* executors currently backing off */

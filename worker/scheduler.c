@@ -12,6 +12,13 @@
  * The same leader refuses parked commands whose order never came
  * (--defer-timeout) and purges dedup rows and published outbox rows past
  * their retention, in small batches.
+ * A tick never spins: it walks the due orders in (expires_at, id) order
+ * with a cursor, so an order whose expiry does not apply is passed over
+ * (logged and counted) and the tick goes on to the others, then to the
+ * parked commands and the purges. An order whose expiry was decided and
+ * did not apply is not tried again on later ticks either (its dedup row
+ * says so): another try could only be a duplicate, and would write
+ * another result event every tick.
  */
 #include "scheduler.h"
 
@@ -43,11 +50,17 @@ struct scheduler {
 static const db_stmt_t stmt_leader = {
     "sched_leader", "SELECT pg_try_advisory_lock(" SCHEDULER_LOCK_KEY ")"};
 
+/* $1, $2: the cursor, the last (expires_at, id) this tick looked at */
 static const db_stmt_t stmt_due = {
-    "sched_due", "SELECT id, to_char(expires_at AT TIME ZONE 'UTC',"
-                 " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-                 " FROM orders WHERE status = 'pending' AND expires_at <= now()"
-                 " ORDER BY expires_at LIMIT 100 FOR UPDATE SKIP LOCKED"};
+    "sched_due",
+    "SELECT id, to_char(expires_at AT TIME ZONE 'UTC',"
+    " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+    " FROM orders o WHERE status = 'pending' AND expires_at <= now()"
+    " AND expires_at >= $1::timestamptz"
+    " AND (expires_at, id) > ($1::timestamptz, $2::uuid)"
+    " AND NOT EXISTS (SELECT 1 FROM processed_commands p"
+    "  WHERE p.source = 'orderd' AND p.dedup_key = 'orderd-expire:' || o.id)"
+    " ORDER BY expires_at, id LIMIT 100 FOR UPDATE SKIP LOCKED"};
 
 /*
  * Both purges stay cheap whatever the plan: the dedup purge walks the
@@ -55,15 +68,17 @@ static const db_stmt_t stmt_due = {
  * looks at the 1000 oldest rows only (by primary key) and deletes those
  * published before the cutoff. Rows still unpublished are never deleted.
  * The rows to delete are collected into an array first (an InitPlan) and
- * then deleted by key: written as "WHERE id IN (subquery)", a generic
- * plan made while the table was empty joined the whole table against the
- * subquery in a nested loop, re-running it for every row (seconds per
- * tick at 30,000 outbox rows, and growing with the table).
+ * then deleted by key (for dedup rows, whose key is (source, dedup_key),
+ * by their row address: a tid scan, and a row moved meanwhile by a
+ * concurrent update is simply not deleted this tick): written as "WHERE id IN
+ * (subquery)", a generic plan made while the table was empty joined the whole
+ * table against the subquery in a nested loop, re-running it for every row
+ * (seconds per tick at 30,000 outbox rows, and growing with the table).
  */
 static const db_stmt_t stmt_purge_dedup = {
     "sched_purge_dedup",
-    "DELETE FROM processed_commands WHERE dedup_key = ANY(ARRAY("
-    " SELECT dedup_key FROM processed_commands"
+    "DELETE FROM processed_commands WHERE ctid = ANY(ARRAY("
+    " SELECT ctid FROM processed_commands"
     " WHERE created_at < now() - $1::bigint * interval '1 millisecond'"
     " ORDER BY created_at LIMIT 1000))"};
 
@@ -83,10 +98,19 @@ rollback_quietly(db_t *db)
         log_warn("scheduler rollback: %s", ignore);
 }
 
-/* One batch of due orders; *n receives how many were due. */
+/* Where a tick's walk over the due orders has got to. */
+typedef struct due_cursor {
+    char at[40]; /* expires_at, RFC 3339 with microseconds */
+    char id[37];
+} due_cursor_t;
+
+/* One batch of due orders after the cursor, which moves past them; *n
+ * receives how many were due. */
 static od_status_t
-expire_batch(scheduler_t *s, int *n, char *err, size_t errlen)
+expire_batch(scheduler_t *s, due_cursor_t *cur, int *n, char *err,
+             size_t errlen)
 {
+    const char *params[2] = {cur->at, cur->id};
     db_rows_t *rows = NULL;
     od_status_t st;
 
@@ -94,13 +118,14 @@ expire_batch(scheduler_t *s, int *n, char *err, size_t errlen)
     st = db_exec(s->db, "BEGIN", err, errlen);
     if (st != OD_OK)
         return st;
-    st = db_run(s->db, &stmt_due, 0, NULL, &rows, err, errlen);
+    st = db_run(s->db, &stmt_due, 2, params, &rows, err, errlen);
     if (st != OD_OK)
         goto fail;
     *n = db_nrows(rows);
     for (int i = 0; i < *n; i++) {
         char cmd[512];
-        apply_source_t src = {"orderd.scheduler", -1, -1, 0, NULL, 0};
+        apply_source_t src = {
+            sources_orderd(), sources_orderd()->topic, -1, -1, 0, NULL, 0};
         apply_report_t rep;
         int len;
 
@@ -116,12 +141,19 @@ expire_batch(scheduler_t *s, int *n, char *err, size_t errlen)
                            errlen);
         if (st != OD_OK)
             goto fail;
-        if (rep.outcome == OUTCOME_APPLIED)
+        if (rep.outcome == OUTCOME_APPLIED) {
             atomic_fetch_add(&metrics.expired, 1);
-        else
-            log_warn("scheduler could not expire order %s: %s %s",
+        } else {
+            atomic_fetch_add(&metrics.expiry_failures, 1);
+            log_warn("scheduler could not expire order %s: %s %s (passed "
+                     "over; an admin expire or cancel can end it)",
                      db_val(rows, i, 0), cmd_outcome_name(rep.outcome),
                      rep.reason ? rep.reason : "");
+        }
+    }
+    if (*n > 0) {
+        snprintf(cur->id, sizeof(cur->id), "%s", db_val(rows, *n - 1, 0));
+        snprintf(cur->at, sizeof(cur->at), "%s", db_val(rows, *n - 1, 1));
     }
     db_rows_free(rows);
     st = db_exec(s->db, "COMMIT", err, errlen);
@@ -176,6 +208,7 @@ purge(scheduler_t *s, const db_stmt_t *stmt, int64_t retention_ms, char *err,
 static od_status_t
 scheduler_tick(scheduler_t *s, char *err, size_t errlen)
 {
+    due_cursor_t cur = {"-infinity", "00000000-0000-0000-0000-000000000000"};
     od_status_t st;
     int n;
 
@@ -199,7 +232,7 @@ scheduler_tick(scheduler_t *s, char *err, size_t errlen)
             return OD_OK;
     }
     do {
-        st = expire_batch(s, &n, err, errlen);
+        st = expire_batch(s, &cur, &n, err, errlen);
     } while (st == OD_OK && n == SCHEDULER_BATCH && !atomic_load(&s->stop));
     if (st != OD_OK)
         return st;
