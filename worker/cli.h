@@ -8,7 +8,8 @@
  * subcommand's flags arrive in pos. */
 int cli_migrate(const od_config_t *cfg);
 int cli_topics(const od_config_t *cfg);
-int cli_send(const od_config_t *cfg, int raw);
+/* source_name: the source whose topic gets the lines (NULL: "default") */
+int cli_send(const od_config_t *cfg, int raw, const char *source_name);
 int cli_replay(const od_config_t *cfg, const char *from_time, int dry_run,
                const char *topic, int loud);
 int cli_check(const od_config_t *cfg);

@@ -102,7 +102,8 @@ static const check_t checks[] = {
      "  WHERE x.order_id = o.id ORDER BY x.id DESC LIMIT 1) h ON true"
      " WHERE h.to_status IS DISTINCT FROM o.status"},
     {"every processed command has its one result event",
-     "SELECT format('command %s (%s) has %s result events', p.dedup_key,"
+     "SELECT format('command %s/%s (%s) has %s result events', p.source,"
+     "  p.dedup_key,"
      "  p.outcome, (SELECT count(*) FROM outbox e"
      "   WHERE e.event_id = p.result_event_id))"
      " FROM processed_commands p"
@@ -169,7 +170,8 @@ cli_order(const od_config_t *cfg, const char *order_id)
         " 'history', (SELECT jsonb_agg(jsonb_build_object("
         "   'from', h.from_status, 'to', h.to_status,"
         "   'actor_role', h.actor_role, 'actor_id', h.actor_id,"
-        "   'dedup_key', h.dedup_key, 'at', h.created_at) ORDER BY h.id)"
+        "   'dedup_key', h.dedup_key, 'source', h.source, 'at', h.created_at)"
+        "   ORDER BY h.id)"
         "  FROM order_status_history h WHERE h.order_id = o.id))"
         " FROM orders o WHERE o.id::text = lower($1) OR o.number = $1";
     const char *params[1] = {order_id};

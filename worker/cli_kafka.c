@@ -17,17 +17,26 @@ cli_topics(const od_config_t *cfg)
 {
     rd_kafka_conf_t *conf;
     rd_kafka_t *rk;
-    rd_kafka_NewTopic_t *nt[3];
+    rd_kafka_NewTopic_t *nt[SOURCES_MAX + 2];
     rd_kafka_queue_t *q;
     rd_kafka_event_t *ev;
     const rd_kafka_CreateTopics_result_t *res;
     const rd_kafka_topic_result_t **tr;
     size_t ntr;
     char err[512], errstr[512];
-    const char *names[3] = {cfg->commands_topic, cfg->events_topic,
-                            cfg->dlq_topic};
-    int parts[3] = {(int)cfg->partitions, (int)cfg->partitions, 1};
-    int rc = 0;
+    const char *names[SOURCES_MAX + 2];
+    int parts[SOURCES_MAX + 2];
+    int n = 0, rc = 0;
+
+    /* every source's topic, then the events and dead-letter topics */
+    for (int i = 0; i < cfg->sources.n; i++) {
+        names[n] = cfg->sources.items[i].topic;
+        parts[n++] = (int)cfg->partitions;
+    }
+    names[n] = cfg->events_topic;
+    parts[n++] = (int)cfg->partitions;
+    names[n] = cfg->dlq_topic;
+    parts[n++] = 1;
 
     conf = kafka_conf_new(cfg, "orderd-admin", NULL, err, sizeof(err));
     if (conf == NULL) {
@@ -40,11 +49,11 @@ cli_topics(const od_config_t *cfg)
         rd_kafka_conf_destroy(conf);
         return 2;
     }
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < n; i++)
         nt[i] = rd_kafka_NewTopic_new(names[i], parts[i], -1, errstr,
                                       sizeof(errstr));
     q = rd_kafka_queue_new(rk);
-    rd_kafka_CreateTopics(rk, nt, 3, NULL, q);
+    rd_kafka_CreateTopics(rk, nt, (size_t)n, NULL, q);
     ev = rd_kafka_queue_poll(q, 30000);
     if (ev == NULL || rd_kafka_event_error(ev)) {
         fprintf(stderr, "orderd topics: could not create topics: %s\n",
@@ -70,7 +79,7 @@ cli_topics(const od_config_t *cfg)
     }
     if (ev != NULL)
         rd_kafka_event_destroy(ev);
-    rd_kafka_NewTopic_destroy_array(nt, 3);
+    rd_kafka_NewTopic_destroy_array(nt, (size_t)n);
     rd_kafka_queue_destroy(q);
     rd_kafka_destroy(rk);
     return rc;
@@ -141,7 +150,7 @@ send_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 }
 
 int
-cli_send(const od_config_t *cfg, int raw)
+cli_send(const od_config_t *cfg, int raw, const char *source_name)
 {
     static const char *const defaults[] = {
         "enable.idempotence", "true", "acks", "all", "linger.ms", "5", NULL};
@@ -153,7 +162,22 @@ cli_send(const od_config_t *cfg, int raw)
     ssize_t n;
     long lineno = 0, sent = 0, bad = 0;
     int failed = 0;
+    const od_source_t *src = sources_by_name(
+        &cfg->sources, source_name ? source_name : SOURCE_DEFAULT);
 
+    if (src == NULL || strcmp(src->name, SOURCE_ORDERD) == 0) {
+        char names[SOURCES_MAX * (SOURCE_NAME_MAX + 2)] = "";
+
+        for (int i = 0; i < cfg->sources.n; i++) {
+            strcat(names, i ? ", " : "");
+            strcat(names, cfg->sources.items[i].name);
+        }
+        fprintf(stderr,
+                "orderd send: no source '%s' is configured (give --source "
+                "NAME, one of: %s)\n",
+                source_name ? source_name : SOURCE_DEFAULT, names);
+        return 2;
+    }
     conf = kafka_conf_new(cfg, "orderd-send", defaults, err, sizeof(err));
     if (conf == NULL) {
         fprintf(stderr, "orderd send: %s\n", err);
@@ -188,7 +212,7 @@ cli_send(const od_config_t *cfg, int raw)
         }
         do {
             e = rd_kafka_producev(
-                rk, RD_KAFKA_V_TOPIC(cfg->commands_topic),
+                rk, RD_KAFKA_V_TOPIC(src->topic),
                 RD_KAFKA_V_KEY(key[0] ? key : NULL, strlen(key)),
                 RD_KAFKA_V_VALUE(line, (size_t)n),
                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);

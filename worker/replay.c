@@ -45,8 +45,8 @@ static const db_stmt_t stmt_move = {
     " AND next_offset > $4"};
 
 static const db_stmt_t stmt_known = {
-    "replay_known",
-    "SELECT fingerprint = $2 FROM processed_commands WHERE dedup_key = $1"};
+    "replay_known", "SELECT fingerprint = $2 FROM processed_commands"
+                    " WHERE source = $3 AND dedup_key = $1"};
 
 static rd_kafka_t *
 replay_consumer(const od_config_t *cfg)
@@ -136,7 +136,8 @@ find_targets(rd_kafka_t *rk, const char *topic, const char *from_time,
 }
 
 static void
-classify(db_t *db, const rd_kafka_message_t *rkm, replay_counts_t *c)
+classify(db_t *db, const char *source, const rd_kafka_message_t *rkm,
+         replay_counts_t *c)
 {
     cmd_env_t env;
     char err[256];
@@ -146,11 +147,12 @@ classify(db_t *db, const rd_kafka_message_t *rkm, replay_counts_t *c)
     if (p == CMD_PARSE_POISON) {
         c->poison++;
     } else {
-        const char *params[2] = {env.dedup_key, (const char *)env.fingerprint};
-        int lengths[2] = {0, 32}, formats[2] = {0, 1};
+        const char *params[3] = {env.dedup_key, (const char *)env.fingerprint,
+                                 source};
+        int lengths[3] = {0, 32, 0}, formats[3] = {0, 1, 0};
         db_rows_t *rows = NULL;
 
-        if (db_run_ex(db, &stmt_known, 2, params, lengths, formats, &rows, err,
+        if (db_run_ex(db, &stmt_known, 3, params, lengths, formats, &rows, err,
                       sizeof(err)) != OD_OK)
             fprintf(stderr, "orderd replay: %s\n", err);
         else if (db_nrows(rows) == 0)
@@ -166,8 +168,8 @@ classify(db_t *db, const rd_kafka_message_t *rkm, replay_counts_t *c)
 
 /* Reads [target, stored) of every partition and classifies each message. */
 static int
-dry_run(rd_kafka_t *rk, db_t *db, const char *topic, replay_part_t *parts,
-        int n, replay_counts_t *c)
+dry_run(rd_kafka_t *rk, db_t *db, const char *topic, const char *source,
+        replay_part_t *parts, int n, replay_counts_t *c)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
     int open = 0;
@@ -200,7 +202,7 @@ dry_run(rd_kafka_t *rk, db_t *db, const char *topic, replay_part_t *parts,
             }
         } else if (rkm->err == RD_KAFKA_RESP_ERR_NO_ERROR && p != NULL &&
                    rkm->offset < p->stored) {
-            classify(db, rkm, c);
+            classify(db, source, rkm, c);
             if (rkm->offset + 1 >= p->stored) {
                 p->target = p->stored;
                 open--;
@@ -211,31 +213,25 @@ dry_run(rd_kafka_t *rk, db_t *db, const char *topic, replay_part_t *parts,
     return 0;
 }
 
-int
-cli_replay(const od_config_t *cfg, const char *from_time, int dry,
-           const char *topic, int loud)
+/* One topic: its stored offsets moved back (or, dry, classified). Returns
+ * 0, or -1 after saying why on stderr. */
+static int
+replay_topic(const od_config_t *cfg, db_t *db, rd_kafka_t *rk,
+             const char *topic, const char *from_time, int dry, int loud)
 {
+    const od_source_t *src = sources_by_topic(&cfg->sources, topic);
     replay_part_t parts[REPLAY_MAX_PARTS];
     replay_counts_t counts = {0};
     const char *params[5];
     char err[1024];
     db_rows_t *rows = NULL;
-    rd_kafka_t *rk = NULL;
-    db_t *db;
-    int n = 0, rc = 1;
+    int n = 0;
 
-    if (topic == NULL)
-        topic = cfg->commands_topic;
-    db = db_connect(cfg->pg, err, sizeof(err));
-    if (db == NULL) {
-        fprintf(stderr, "orderd replay: %s\n", err);
-        return 2;
-    }
     params[0] = cfg->group;
     params[1] = topic;
     if (db_run(db, &stmt_stored, 2, params, &rows, err, sizeof(err)) != OD_OK) {
         fprintf(stderr, "orderd replay: %s\n", err);
-        goto out;
+        return -1;
     }
     for (int i = 0; i < db_nrows(rows) && n < REPLAY_MAX_PARTS; i++, n++) {
         parts[n].partition = (int32_t)db_int64(rows, i, 0);
@@ -245,27 +241,27 @@ cli_replay(const od_config_t *cfg, const char *from_time, int dry,
     if (n == 0) {
         printf("group %s has no stored offsets for %s: nothing to replay\n",
                cfg->group, topic);
-        rc = 0;
-        goto out;
+        return 0;
     }
-    rk = replay_consumer(cfg);
-    if (rk == NULL || find_targets(rk, topic, from_time, parts, n) < 0)
-        goto out;
+    if (find_targets(rk, topic, from_time, parts, n) < 0)
+        return -1;
     for (int i = 0; i < n; i++)
         printf("%s/%d: %lld -> %lld (%lld messages to re-read)\n", topic,
                (int)parts[i].partition, (long long)parts[i].stored,
                (long long)parts[i].target,
                (long long)(parts[i].stored - parts[i].target));
     if (dry) {
-        if (dry_run(rk, db, topic, parts, n, &counts) < 0)
-            goto out;
+        /* a topic no source names: its commands would be judged as the
+         * default source's */
+        if (dry_run(rk, db, topic, src ? src->name : SOURCE_DEFAULT, parts, n,
+                    &counts) < 0)
+            return -1;
         printf("dry run: %ld would apply, %ld duplicates, %ld conflicts "
                "(dedup_key_reused), %ld invalid, %ld poison; nothing "
-               "changed\n",
+               "changed (%s)\n",
                counts.apply, counts.duplicate, counts.conflict, counts.invalid,
-               counts.poison);
-        rc = 0;
-        goto out;
+               counts.poison, topic);
+        return 0;
     }
     for (int i = 0; i < n; i++) {
         char part[24], target[24];
@@ -276,13 +272,42 @@ cli_replay(const od_config_t *cfg, const char *from_time, int dry,
         if (db_run(db, &stmt_move, 5, params, NULL, err, sizeof(err)) !=
             OD_OK) {
             fprintf(stderr, "orderd replay: %s\n", err);
-            goto out;
+            return -1;
         }
     }
-    printf("stored offsets moved back for group %s; duplicates re-read %s\n",
-           cfg->group,
+    printf("stored offsets moved back for group %s (%s); duplicates re-read "
+           "%s\n",
+           cfg->group, topic,
            loud ? "get a result event again" : "stay quiet (no new result)");
+    return 0;
+}
+
+int
+cli_replay(const od_config_t *cfg, const char *from_time, int dry,
+           const char *topic, int loud)
+{
+    char err[1024];
+    rd_kafka_t *rk = NULL;
+    db_t *db;
+    int rc = 1;
+
+    db = db_connect(cfg->pg, err, sizeof(err));
+    if (db == NULL) {
+        fprintf(stderr, "orderd replay: %s\n", err);
+        return 2;
+    }
+    rk = replay_consumer(cfg);
+    if (rk == NULL)
+        goto out;
+    /* --topic: that one; else every source's topic */
+    if (topic != NULL) {
+        rc = replay_topic(cfg, db, rk, topic, from_time, dry, loud) < 0;
+        goto out;
+    }
     rc = 0;
+    for (int i = 0; i < cfg->sources.n && rc == 0; i++)
+        rc = replay_topic(cfg, db, rk, cfg->sources.items[i].topic, from_time,
+                          dry, loud) < 0;
 out:
     if (rk != NULL) {
         rd_kafka_consumer_close(rk);

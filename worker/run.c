@@ -21,6 +21,26 @@
 #define RUN_MAX_THREADS 64
 #define RUN_SHUTDOWN_TIMEOUT_S 60
 
+/* Says at start whom each topic's producers are trusted to act as. */
+static void
+log_sources(const od_sources_t *sources)
+{
+    char roles[64];
+
+    if (sources->trust_all) {
+        log_warn("no --source given: every producer on %s is trusted with "
+                 "every role (customer, vendor, admin, payment, system); "
+                 "bind topics to roles with --source NAME=TOPIC:ROLES",
+                 sources->items[0].topic);
+        return;
+    }
+    for (int i = 0; i < sources->n; i++)
+        log_info(
+            "source %s: topic %s, roles %s", sources->items[i].name,
+            sources->items[i].topic,
+            sources_roles_text(sources->items[i].roles, roles, sizeof(roles)));
+}
+
 static atomic_int run_stop;
 /* what the shutdown is doing, for the watchdog's message */
 static const char *_Atomic run_stage = "running";
@@ -161,6 +181,7 @@ cli_run(const od_config_t *cfg)
              "brokers %s, group %s, postgres '%s'",
              orderd_version(), nthreads, (long long)cfg->batch_size,
              (long long)cfg->batch_wait_ms, cfg->brokers, cfg->group, masked);
+    log_sources(&cfg->sources);
     if (strcmp(cfg->metrics_addr, "off") != 0 && cfg->metrics_addr[0]) {
         http = http_start(cfg->metrics_addr, err, sizeof(err));
         if (http == NULL) {
