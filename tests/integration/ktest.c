@@ -51,13 +51,15 @@ child_env(ktest_t *k)
 }
 
 static pid_t
-spawn(ktest_t *k, const char *const *argv, int out_fd)
+spawn(ktest_t *k, const char *const *argv, int in_fd, int out_fd)
 {
     pid_t pid = fork();
 
     ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
     if (pid == 0) {
         child_env(k);
+        if (in_fd >= 0)
+            dup2(in_fd, STDIN_FILENO);
         if (out_fd >= 0)
             dup2(out_fd, STDOUT_FILENO);
         execv(orderd_bin(), (char *const *)argv);
@@ -82,9 +84,29 @@ wait_status(pid_t pid)
 int
 ktest_cli(ktest_t *k, const char *const *args, char **out)
 {
+    return ktest_cli_input(k, args, NULL, out);
+}
+
+int
+ktest_cli_input(ktest_t *k, const char *const *args, const char *input,
+                char **out)
+{
     const char *argv[32];
-    int n = 0, pipefd[2] = {-1, -1}, rc;
+    int n = 0, pipefd[2] = {-1, -1}, in_fd = -1, rc;
     pid_t pid;
+
+    if (input != NULL) {
+        /* a file, not a pipe: the child may read it at its own pace */
+        FILE *f = tmpfile();
+
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_eq(fputs(input, f) >= 0, 1);
+        ck_assert_int_eq(fflush(f), 0);
+        rewind(f);
+        in_fd = dup(fileno(f));
+        fclose(f);
+        ck_assert_int_ge(in_fd, 0);
+    }
 
     argv[n++] = orderd_bin();
     for (; args[n - 1] != NULL && n < 31; n++)
@@ -92,7 +114,9 @@ ktest_cli(ktest_t *k, const char *const *args, char **out)
     argv[n] = NULL;
     if (out != NULL)
         ck_assert_int_eq(pipe(pipefd), 0);
-    pid = spawn(k, argv, pipefd[1]);
+    pid = spawn(k, argv, in_fd, pipefd[1]);
+    if (in_fd >= 0)
+        close(in_fd);
     if (out != NULL) {
         size_t len = 0, cap = 4096;
         ssize_t r;
@@ -121,7 +145,7 @@ ktest_worker_start(ktest_t *k, const char *const *extra)
     for (; extra != NULL && *extra != NULL && n < 39; extra++)
         argv[n++] = *extra;
     argv[n] = NULL;
-    return spawn(k, argv, -1);
+    return spawn(k, argv, -1, -1);
 }
 
 int

@@ -40,6 +40,9 @@ int ktest_worker_stop(pid_t pid, int sig);
 /* Runs the orderd CLI with the test's configuration; returns its exit
  * status and, when out is not NULL, its stdout (caller frees). */
 int ktest_cli(ktest_t *k, const char *const *args, char **out);
+/* The same with input (may be NULL) as the command's standard input. */
+int ktest_cli_input(ktest_t *k, const char *const *args, const char *input,
+                    char **out);
 
 /* Produces one message (key may be NULL) without waiting. */
 void ktest_send(ktest_t *k, const char *key, const char *payload);
