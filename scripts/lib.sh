@@ -7,6 +7,7 @@
 #   ORDERD_PG_PORT                 PostgreSQL TCP port (default: 25432)
 #   ORDERD_KAFKA_PORT              Kafka PLAINTEXT port (default: 29092)
 #   ORDERD_KAFKA_CONTROLLER_PORT   Kafka KRaft controller port (default: KAFKA_PORT+1)
+#   ORDERD_KAFKA_SASL_PORT         Kafka SASL_PLAINTEXT (SCRAM, ACLs) port (default: KAFKA_PORT+2)
 
 if [[ -n "${_ORDERD_LIB_SOURCED:-}" ]]; then
     return 0
@@ -28,7 +29,8 @@ PG_BIN="/usr/lib/postgresql/$PG_MAJOR/bin"
 ORDERD_PG_PORT="${ORDERD_PG_PORT:-25432}"
 ORDERD_KAFKA_PORT="${ORDERD_KAFKA_PORT:-29092}"
 ORDERD_KAFKA_CONTROLLER_PORT="${ORDERD_KAFKA_CONTROLLER_PORT:-$((ORDERD_KAFKA_PORT + 1))}"
-export ORDERD_PG_PORT ORDERD_KAFKA_PORT ORDERD_KAFKA_CONTROLLER_PORT
+ORDERD_KAFKA_SASL_PORT="${ORDERD_KAFKA_SASL_PORT:-$((ORDERD_KAFKA_PORT + 2))}"
+export ORDERD_PG_PORT ORDERD_KAFKA_PORT ORDERD_KAFKA_CONTROLLER_PORT ORDERD_KAFKA_SASL_PORT
 
 # die MESSAGE...: print an error to stderr and exit 1.
 die() {
@@ -50,6 +52,7 @@ _orderd_check_port() {
 _orderd_check_port ORDERD_PG_PORT "$ORDERD_PG_PORT"
 _orderd_check_port ORDERD_KAFKA_PORT "$ORDERD_KAFKA_PORT"
 _orderd_check_port ORDERD_KAFKA_CONTROLLER_PORT "$ORDERD_KAFKA_CONTROLLER_PORT"
+_orderd_check_port ORDERD_KAFKA_SASL_PORT "$ORDERD_KAFKA_SASL_PORT"
 
 # ensure_run_dir: create $ORDERD_RUN_DIR, keeping it out of git.
 ensure_run_dir() {

@@ -38,10 +38,12 @@ typedef struct od_config {
     char *log_format;     /* text | json */
     int64_t scheduler;    /* 1: run the expiry scheduler in this process */
     int64_t max_messages; /* run: stop after this many (0: never) */
-    /* -X key=value, passed to librdkafka as is */
+    /* librdkafka properties, passed on as is: first those of -F files (the
+     * first nkafka_file), then -X key=value, each in command-line order */
     char *kafka_keys[CONFIG_MAX_KAFKA_PROPS];
     char *kafka_values[CONFIG_MAX_KAFKA_PROPS];
     int nkafka;
+    int nkafka_file;
     od_sources_t sources; /* built by config_finish */
 } od_config_t;
 
@@ -66,6 +68,22 @@ void config_free(od_config_t *cfg);
 
 /* Parses "250ms", "5s", "15m", "2h", "30d" or plain seconds into ms. */
 int config_parse_duration(const char *s, int64_t *ms);
+
+/*
+ * Reads a librdkafka properties file (kcat's -F format): key=value lines,
+ * blanks around the key and before the value ignored, blank lines and
+ * lines starting with # skipped. Its properties go after those of earlier
+ * -F files and before every -X. Returns 0, or -1 with err naming the file
+ * and line (never the line's text: it may hold a password).
+ */
+OD_MUSTCHECK int config_load_kafka_file(od_config_t *cfg, const char *path,
+                                        char *err, size_t errlen);
+/* 1 if a librdkafka property holds a secret (a password, a private key, an
+ * OAuth client secret): its value must never be shown. */
+int config_kafka_secret(const char *key);
+/* "key=value key=value ..." of every Kafka property, secrets as ***, for
+ * logs; truncated to len. */
+void config_kafka_props_masked(const od_config_t *cfg, char *out, size_t len);
 
 /* The Postgres connection string with any password masked, for logs. */
 void config_masked_pg(const char *pg, char *out, size_t len);

@@ -26,8 +26,13 @@ kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
 
     if (rd_kafka_conf_set(conf, key, value, errstr, sizeof(errstr)) !=
         RD_KAFKA_CONF_OK) {
-        /* never echo the value: it may be a password */
-        od_err(err, errlen, "kafka property %s: %s", key, errstr);
+        /* never echo the value: it may be a password, and librdkafka's
+         * own message quotes the value for some properties */
+        if (config_kafka_secret(key) && value[0] != '\0' &&
+            strstr(errstr, value) != NULL)
+            od_err(err, errlen, "kafka property %s: invalid value", key);
+        else
+            od_err(err, errlen, "kafka property %s: %s", key, errstr);
         return -1;
     }
     return 0;

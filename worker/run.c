@@ -181,6 +181,14 @@ cli_run(const od_config_t *cfg)
              "brokers %s, group %s, postgres '%s'",
              orderd_version(), nthreads, (long long)cfg->batch_size,
              (long long)cfg->batch_wait_ms, cfg->brokers, cfg->group, masked);
+    if (cfg->nkafka > 0) {
+        char props[2048];
+
+        /* what -F and -X set, so an operator can see which credentials
+         * and protocol are in use; secret values are shown as *** */
+        config_kafka_props_masked(cfg, props, sizeof(props));
+        log_info("kafka properties: %s", props);
+    }
     log_sources(&cfg->sources);
     if (strcmp(cfg->metrics_addr, "off") != 0 && cfg->metrics_addr[0]) {
         http = http_start(cfg->metrics_addr, err, sizeof(err));

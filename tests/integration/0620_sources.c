@@ -111,8 +111,9 @@ START_TEST(test_a_role_the_topic_does_not_admit_is_unauthorized)
                          json_object_get(ev, "source"), "name")),
                      "web");
     json_decref(ev);
-    ck_assert_str_eq(itest_text(db, "SELECT rate_bps FROM tax_rates"
-                                    " WHERE country = 'DE'",
+    ck_assert_str_eq(itest_text(db,
+                                "SELECT rate_bps FROM tax_rates"
+                                " WHERE country = 'DE'",
                                 buf, sizeof(buf)),
                      "1900");
     /* a payment claimed on the customers' topic changes nothing either */
@@ -123,10 +124,10 @@ START_TEST(test_a_role_the_topic_does_not_admit_is_unauthorized)
     ck_assert_str_eq(itest_reason(ev), "unauthorized");
     ck_assert_str_eq(detail(ev, "role"), "payment");
     json_decref(ev);
-    ck_assert_str_eq(
-        itest_text(db, "SELECT status FROM orders WHERE id = '" O1 "'", buf,
-                   sizeof(buf)),
-        "pending");
+    ck_assert_str_eq(itest_text(db,
+                                "SELECT status FROM orders WHERE id = '" O1 "'",
+                                buf, sizeof(buf)),
+                     "pending");
     ck_assert_int_eq(refunds_for("pi_fake"), 0);
 }
 END_TEST
@@ -148,10 +149,10 @@ START_TEST(test_dedup_identity_is_source_and_key)
                          json_object_get(ev, "source"), "name")),
                      "payments");
     json_decref(ev);
-    ck_assert_str_eq(
-        itest_text(db, "SELECT status FROM orders WHERE id = '" O1 "'", buf,
-                   sizeof(buf)),
-        "paid");
+    ck_assert_str_eq(itest_text(db,
+                                "SELECT status FROM orders WHERE id = '" O1 "'",
+                                buf, sizeof(buf)),
+                     "paid");
     /* and on one source the v1 rules hold: same body duplicate, another
      * body dedup_key_reused, neither changes anything */
     ev = pay_from(&payments, "pay:gw-evt-8812", O1, "pi_1", 2380);
@@ -172,8 +173,7 @@ START_TEST(test_dedup_identity_is_source_and_key)
                      "web:pending,payments:paid");
     ck_assert_str_eq(itest_text(db,
                                 "SELECT string_agg(DISTINCT source, ',')"
-                                " FROM stock_ledger WHERE order_id = '" O1
-                                "'",
+                                " FROM stock_ledger WHERE order_id = '" O1 "'",
                                 buf, sizeof(buf)),
                      "web");
 }
@@ -207,10 +207,10 @@ START_TEST(test_no_producer_can_take_an_expiry_key)
     ev = itest_apply_from(db, sources_orderd(), cmd);
     ck_assert_str_eq(itest_outcome(ev), "applied");
     json_decref(ev);
-    ck_assert_str_eq(
-        itest_text(db, "SELECT status FROM orders WHERE id = '" O2 "'", buf,
-                   sizeof(buf)),
-        "expired");
+    ck_assert_str_eq(itest_text(db,
+                                "SELECT status FROM orders WHERE id = '" O2 "'",
+                                buf, sizeof(buf)),
+                     "expired");
     ck_assert_int_eq(itest_int(db, "SELECT stock FROM products WHERE id = 1"),
                      10);
     ck_assert_int_eq(itest_int(db, "SELECT count(*) FROM stock_ledger"
@@ -274,29 +274,27 @@ START_TEST(test_a_pay_whose_order_never_comes_is_refunded_once)
     itest_exec(db, "UPDATE deferred_commands SET created_at = now() -"
                    " interval '11 minutes'");
     ck_assert_int_eq(db_exec(db, "BEGIN", err, sizeof(err)), OD_OK);
-    ck_assert_int_eq(apply_expire_deferred(db, &itest_cfg, &n, err,
-                                           sizeof(err)),
-                     OD_OK);
+    ck_assert_int_eq(
+        apply_expire_deferred(db, &itest_cfg, &n, err, sizeof(err)), OD_OK);
     ck_assert_int_eq(db_exec(db, "COMMIT", err, sizeof(err)), OD_OK);
     ck_assert_int_eq(n, 1);
-    ck_assert_int_eq(
-        itest_int(db, "SELECT count(*) FROM processed_commands WHERE"
-                      " source = 'payments' AND dedup_key = 'pay-lost'"
-                      " AND reason = 'order_not_found'"),
-        1);
+    ck_assert_int_eq(itest_int(db,
+                               "SELECT count(*) FROM processed_commands WHERE"
+                               " source = 'payments' AND dedup_key = 'pay-lost'"
+                               " AND reason = 'order_not_found'"),
+                     1);
     ck_assert_int_eq(refunds_for("pi_lost"), 1);
-    ck_assert_int_eq(
-        itest_int(db, "SELECT count(*) FROM outbox WHERE convert_from("
-                      "payload, 'UTF8')::jsonb @> '{\"type\":"
-                      "\"payment.refund_required\",\"payment_id\":"
-                      "\"pi_lost\",\"amount_cents\":2380,\"reason\":"
-                      "\"order_not_found\"}'"),
-        1);
+    ck_assert_int_eq(itest_int(db,
+                               "SELECT count(*) FROM outbox WHERE convert_from("
+                               "payload, 'UTF8')::jsonb @> '{\"type\":"
+                               "\"payment.refund_required\",\"payment_id\":"
+                               "\"pi_lost\",\"amount_cents\":2380,\"reason\":"
+                               "\"order_not_found\"}'"),
+                     1);
     /* a later sweep and a redelivery change nothing */
     ck_assert_int_eq(db_exec(db, "BEGIN", err, sizeof(err)), OD_OK);
-    ck_assert_int_eq(apply_expire_deferred(db, &itest_cfg, &n, err,
-                                           sizeof(err)),
-                     OD_OK);
+    ck_assert_int_eq(
+        apply_expire_deferred(db, &itest_cfg, &n, err, sizeof(err)), OD_OK);
     ck_assert_int_eq(db_exec(db, "COMMIT", err, sizeof(err)), OD_OK);
     ck_assert_int_eq(n, 0);
     ev = pay_from(&payments, "pay-lost", O2, "pi_lost", 2380);

@@ -30,8 +30,7 @@ setup(void)
              web, payments, ops);
     setenv("ORDERD_SOURCES", spec, 1);
     ck_assert_int_eq(ktest_cli(&k, topics, &out), 0);
-    ck_assert_msg(strstr(out, web) && strstr(out, payments) &&
-                      strstr(out, ops),
+    ck_assert_msg(strstr(out, web) && strstr(out, payments) && strstr(out, ops),
                   "orderd topics did not create every source's topic:\n%s",
                   out);
     free(out);
@@ -69,8 +68,8 @@ START_TEST(test_each_topic_is_judged_by_its_roles)
     json_t *ev;
     pid_t w;
 
-    w = ktest_worker_start(&k, (const char *const[]){
-                                   "--expiry-interval", "200ms", NULL});
+    w = ktest_worker_start(
+        &k, (const char *const[]){"--expiry-interval", "200ms", NULL});
     x_product_json(line, sizeof(line), 1, 1000, 10);
     snprintf(lines, sizeof(lines), "%s\n", line);
     ck_assert_int_eq(send_to("ops", lines), 0);
@@ -78,19 +77,20 @@ START_TEST(test_each_topic_is_judged_by_its_roles)
 
     /* the customers' topic: a checkout, a payment it may not claim, and a
      * checkout that takes the scheduler's key for its own order */
-    snprintf(lines, sizeof(lines),
-             "{\"dedup_key\":\"co-1\",\"type\":\"checkout\",\"actor\":"
-             "{\"role\":\"customer\",\"id\":\"c1\"},\"order_id\":\"" O1 "\","
-             "\"customer_id\":\"c1\",\"currency\":\"EUR\",\"items\":"
-             "[{\"product_id\":1,\"quantity\":2}]}\n"
-             "{\"dedup_key\":\"fake-pay\",\"type\":\"pay\",\"actor\":"
-             "{\"role\":\"payment\",\"id\":\"mallory\"},\"order_id\":\"" O1
-             "\",\"payment_id\":\"pi_fake\",\"amount_cents\":2000,"
-             "\"currency\":\"EUR\"}\n"
-             "{\"dedup_key\":\"orderd-expire:" O2 "\",\"type\":\"checkout\","
-             "\"actor\":{\"role\":\"customer\",\"id\":\"c2\"},\"order_id\":\"" O2
-             "\",\"customer_id\":\"c2\",\"currency\":\"EUR\",\"ttl_seconds\":1,"
-             "\"items\":[{\"product_id\":1,\"quantity\":3}]}\n");
+    snprintf(
+        lines, sizeof(lines),
+        "{\"dedup_key\":\"co-1\",\"type\":\"checkout\",\"actor\":"
+        "{\"role\":\"customer\",\"id\":\"c1\"},\"order_id\":\"" O1 "\","
+        "\"customer_id\":\"c1\",\"currency\":\"EUR\",\"items\":"
+        "[{\"product_id\":1,\"quantity\":2}]}\n"
+        "{\"dedup_key\":\"fake-pay\",\"type\":\"pay\",\"actor\":"
+        "{\"role\":\"payment\",\"id\":\"mallory\"},\"order_id\":\"" O1
+        "\",\"payment_id\":\"pi_fake\",\"amount_cents\":2000,"
+        "\"currency\":\"EUR\"}\n"
+        "{\"dedup_key\":\"orderd-expire:" O2 "\",\"type\":\"checkout\","
+        "\"actor\":{\"role\":\"customer\",\"id\":\"c2\"},\"order_id\":\"" O2
+        "\",\"customer_id\":\"c2\",\"currency\":\"EUR\",\"ttl_seconds\":1,"
+        "\"items\":[{\"product_id\":1,\"quantity\":3}]}\n");
     ck_assert_int_eq(send_to("web", lines), 0);
     ck_assert_int_eq(ktest_wait_results(&k, 4, 60), 4);
     snprintf(lines, sizeof(lines),
@@ -123,7 +123,8 @@ START_TEST(test_each_topic_is_judged_by_its_roles)
                              "SELECT count(*) FROM orders WHERE id = '" O2
                              "' AND status = 'expired'"),
                      1);
-    ck_assert_int_eq(x_intf(k.db, "SELECT stock FROM products WHERE id = 1"), 8);
+    ck_assert_int_eq(x_intf(k.db, "SELECT stock FROM products WHERE id = 1"),
+                     8);
     ck_assert_int_eq(ktest_worker_stop(w, SIGTERM), 0);
     itest_assert_stock_matches_ledger(k.db);
     {
@@ -202,11 +203,12 @@ START_TEST(test_a_tick_never_spins_on_expiries_that_fail)
                             " source = 'orderd' AND reason = 'internal_error'");
     ck_assert_int_eq(failures, NDOOMED);
     /* one result per failed expiry, however many ticks ran */
-    ck_assert_int_eq(x_intf(k.db, "SELECT count(*) FROM outbox WHERE"
-                                  " dedup_key LIKE 'orderd-expire:%%' AND"
-                                  " topic = '%s' AND convert_from(payload,"
-                                  " 'UTF8')::jsonb->>'type' ="
-                                  " 'command.result'",
+    ck_assert_int_eq(x_intf(k.db,
+                            "SELECT count(*) FROM outbox WHERE"
+                            " dedup_key LIKE 'orderd-expire:%%' AND"
+                            " topic = '%s' AND convert_from(payload,"
+                            " 'UTF8')::jsonb->>'type' ="
+                            " 'command.result'",
                             k.events),
                      NDOOMED + 2);
     for (int i = 0; i < NDOOMED; i += 37) {

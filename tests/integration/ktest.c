@@ -2,6 +2,7 @@
 #include "ktest.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "../../worker/cli.h"
+#include "../../worker/config.h"
 
 static const char *
 brokers(void)
@@ -51,7 +53,7 @@ child_env(ktest_t *k)
 }
 
 static pid_t
-spawn(ktest_t *k, const char *const *argv, int in_fd, int out_fd)
+spawn(ktest_t *k, const char *const *argv, int in_fd, int out_fd, int err_fd)
 {
     pid_t pid = fork();
 
@@ -62,6 +64,8 @@ spawn(ktest_t *k, const char *const *argv, int in_fd, int out_fd)
             dup2(in_fd, STDIN_FILENO);
         if (out_fd >= 0)
             dup2(out_fd, STDOUT_FILENO);
+        if (err_fd >= 0)
+            dup2(err_fd, STDERR_FILENO);
         execv(orderd_bin(), (char *const *)argv);
         fprintf(stderr, "exec %s: %s\n", orderd_bin(), strerror(errno));
         _exit(127);
@@ -114,7 +118,7 @@ ktest_cli_input(ktest_t *k, const char *const *args, const char *input,
     argv[n] = NULL;
     if (out != NULL)
         ck_assert_int_eq(pipe(pipefd), 0);
-    pid = spawn(k, argv, in_fd, pipefd[1]);
+    pid = spawn(k, argv, in_fd, pipefd[1], -1);
     if (in_fd >= 0)
         close(in_fd);
     if (out != NULL) {
@@ -136,8 +140,8 @@ ktest_cli_input(ktest_t *k, const char *const *args, const char *input,
     return rc;
 }
 
-pid_t
-ktest_worker_start(ktest_t *k, const char *const *extra)
+static pid_t
+worker_start(ktest_t *k, const char *const *extra, int err_fd)
 {
     const char *argv[40] = {orderd_bin(), "run", "--threads", "2"};
     int n = 4;
@@ -145,7 +149,26 @@ ktest_worker_start(ktest_t *k, const char *const *extra)
     for (; extra != NULL && *extra != NULL && n < 39; extra++)
         argv[n++] = *extra;
     argv[n] = NULL;
-    return spawn(k, argv, -1, -1);
+    return spawn(k, argv, -1, -1, err_fd);
+}
+
+pid_t
+ktest_worker_start(ktest_t *k, const char *const *extra)
+{
+    return worker_start(k, extra, -1);
+}
+
+pid_t
+ktest_worker_start_logged(ktest_t *k, const char *const *extra,
+                          const char *log_path)
+{
+    int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    pid_t pid;
+
+    ck_assert_msg(fd >= 0, "%s: %s", log_path, strerror(errno));
+    pid = worker_start(k, extra, fd);
+    close(fd);
+    return pid;
 }
 
 int
@@ -437,4 +460,245 @@ ktest_wait_sql(ktest_t *k, const char *sql, int64_t expected, int timeout_s)
             return v;
         nanosleep(&ts, NULL); /* polling interval, not synchronisation */
     }
+}
+
+/* SASL clients ---------------------------------------------------------- */
+
+static const char *
+sasl_env(const char *name)
+{
+    const char *v = getenv(name);
+
+    return v != NULL && *v != '\0' ? v : NULL;
+}
+
+int
+ktest_sasl_available(void)
+{
+    return sasl_env("ORDERD_TEST_KAFKA_SASL_BROKERS") != NULL &&
+           sasl_env("ORDERD_TEST_KAFKA_CLIENTS_DIR") != NULL;
+}
+
+const char *
+ktest_sasl_brokers(void)
+{
+    const char *b = sasl_env("ORDERD_TEST_KAFKA_SASL_BROKERS");
+
+    ck_assert_msg(b != NULL, "ORDERD_TEST_KAFKA_SASL_BROKERS is not set: run "
+                             "through scripts/test");
+    return b;
+}
+
+const char *
+ktest_sasl_props(const char *principal, char *path, size_t len)
+{
+    const char *dir = sasl_env("ORDERD_TEST_KAFKA_CLIENTS_DIR");
+
+    ck_assert_msg(dir != NULL, "ORDERD_TEST_KAFKA_CLIENTS_DIR is not set: run "
+                               "through scripts/test");
+    snprintf(path, len, "%s/%s.properties", dir, principal);
+    ck_assert_msg(access(path, R_OK) == 0,
+                  "%s: %s (scripts/kafka start "
+                  "writes it)",
+                  path, strerror(errno));
+    return path;
+}
+
+typedef struct sasl_state {
+    rd_kafka_resp_err_t error; /* last client-level error (error_cb) */
+    int auth_failed;
+} sasl_state_t;
+
+typedef struct delivery {
+    int done;
+    rd_kafka_resp_err_t err;
+} delivery_t;
+
+static void
+sasl_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    sasl_state_t *st = opaque;
+
+    (void)rk;
+    (void)reason;
+    st->error = (rd_kafka_resp_err_t)err;
+    if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION)
+        st->auth_failed = 1;
+}
+
+static void
+sasl_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+{
+    delivery_t *d = rkm->_private;
+
+    (void)rk;
+    (void)opaque;
+    if (d != NULL) {
+        d->err = rkm->err;
+        d->done = 1;
+    }
+}
+
+rd_kafka_t *
+ktest_sasl_producer(const char *principal, const char *const *props)
+{
+    od_config_t cfg;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    sasl_state_t *st = calloc(1, sizeof(*st));
+    char path[1024], err[512];
+    rd_kafka_t *rk;
+
+    ck_assert_ptr_nonnull(st);
+    /* the same reader `orderd -F` uses, on the file scripts/kafka wrote */
+    memset(&cfg, 0, sizeof(cfg));
+    ck_assert_msg(config_load_kafka_file(
+                      &cfg, ktest_sasl_props(principal, path, sizeof(path)),
+                      err, sizeof(err)) == 0,
+                  "%s", err);
+    ck_assert_int_eq(rd_kafka_conf_set(conf, "bootstrap.servers",
+                                       ktest_sasl_brokers(), err, sizeof(err)),
+                     RD_KAFKA_CONF_OK);
+    for (int i = 0; i < cfg.nkafka; i++)
+        ck_assert_msg(rd_kafka_conf_set(conf, cfg.kafka_keys[i],
+                                        cfg.kafka_values[i], err,
+                                        sizeof(err)) == RD_KAFKA_CONF_OK,
+                      "%s", err);
+    for (; props != NULL && props[0] != NULL; props += 2)
+        ck_assert_msg(rd_kafka_conf_set(conf, props[0], props[1], err,
+                                        sizeof(err)) == RD_KAFKA_CONF_OK,
+                      "%s", err);
+    config_free(&cfg);
+    rd_kafka_conf_set_error_cb(conf, sasl_error_cb);
+    rd_kafka_conf_set_dr_msg_cb(conf, sasl_dr_cb);
+    rd_kafka_conf_set_opaque(conf, st);
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    ck_assert_msg(rk != NULL, "%s", err);
+    return rk;
+}
+
+void
+ktest_sasl_destroy(rd_kafka_t *rk)
+{
+    sasl_state_t *st = rd_kafka_opaque(rk);
+
+    rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(rk, 0);
+    rd_kafka_destroy(rk);
+    free(st);
+}
+
+rd_kafka_resp_err_t
+ktest_produce_wait(rd_kafka_t *rk, const char *topic, const char *key,
+                   const char *payload, int timeout_s)
+{
+    int64_t end = od_mono_us() + (int64_t)timeout_s * 1000000;
+    delivery_t d = {0, RD_KAFKA_RESP_ERR_NO_ERROR};
+    rd_kafka_resp_err_t e;
+
+    e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
+                          RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
+                          RD_KAFKA_V_VALUE((void *)payload, strlen(payload)),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_OPAQUE(&d), RD_KAFKA_V_END);
+    ck_assert_msg(e == 0, "produce: %s", rd_kafka_err2str(e));
+    while (!d.done && od_mono_us() < end)
+        rd_kafka_poll(rk, 100);
+    if (!d.done) {
+        /* d lives on this stack: the report must not outlive it */
+        rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        end = od_mono_us() + 10 * 1000000LL;
+        while (!d.done && od_mono_us() < end)
+            rd_kafka_poll(rk, 100);
+        ck_assert_msg(d.done, "no delivery report even after purging");
+        return RD_KAFKA_RESP_ERR__TIMED_OUT;
+    }
+    return d.err;
+}
+
+int
+ktest_sasl_auth_failed(rd_kafka_t *rk, int timeout_s)
+{
+    int64_t end = od_mono_us() + (int64_t)timeout_s * 1000000;
+    sasl_state_t *st = rd_kafka_opaque(rk);
+
+    while (!st->auth_failed && od_mono_us() < end)
+        rd_kafka_poll(rk, 100);
+    return st->auth_failed;
+}
+
+/* ACLs ------------------------------------------------------------------ */
+
+/* Runs one admin request on the test's plaintext producer (the super
+ * user) and returns its result event (caller destroys). */
+static rd_kafka_event_t *
+admin_wait(rd_kafka_queue_t *q, const char *what)
+{
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+
+    ck_assert_msg(ev != NULL, "%s: no answer within 30 s", what);
+    ck_assert_msg(rd_kafka_event_error(ev) == 0, "%s: %s", what,
+                  rd_kafka_event_error_string(ev));
+    return ev;
+}
+
+static size_t
+acl_count(ktest_t *k, rd_kafka_queue_t *q, rd_kafka_AclBindingFilter_t *f)
+{
+    rd_kafka_event_t *ev;
+    size_t n;
+
+    rd_kafka_DescribeAcls(k->producer, f, NULL, q);
+    ev = admin_wait(q, "DescribeAcls");
+    rd_kafka_DescribeAcls_result_acls(rd_kafka_event_DescribeAcls_result(ev),
+                                      &n);
+    rd_kafka_event_destroy(ev);
+    return n;
+}
+
+void
+ktest_acl_allow(ktest_t *k, const char *principal, rd_kafka_ResourceType_t type,
+                const char *name, rd_kafka_AclOperation_t op)
+{
+    char user[128], errstr[512];
+    rd_kafka_queue_t *q = rd_kafka_queue_new(k->producer);
+    rd_kafka_AclBinding_t *b;
+    rd_kafka_AclBindingFilter_t *f;
+    rd_kafka_event_t *ev;
+    const rd_kafka_acl_result_t **res;
+    size_t n;
+    int64_t end;
+
+    snprintf(user, sizeof(user), "User:%s", principal);
+    b = rd_kafka_AclBinding_new(
+        type, name, RD_KAFKA_RESOURCE_PATTERN_LITERAL, user, "*", op,
+        RD_KAFKA_ACL_PERMISSION_TYPE_ALLOW, errstr, sizeof(errstr));
+    ck_assert_msg(b != NULL, "%s", errstr);
+    rd_kafka_CreateAcls(k->producer, &b, 1, NULL, q);
+    ev = admin_wait(q, "CreateAcls");
+    res = rd_kafka_CreateAcls_result_acls(rd_kafka_event_CreateAcls_result(ev),
+                                          &n);
+    ck_assert_int_eq(n, 1);
+    ck_assert_msg(rd_kafka_acl_result_error(res[0]) == NULL, "CreateAcls: %s",
+                  rd_kafka_error_string(rd_kafka_acl_result_error(res[0])));
+    rd_kafka_event_destroy(ev);
+    rd_kafka_AclBinding_destroy(b);
+
+    /* The controller has committed the ACL; the broker's authorizer applies
+     * it when it replays the metadata log. DescribeAcls answers from that
+     * authorizer, so once it lists the ACL, requests are judged by it. */
+    f = rd_kafka_AclBindingFilter_new(
+        type, name, RD_KAFKA_RESOURCE_PATTERN_LITERAL, user, "*", op,
+        RD_KAFKA_ACL_PERMISSION_TYPE_ALLOW, errstr, sizeof(errstr));
+    ck_assert_msg(f != NULL, "%s", errstr);
+    end = od_mono_us() + 30 * 1000000LL;
+    while (acl_count(k, q, f) == 0) {
+        struct timespec ts = {0, 50 * 1000 * 1000};
+
+        ck_assert_msg(od_mono_us() < end,
+                      "ACL for %s on %s not visible after 30 s", principal,
+                      name);
+        nanosleep(&ts, NULL); /* polling interval, not synchronisation */
+    }
+    rd_kafka_AclBinding_destroy(f);
+    rd_kafka_queue_destroy(q);
 }

@@ -35,6 +35,10 @@ void ktest_teardown(ktest_t *k);
 /* Starts `orderd run` against the test's database and topics; extra
  * arguments (NULL-terminated, may be NULL) follow `run`. */
 pid_t ktest_worker_start(ktest_t *k, const char *const *extra);
+/* As ktest_worker_start, with the worker's stderr (its log) written to
+ * log_path (created or truncated, mode 0600). */
+pid_t ktest_worker_start_logged(ktest_t *k, const char *const *extra,
+                                const char *log_path);
 /* Sends sig, waits; returns the exit status (128+signal if killed). */
 int ktest_worker_stop(pid_t pid, int sig);
 /* Runs the orderd CLI with the test's configuration; returns its exit
@@ -67,5 +71,39 @@ int ktest_count_results(ktest_t *k, const char *dedup_key);
  * last value seen. */
 int64_t ktest_wait_sql(ktest_t *k, const char *sql, int64_t expected,
                        int timeout_s);
+
+/*
+ * The broker's SASL/SCRAM listener, where ACLs are enforced. scripts/test
+ * exports ORDERD_TEST_KAFKA_SASL_BROKERS and ORDERD_TEST_KAFKA_CLIENTS_DIR
+ * (the directory of the principals' librdkafka property files that
+ * scripts/kafka writes: orderd, web, payments, ops).
+ */
+/* 1 when both variables are set (a test run by hand may lack them). */
+int ktest_sasl_available(void);
+const char *ktest_sasl_brokers(void);
+/* The path of principal's property file, in path; fails if unreadable. */
+const char *ktest_sasl_props(const char *principal, char *path, size_t len);
+/* A producer authenticated as principal (its property file), with extra
+ * librdkafka properties (key, value, ..., NULL; may be NULL) applied last,
+ * e.g. a wrong sasl.password. Destroy with ktest_sasl_destroy. */
+rd_kafka_t *ktest_sasl_producer(const char *principal,
+                                const char *const *props);
+void ktest_sasl_destroy(rd_kafka_t *rk);
+/* Produces one message and waits up to timeout_s for its delivery report:
+ * its error (0: delivered; RD_KAFKA_RESP_ERR__TIMED_OUT: no report, the
+ * message was purged). */
+rd_kafka_resp_err_t ktest_produce_wait(rd_kafka_t *rk, const char *topic,
+                                       const char *key, const char *payload,
+                                       int timeout_s);
+/* Polls a ktest_sasl_producer until the broker refused its credentials
+ * (RD_KAFKA_RESP_ERR__AUTHENTICATION) or timeout_s; 1 if it did. */
+int ktest_sasl_auth_failed(rd_kafka_t *rk, int timeout_s);
+/* Allows principal (a user name, without "User:") op on the literal
+ * resource type/name (the cluster: RD_KAFKA_RESOURCE_BROKER,
+ * "kafka-cluster"), as the plaintext listener's super user, and waits
+ * until the broker's authorizer applies it. */
+void ktest_acl_allow(ktest_t *k, const char *principal,
+                     rd_kafka_ResourceType_t type, const char *name,
+                     rd_kafka_AclOperation_t op);
 
 #endif

@@ -63,8 +63,8 @@ assert_refused(const char *spec, const char *why)
 
     ck_assert_msg(sources_parse(&s, spec, "t", err, sizeof(err)) == -1,
                   "'%s' was accepted", spec);
-    ck_assert_msg(strstr(err, why) != NULL, "'%s': expected '%s' in '%s'",
-                  spec, why, err);
+    ck_assert_msg(strstr(err, why) != NULL, "'%s': expected '%s' in '%s'", spec,
+                  why, err);
     ck_assert_int_eq(s.n, 0);
 }
 
@@ -80,7 +80,8 @@ START_TEST(test_bad_specs_are_refused)
     assert_refused("web:customer", "NAME=TOPIC:ROLE");
     assert_refused("Web=t1:customer", "name must be");
     assert_refused("=t1:customer", "name must be");
-    assert_refused("a-very-long-source-name-of-33-chars=t:admin", "name must be");
+    assert_refused("a-very-long-source-name-of-33-chars=t:admin",
+                   "name must be");
 }
 END_TEST
 
