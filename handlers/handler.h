@@ -115,6 +115,11 @@ typedef od_status_t (*handler_apply_fn)(apply_ctx_t *ctx, const void *cmd,
 /* the order the parsed command names, or NULL */
 typedef const char *(*handler_order_id_fn)(const void *cmd);
 
+/* decide: the business rules over the batch's snapshot (snapshot.h) */
+typedef struct decide_ctx decide_ctx_t;
+typedef od_status_t (*handler_decide_fn)(decide_ctx_t *ctx, const void *cmd,
+                                         cmd_result_t *res);
+
 struct handler {
     const char *type;
     unsigned roles; /* cmd_role_t bits allowed to send this type */
@@ -122,6 +127,7 @@ struct handler {
     handler_apply_fn apply;
     handler_order_id_fn order_id;
     int creates_order; /* parked commands for the order follow it */
+    handler_decide_fn decide;
 };
 
 /* The dispatch table lookup; NULL for an unknown type. */

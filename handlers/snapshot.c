@@ -394,30 +394,36 @@ snap_stock_change(snapshot_t *s, const cmd_env_t *env, int64_t product_id,
     return 0;
 }
 
-int
-snap_order_transition(snapshot_t *s, snap_order_t *o, fsm_status_t to,
-                      const cmd_env_t *env, const char *note,
-                      cmd_result_t *res)
+void
+snap_history_add(snapshot_t *s, const char *order_id, int from,
+                 fsm_status_t to, const cmd_env_t *env, const char *note)
 {
-    snap_history_t *h;
+    snap_history_t *h = vec_new(&s->history, sizeof(*h));
 
-    if (!fsm_can(o->status, to)) {
-        order_reject_transition(res, o->status, to, NULL);
-        return -1;
-    }
-    h = vec_new(&s->history, sizeof(*h));
     if (h == NULL) {
         s->missing = 1;
-        return -1;
+        return;
     }
-    snprintf(h->order_id, sizeof(h->order_id), "%s", o->id);
-    h->from = (int)o->status;
+    snprintf(h->order_id, sizeof(h->order_id), "%s", order_id);
+    h->from = from;
     h->to = to;
     h->role = env->role;
     snprintf(h->actor_id, sizeof(h->actor_id), "%s", env->actor_id);
     snprintf(h->dedup_key, sizeof(h->dedup_key), "%s", env->dedup_key);
     snprintf(h->source, sizeof(h->source), "%s", env->source);
     snprintf(h->note, sizeof(h->note), "%s", note != NULL ? note : "");
+}
+
+int
+snap_order_transition(snapshot_t *s, snap_order_t *o, fsm_status_t to,
+                      const cmd_env_t *env, const char *note,
+                      cmd_result_t *res)
+{
+    if (!fsm_can(o->status, to)) {
+        order_reject_transition(res, o->status, to, NULL);
+        return -1;
+    }
+    snap_history_add(s, o->id, (int)o->status, to, env, note);
     snap_touch_order(s, o);
     o->status = to;
     return 0;

@@ -224,6 +224,11 @@ int snap_order_transition(snapshot_t *s, snap_order_t *o, fsm_status_t to,
                           const cmd_env_t *env, const char *note,
                           cmd_result_t *res);
 
+/* Logs a history row for order_id (from -1: the order was created) with
+ * the actor of env; note may be NULL. */
+void snap_history_add(snapshot_t *s, const char *order_id, int from,
+                      fsm_status_t to, const cmd_env_t *env, const char *note);
+
 /* Gives back the stock of every line of o (aggregated per product and
  * variant) with ledger rows of the given reason. 0, or -1 when a row is
  * missing (s->missing set). */
@@ -246,11 +251,11 @@ json_t *snap_order_json(const snap_order_t *o);
  * What every decide function gets: the snapshot (read and changed), the
  * command's envelope (source, actor, event time) and the settings.
  */
-typedef struct decide_ctx {
+struct decide_ctx {
     snapshot_t *snap;
     const cmd_env_t *env;
     const domain_config_t *cfg;
-} decide_ctx_t;
+};
 
 /*
  * A handler's business rules: from the parsed command and the snapshot to
@@ -261,8 +266,7 @@ typedef struct decide_ctx {
  * A rejected command may leave changes behind: the batch rolls the
  * snapshot back to its mark.
  */
-typedef od_status_t (*handler_decide_fn)(decide_ctx_t *ctx, const void *cmd,
-                                         cmd_result_t *res);
+/* (handler_decide_fn, in handler.h) */
 
 /*
  * The order a lifecycle command names, checked for its actor: a customer

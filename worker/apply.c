@@ -259,9 +259,8 @@ command_type(const cmd_env_t *env)
     return json_string_value(json_object_get(env->root, "type"));
 }
 
-/* The command.result event as JSON text (caller frees), or NULL. */
-static char *
-result_text(const cmd_env_t *env, const cmd_result_t *res, const char *event_id,
+char *
+apply_result_text(const cmd_env_t *env, const cmd_result_t *res, const char *event_id,
             const apply_source_t *src)
 {
     char at[40];
@@ -299,7 +298,7 @@ write_result(db_t *db, const apply_config_t *cfg, const cmd_env_t *env,
              const apply_source_t *src, char *err, size_t errlen)
 {
     const char *key = result_order_id(env, res);
-    char *text = result_text(env, res, event_id, src);
+    char *text = apply_result_text(env, res, event_id, src);
     od_status_t st;
 
     if (text == NULL) {
@@ -328,7 +327,7 @@ dedup_and_result(db_t *db, const apply_config_t *cfg, const cmd_env_t *env,
     char part[24], off[24];
     const char *order_id = result_order_id(env, res);
     const char *key = order_id ? order_id : env->dedup_key;
-    char *text = result_text(env, res, event_id, src);
+    char *text = apply_result_text(env, res, event_id, src);
     int with_order = order_id != NULL && res->order == NULL &&
                      res->outcome != OUTCOME_DEFERRED;
     const char *params[15] = {env->dedup_key,

@@ -111,6 +111,11 @@ void apply_lockset_add(apply_lockset_t *ls, const apply_msglocks_t *ml);
 void apply_lockset_close(apply_lockset_t *ls);
 void apply_lockset_free(apply_lockset_t *ls);
 
+/* The command.result event of env with res as JSON text (caller frees),
+ * or NULL when it cannot be encoded. */
+char *apply_result_text(const cmd_env_t *env, const cmd_result_t *res,
+                        const char *event_id, const apply_source_t *src);
+
 /* Writes an outbox row for an event built by the caller (scheduler).
  * Takes ownership of payload. */
 od_status_t apply_emit_event(db_t *db, const char *topic, const char *key,

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "apply.h"
+#include "batch.h"
 #include "consumer.h"
 #include "db.h"
 #include "log.h"
@@ -67,7 +68,7 @@ struct executor {
     db_t *db;
     consumer_t *consumer;
     consumer_msg_t *batch;
-    apply_msglocks_t *locks; /* per message of the batch */
+    batch_msg_t *msgs;       /* per message of the batch, per attempt */
     char *carry;             /* per message: left for the next batch */
     int n;
     part_state_t parts[EXECUTOR_MAX_PARTS];
@@ -94,44 +95,6 @@ static const db_stmt_t stmt_offset_store = {
     "exec_offset_store",
     "UPDATE consumer_offsets SET next_offset = $4, updated_at = now()"
     " WHERE grp = $1 AND topic = $2 AND partition = $3"};
-
-static const db_stmt_t stmt_prelock_orders = {
-    "exec_prelock_orders",
-    "SELECT 1 FROM orders WHERE id = ANY($1::uuid[]) ORDER BY id"
-    " FOR UPDATE"};
-
-static const db_stmt_t stmt_prelock_products = {
-    "exec_prelock_products",
-    "SELECT 1 FROM products WHERE id = ANY($1::bigint[] ||"
-    " ARRAY(SELECT product_id FROM order_items"
-    "  WHERE order_id = ANY($2::uuid[])))"
-    " ORDER BY id FOR UPDATE"};
-
-/*
- * The first try at a batch's rows: lock what is free, skip what another
- * executor holds, and return what was skipped: rows (NULL, order) for a
- * held order, (product, NULL) for a held product a message names, and
- * (product, order) for a held product of an order's items. Rows that do
- * not exist are not returned (the handlers find them missing).
- */
-static const db_stmt_t stmt_trylock = {
-    "exec_trylock",
-    "WITH lo AS MATERIALIZED ("
-    "  SELECT id FROM orders WHERE id = ANY($2::uuid[])"
-    "  FOR UPDATE SKIP LOCKED),"
-    " want AS MATERIALIZED ("
-    "  SELECT w.pid, NULL::uuid AS oid FROM unnest($1::bigint[]) AS w(pid)"
-    "  UNION ALL SELECT product_id, order_id FROM order_items"
-    "  WHERE order_id = ANY(ARRAY(SELECT id FROM lo))),"
-    " lp AS MATERIALIZED ("
-    "  SELECT id FROM products WHERE id = ANY(ARRAY(SELECT pid FROM want))"
-    "  FOR UPDATE SKIP LOCKED)"
-    " SELECT NULL::bigint, o.id::text FROM orders o"
-    "  WHERE o.id = ANY($2::uuid[]) AND o.id <> ALL(ARRAY(SELECT id FROM lo))"
-    " UNION ALL"
-    " SELECT w.pid, w.oid::text FROM want w"
-    "  WHERE w.pid <> ALL(ARRAY(SELECT id FROM lp))"
-    "  AND EXISTS (SELECT 1 FROM products p WHERE p.id = w.pid)"};
 
 static const db_stmt_t stmt_offset_read = {
     "exec_offset_read", "SELECT next_offset FROM consumer_offsets"
@@ -341,195 +304,85 @@ publish_counts(const batch_counts_t *c)
     atomic_fetch_add(&metrics.internal_errors, c->internal);
 }
 
-/* The lockset of the messages the batch applies (not the redeliveries). */
+/* The batch's messages as the batch module takes them (parsed anew for
+ * each attempt: a retry starts from the same bytes). */
 static void
-batch_lockset(executor_t *ex, apply_lockset_t *ls)
+batch_msgs(executor_t *ex)
 {
-    memset(ls, 0, sizeof(*ls));
+    memset(ex->msgs, 0, sizeof(*ex->msgs) * (size_t)ex->n);
     for (int i = 0; i < ex->n; i++) {
-        part_state_t *p =
-            part_find(ex, ex->batch[i].topic, ex->batch[i].partition);
+        consumer_msg_t *m = &ex->batch[i];
+        batch_msg_t *bm = &ex->msgs[i];
 
-        if (ex->batch[i].offset >= p->stored)
-            apply_lockset_add(ls, &ex->locks[i]);
+        bm->src.source = m->source;
+        bm->src.topic = m->topic;
+        bm->src.partition = m->partition;
+        bm->src.offset = m->offset;
+        bm->src.ts_us = m->ts_us;
+        bm->src.key = m->key;
+        bm->src.key_len = m->key_len;
+        bm->payload = m->payload;
+        bm->len = m->len;
     }
-    apply_lockset_close(ls);
+}
+
+static void
+batch_msgs_free(executor_t *ex)
+{
+    for (int i = 0; i < ex->n; i++)
+        batch_msg_free(&ex->msgs[i]);
 }
 
 /*
- * Takes, in the global order, the row locks the batch's commands will
- * need: their existing orders, then the products they name and the
- * products of those orders (ascending ids). Handlers lock again (a no-op)
- * and stay correct on their own; this only keeps batches from deadlocking
- * on each other, since one batch holds many commands' locks at once.
- */
-static od_status_t
-prelock(executor_t *ex, char *err, size_t errlen)
-{
-    apply_lockset_t ls;
-    od_status_t st = OD_OK;
-
-    batch_lockset(ex, &ls);
-    if (ls.norders > 0) {
-        const char *params[1] = {ls.orders};
-
-        st = db_run(ex->db, &stmt_prelock_orders, 1, params, NULL, err, errlen);
-    }
-    if (st == OD_OK && (ls.nproducts > 0 || ls.norders > 0)) {
-        const char *params[2] = {ls.products, ls.orders};
-
-        st = db_run(ex->db, &stmt_prelock_products, 2, params, NULL, err,
-                    errlen);
-    }
-    apply_lockset_free(&ls);
-    return st;
-}
-
-/* Whether a message needs one of the rows the try-lock skipped. */
-static int
-msg_held(const apply_msglocks_t *ml, db_rows_t *held)
-{
-    for (int r = 0; r < db_nrows(held); r++) {
-        if (!db_isnull(held, r, 1)) {
-            if (ml->order[0] != '\0' &&
-                strcasecmp(ml->order, db_val(held, r, 1)) == 0)
-                return 1;
-            continue;
-        }
-        for (int j = 0; j < ml->nproducts; j++)
-            if (ml->products[j] == db_int64(held, r, 0))
-                return 1;
-    }
-    return 0;
-}
-
-/* The row try-lock of the batch's messages (see stmt_trylock); *held
- * receives the rows another executor holds. */
-static od_status_t
-try_lock(executor_t *ex, db_rows_t **held, char *err, size_t errlen)
-{
-    apply_lockset_t ls;
-    const char *params[2];
-    od_status_t st;
-
-    batch_lockset(ex, &ls);
-    params[0] = ls.products;
-    params[1] = ls.orders;
-    /* run even when empty: it carries the queued statements */
-    st = db_run(ex->db, &stmt_trylock, 2, params, held, err, errlen);
-    apply_lockset_free(&ls);
-    return st;
-}
-
-/*
- * The default first try: the batch's free rows were locked without
- * waiting (SKIP LOCKED); carry to the next batch, per partition, every
- * message from the first one that needs a row another executor holds, so
- * the partition's order holds. Two executors whose batches share a product
- * then both go on with the rest instead of one waiting for the other's
- * whole batch. Returns 1 when at least one message is applied or skipped.
+ * Which messages this attempt applies: below the stored offset they were
+ * applied before (skipped); in the first try, every partition's messages
+ * from the first one that needs a row another executor holds are carried
+ * to the next batch, so the partition's order holds and the executor goes
+ * on with the rest instead of waiting. Returns 1 when at least one
+ * message is applied or skipped.
  */
 static int
-carry_held(executor_t *ex, db_rows_t *held)
+choose(executor_t *ex, batch_t *b, int blocking, int64_t *skipped)
 {
     int progress = 0;
 
     for (int i = 0; i < ex->n; i++) {
-        consumer_msg_t *m = &ex->batch[i];
-        part_state_t *p = part_find(ex, m->topic, m->partition);
+        batch_msg_t *bm = &ex->msgs[i];
+        part_state_t *p = part_find(ex, bm->src.topic, bm->src.partition);
 
-        if (!p->cut && m->offset >= p->stored && db_nrows(held) > 0 &&
-            msg_held(&ex->locks[i], held)) {
+        if (!blocking && !p->cut && bm->src.offset >= p->stored &&
+            batch_msg_held(b, bm)) {
             p->cut = 1;
-            p->cut_at = m->offset;
+            p->cut_at = bm->src.offset;
         }
         ex->carry[i] = (char)p->cut;
-        if (!p->cut)
-            progress = 1;
+        bm->skip = p->cut || bm->src.offset < p->stored;
+        bm->quiet = bm->src.offset < p->replay_until;
+        if (p->cut)
+            continue;
+        progress = 1;
+        p->done = bm->src.offset;
+        if (bm->src.offset < p->stored)
+            (*skipped)++;
     }
     return progress;
 }
 
-/*
- * One attempt at the batch. *dropped set when it was sought back; *busy
- * when, in the first try, every message needed a row held elsewhere
- * (rolled back: the caller takes the blocking path).
- */
-static od_status_t
-process_batch(executor_t *ex, int blocking, int *dropped, int *busy, char *err,
-              size_t errlen)
+static void
+count_batch(executor_t *ex, batch_counts_t *c)
 {
-    od_status_t st;
-    apply_report_t rep;
-    batch_counts_t counts = {0};
-    int64_t skipped = 0;
-    int seek = 0, progress = blocking;
+    for (int i = 0; i < ex->n; i++)
+        if (!ex->msgs[i].skip)
+            count_outcome(c, &ex->msgs[i].rep);
+}
 
-    *dropped = 0;
-    *busy = 0;
-    for (int i = 0; i < ex->nparts; i++) {
-        ex->parts[i].cut = 0;
-        ex->parts[i].done = ex->parts[i].first - 1;
-    }
-    memset(ex->carry, 0, (size_t)ex->n);
-    /* BEGIN, the offset locks and (first try) the row try-lock: one round
-     * trip, the try-lock covering every message until the stored offsets
-     * tell the redeliveries apart */
-    db_queue(ex->db, "BEGIN");
-    st = lock_offsets(ex, blocking, err, errlen);
-    if (st == OD_OK && !blocking) {
-        db_rows_t *held = NULL;
+/* Queues the new stored offset of every partition that moved. */
+static od_status_t
+store_offsets(executor_t *ex, char *err, size_t errlen)
+{
+    od_status_t st = OD_OK;
 
-        for (int i = 0; i < ex->nparts; i++)
-            ex->parts[i].stored = INT64_MIN;
-        st = try_lock(ex, &held, err, errlen);
-        st = offsets_read(ex, st, err, errlen);
-        if (st == OD_OK) {
-            seek = needs_seek_back(ex);
-            if (!seek)
-                progress = carry_held(ex, held);
-        }
-        db_rows_free(held);
-    } else {
-        st = offsets_read(ex, st, err, errlen);
-        if (st == OD_OK)
-            seek = needs_seek_back(ex);
-    }
-    if (st != OD_OK)
-        goto fail;
-    if (seek) {
-        *dropped = 1;
-        return db_exec(ex->db, "ROLLBACK", err, errlen);
-    }
-    if (!progress) {
-        *busy = 1; /* every partition's next message is held */
-        return db_exec(ex->db, "ROLLBACK", err, errlen);
-    }
-    if (blocking)
-        st = prelock(ex, err, errlen);
-    if (st != OD_OK)
-        goto fail;
-    for (int i = 0; i < ex->n; i++) {
-        consumer_msg_t *m = &ex->batch[i];
-        part_state_t *p = part_find(ex, m->topic, m->partition);
-        apply_source_t src = {m->source, m->topic, m->partition, m->offset,
-                              m->ts_us,  m->key,   m->key_len};
-
-        if (ex->carry[i])
-            continue;
-        p->done = m->offset;
-        if (m->offset < p->stored) {
-            skipped++;
-            continue;
-        }
-        ex->acfg.quiet_duplicates = m->offset < p->replay_until;
-        st = apply_message(ex->db, &ex->acfg, m->payload, m->len, &src, &rep,
-                           err, errlen);
-        if (st != OD_OK)
-            goto fail;
-        count_outcome(&counts, &rep);
-    }
-    for (int i = 0; i < ex->nparts; i++) {
+    for (int i = 0; i < ex->nparts && st == OD_OK; i++) {
         part_state_t *p = &ex->parts[i];
         char part[24], next[24];
         const char *params[4] = {ex->cfg->group, p->topic,
@@ -538,30 +391,223 @@ process_batch(executor_t *ex, int blocking, int *dropped, int *busy, char *err,
 
         if (p->done < p->stored)
             continue;
-        /* sent with the COMMIT, in its round trip */
         st = db_queue_run(ex->db, &stmt_offset_store, 4, params, NULL, NULL,
                           NULL, err, errlen);
-        if (st != OD_OK)
-            goto fail;
     }
-    st = db_exec(ex->db, "COMMIT", err, errlen);
-    if (st != OD_OK) {
-        /* outcome unknown: the stored offsets settle it. An offset store
-         * that failed left the transaction open (the COMMIT never ran). */
-        if (db_failed_queued(ex->db))
-            goto fail;
-        return st;
-    }
-    atomic_fetch_add(&metrics.skipped, skipped);
-    publish_counts(&counts);
-    return OD_OK;
-fail : {
+    return st;
+}
+
+static void
+rollback_quietly(executor_t *ex)
+{
     char ignore[256];
 
     if (db_ok(ex->db) &&
         db_exec(ex->db, "ROLLBACK", ignore, sizeof(ignore)) != OD_OK)
         log_warn("rollback failed: %s", ignore);
 }
+
+/* Loads, decides and queues the writes of the messages whose skip is 0;
+ * the caller's next call sends the writes. */
+static od_status_t
+load_decide_write(executor_t *ex, batch_t *b, batch_msg_t *msgs, int n,
+                  char *err, size_t errlen)
+{
+    batch_needs_t needs;
+    batch_load_t *load = NULL;
+    od_status_t st;
+
+    batch_prepare(&ex->acfg, msgs, n, &needs);
+    st = batch_load_queue(ex->db, &needs, 0, &load, err, errlen);
+    if (st == OD_OK)
+        st = db_exec(ex->db, "SELECT 1", err, errlen); /* the round trip */
+    if (load != NULL) {
+        od_status_t lst = batch_load_take(b, load, err, errlen);
+
+        if (st == OD_OK)
+            st = lst;
+    }
+    batch_needs_free(&needs);
+    if (st == OD_OK)
+        st = batch_decide(b, &ex->acfg, msgs, n, err, errlen);
+    if (st == OD_OK)
+        st = batch_write_queue(ex->db, b, err, errlen);
+    return st;
+}
+
+/*
+ * The fallback after a write failed in a way the snapshot could not
+ * predict (a constraint, a trigger, a race the locks do not cover): the
+ * same messages again, each in its own savepoint with its own load,
+ * decide and write, so that only the faulty command becomes
+ * internal_error (with its dead-letter copy) and its neighbours commit.
+ */
+static od_status_t
+process_one_by_one(executor_t *ex, const char *why, char *err, size_t errlen)
+{
+    od_status_t st;
+    int64_t skipped = 0;
+    batch_counts_t counts = {0};
+
+    log_warn("executor %d: batch of %d failed (%s): applying it command by "
+             "command",
+             ex->id, ex->n, why);
+    batch_msgs(ex);
+    db_queue(ex->db, "BEGIN");
+    st = lock_offsets(ex, 1, err, errlen);
+    st = offsets_read(ex, st, err, errlen);
+    if (st != OD_OK)
+        goto fail;
+    for (int i = 0; i < ex->nparts; i++) {
+        ex->parts[i].cut = 0;
+        ex->parts[i].done = ex->parts[i].first - 1;
+    }
+    (void)choose(ex, NULL, 1, &skipped);
+    for (int i = 0; i < ex->n && st == OD_OK; i++) {
+        batch_msg_t *bm = &ex->msgs[i];
+        batch_t b;
+
+        if (bm->skip)
+            continue;
+        batch_init(&b);
+        db_queue(ex->db, "SAVEPOINT cmd");
+        st = load_decide_write(ex, &b, bm, 1, err, errlen);
+        if (st == OD_OK)
+            st = db_exec(ex->db, "RELEASE SAVEPOINT cmd", err, errlen);
+        batch_free(&b);
+        if (st != OD_FATAL || !db_ok(ex->db) ||
+            ex->acfg.halt_on_internal_error)
+            continue;
+        /* this command alone fails: it becomes internal_error */
+        slog_error(bm->src.topic, bm->src.partition, bm->src.offset,
+                   "internal error applying '%s': %s", bm->env.dedup_key,
+                   err);
+        st = db_exec(ex->db, "ROLLBACK TO SAVEPOINT cmd", err, errlen);
+        if (st != OD_OK)
+            break;
+        batch_init(&b);
+        st = batch_fail_message(&b, &ex->acfg, bm, err, errlen);
+        if (st == OD_OK)
+            st = batch_write_queue(ex->db, &b, err, errlen);
+        if (st == OD_OK)
+            st = db_exec(ex->db, "RELEASE SAVEPOINT cmd", err, errlen);
+        batch_free(&b);
+    }
+    if (st == OD_OK)
+        st = store_offsets(ex, err, errlen);
+    if (st == OD_OK)
+        st = db_exec(ex->db, "COMMIT", err, errlen);
+    if (st != OD_OK && db_failed_queued(ex->db))
+        goto fail;
+    if (st == OD_OK) {
+        memset(ex->carry, 0, (size_t)ex->n);
+        atomic_fetch_add(&metrics.skipped, skipped);
+        count_batch(ex, &counts);
+        publish_counts(&counts);
+    }
+    batch_msgs_free(ex);
+    return st;
+fail:
+    rollback_quietly(ex);
+    batch_msgs_free(ex);
+    return st;
+}
+
+/*
+ * One attempt at the batch, in three steps: (1) BEGIN, the offset locks
+ * and the load of every row the messages can touch, in one round trip
+ * (the first try takes only free rows and reports the held ones); (2)
+ * decide each applied message in memory, in order; (3) the set-based
+ * writes, the new offsets and COMMIT in one round trip. *dropped set when
+ * it was sought back; *busy when, in the first try, every message needed
+ * a row held elsewhere (rolled back: the caller takes the blocking path).
+ */
+static od_status_t
+process_batch(executor_t *ex, int blocking, int *dropped, int *busy, char *err,
+              size_t errlen)
+{
+    batch_needs_t needs;
+    batch_load_t *load = NULL;
+    batch_counts_t counts = {0};
+    batch_t b;
+    od_status_t st;
+    int64_t skipped = 0;
+    int seek = 0, progress;
+
+    *dropped = 0;
+    *busy = 0;
+    for (int i = 0; i < ex->nparts; i++) {
+        ex->parts[i].cut = 0;
+        ex->parts[i].done = ex->parts[i].first - 1;
+    }
+    memset(ex->carry, 0, (size_t)ex->n);
+    batch_msgs(ex);
+    batch_init(&b);
+    batch_prepare(&ex->acfg, ex->msgs, ex->n, &needs);
+    /* one round trip: the load covers every message until the stored
+     * offsets tell the redeliveries apart */
+    db_queue(ex->db, "BEGIN");
+    st = lock_offsets(ex, 0, err, errlen);
+    if (st == OD_OK)
+        st = batch_load_queue(ex->db, &needs, !blocking, &load, err, errlen);
+    if (st == OD_OK)
+        st = db_exec(ex->db, "SELECT 1", err, errlen);
+    if (load != NULL) {
+        od_status_t lst = batch_load_take(&b, load, err, errlen);
+
+        if (st == OD_OK)
+            st = lst;
+    }
+    batch_needs_free(&needs);
+    st = offsets_read(ex, st, err, errlen);
+    if (st != OD_OK)
+        goto fail;
+    seek = needs_seek_back(ex);
+    if (seek) {
+        *dropped = 1;
+        st = db_exec(ex->db, "ROLLBACK", err, errlen);
+        goto out;
+    }
+    progress = choose(ex, &b, blocking, &skipped);
+    if (!progress) {
+        *busy = 1; /* every partition's next message is held */
+        st = db_exec(ex->db, "ROLLBACK", err, errlen);
+        goto out;
+    }
+    st = batch_decide(&b, &ex->acfg, ex->msgs, ex->n, err, errlen);
+    if (st == OD_OK)
+        st = batch_write_queue(ex->db, &b, err, errlen);
+    if (st == OD_OK)
+        st = store_offsets(ex, err, errlen);
+    if (st == OD_OK)
+        st = db_exec(ex->db, "COMMIT", err, errlen);
+    if (st == OD_FATAL && db_failed_queued(ex->db) && db_ok(ex->db) &&
+        !ex->acfg.halt_on_internal_error) {
+        /* a write the snapshot did not foresee */
+        char why[1024];
+
+        snprintf(why, sizeof(why), "%.*s", (int)sizeof(why) - 1, err);
+        rollback_quietly(ex);
+        batch_free(&b);
+        batch_msgs_free(ex);
+        return process_one_by_one(ex, why, err, errlen);
+    }
+    if (st != OD_OK) {
+        /* outcome unknown: the stored offsets settle it. A write that
+         * failed left the transaction open (the COMMIT never ran). */
+        if (db_failed_queued(ex->db) || st == OD_FATAL)
+            goto fail;
+        goto out;
+    }
+    atomic_fetch_add(&metrics.skipped, skipped);
+    count_batch(ex, &counts);
+    publish_counts(&counts);
+    goto out;
+fail:
+    rollback_quietly(ex);
+out:
+    batch_free(&b);
+    batch_msgs_free(ex);
     return st;
 }
 
@@ -576,7 +622,6 @@ release_batch(executor_t *ex, int all)
         if (!all && ex->carry[i]) {
             if (kept != i) {
                 ex->batch[kept] = ex->batch[i];
-                ex->locks[kept] = ex->locks[i];
             }
             kept++;
             continue;
@@ -866,7 +911,6 @@ executor_main(void *arg)
         if (!full && consumer_poll(ex->consumer, timeout, &m)) {
             if (ex->n == 0)
                 deadline = od_mono_us() + ex->cfg->batch_wait_ms * 1000;
-            apply_msglocks_parse(&ex->locks[ex->n], m.payload, m.len);
             ex->batch[ex->n++] = m;
             if (ex->n < ex->cfg->batch_size && od_mono_us() < deadline)
                 continue;
@@ -907,9 +951,9 @@ executor_new(int id, const od_config_t *cfg, atomic_int *stop, outbox_t *outbox,
     ex->seed = (unsigned int)(od_now_us() ^ (id * 7919));
     apply_config_init(&ex->acfg, cfg);
     ex->batch = calloc((size_t)cfg->batch_size, sizeof(*ex->batch));
-    ex->locks = calloc((size_t)cfg->batch_size, sizeof(*ex->locks));
+    ex->msgs = calloc((size_t)cfg->batch_size, sizeof(*ex->msgs));
     ex->carry = calloc((size_t)cfg->batch_size, 1);
-    if (ex->batch == NULL || ex->locks == NULL || ex->carry == NULL) {
+    if (ex->batch == NULL || ex->msgs == NULL || ex->carry == NULL) {
         od_err(err, errlen, "out of memory");
         goto fail;
     }
@@ -954,7 +998,7 @@ executor_destroy(executor_t *ex)
     consumer_destroy(ex->consumer);
     db_destroy(ex->db);
     free(ex->batch);
-    free(ex->locks);
+    free(ex->msgs);
     free(ex->carry);
     free(ex);
 }

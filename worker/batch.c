@@ -1,0 +1,710 @@
+/* batch.c - the batch driver: parse, what to load, decide in order
+ *
+ * DESIGN: every message ends in exactly one of: a dead-letter copy
+ * (poison), or a dedup row (source, dedup_key) plus one command.result
+ * event. Deciding happens in memory against the snapshot the load filled:
+ * a key seen before (loaded, or decided earlier in this batch) is a
+ * duplicate or dedup_key_reused and changes nothing; otherwise the
+ * source's and the handler's roles are checked and the handler's pure
+ * decide function runs after a snapshot mark. A rejection rolls the
+ * snapshot back to the mark, exactly as the per-command savepoint did. A
+ * command naming an order that does not exist is parked; a checkout that
+ * creates an order releases the commands parked for it (loaded, or parked
+ * earlier in the batch), which are decided right after it. What was
+ * decided is written by batch_write.c, set-based; an error the snapshot
+ * could not predict rolls the whole batch back and the executor applies
+ * it again one command at a time (see executor.c).
+ */
+#include "batch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+
+void
+batch_init(batch_t *b)
+{
+    memset(b, 0, sizeof(*b));
+    snap_init(&b->snap);
+}
+
+static void
+vec_clear(snap_vec_t *v)
+{
+    for (int i = 0; i < v->n; i++)
+        free(v->v[i]);
+    free(v->v);
+    memset(v, 0, sizeof(*v));
+}
+
+void
+batch_free(batch_t *b)
+{
+    snap_free(&b->snap);
+    for (int i = 0; i < b->dedup.n; i++) {
+        batch_dedup_t *d = b->dedup.v[i];
+
+        if (d->owns_reason)
+            free((char *)d->reason);
+    }
+    vec_clear(&b->dedup);
+    for (int i = 0; i < b->parked.n; i++)
+        free(((batch_parked_t *)b->parked.v[i])->payload);
+    vec_clear(&b->parked);
+    for (int i = 0; i < b->events.n; i++) {
+        batch_event_t *e = b->events.v[i];
+
+        free(e->key);
+        free(e->payload);
+        free(e->headers);
+    }
+    vec_clear(&b->events);
+    vec_clear(&b->held_orders);
+    vec_clear(&b->held_products);
+    memset(b, 0, sizeof(*b));
+}
+
+/* Appends a zeroed element of size bytes to v; NULL when out of memory. */
+static void *
+vec_add(snap_vec_t *v, size_t size)
+{
+    void *e = calloc(1, size);
+
+    if (e == NULL)
+        return NULL;
+    if (v->n == v->cap) {
+        int cap = v->cap ? v->cap * 2 : 32;
+        void **g = realloc(v->v, (size_t)cap * sizeof(*g));
+
+        if (g == NULL) {
+            free(e);
+            return NULL;
+        }
+        v->v = g;
+        v->cap = cap;
+    }
+    v->v[v->n++] = e;
+    return e;
+}
+
+/* --- what to load --------------------------------------------------- */
+
+static void
+need_product(batch_needs_t *n, const json_t *obj)
+{
+    char err[8];
+    int64_t id;
+
+    if (json_is_object(obj) &&
+        json_field_id(obj, "product_id", 1, &id, err, sizeof(err)) == 0)
+        pgarray_int(&n->products, id);
+}
+
+static void
+need_variant(batch_needs_t *n, const json_t *obj, const char *field)
+{
+    char err[8];
+    int64_t id;
+
+    if (json_is_object(obj) &&
+        json_field_id(obj, field, 1, &id, err, sizeof(err)) == 0)
+        pgarray_int(&n->variants, id);
+}
+
+static void
+need_country(batch_needs_t *n, const json_t *root, const char *field)
+{
+    const char *c = json_string_value(json_object_get(root, field));
+
+    if (c != NULL && strlen(c) == 2)
+        pgarray_text(&n->countries, c);
+}
+
+/* The rows one message may touch, read from its body: its order, the
+ * products and variants it names (items and variants included), the tax
+ * countries. Every value is checked before it becomes an array element:
+ * a malformed one would fail the whole load statement. */
+static void
+gather(batch_needs_t *n, const batch_msg_t *m)
+{
+    const json_t *root = m->env.root, *arr, *it;
+    const char *oid;
+    size_t i;
+
+    pgarray_text(&n->dsources, m->env.source);
+    pgarray_text(&n->dkeys, m->env.dedup_key);
+    if (!json_is_object(root))
+        return;
+    oid = json_string_value(json_object_get(root, "order_id"));
+    if (oid != NULL && od_is_uuid(oid))
+        pgarray_text(&n->orders, oid);
+    need_product(n, root);
+    need_variant(n, root, "variant_id");
+    arr = json_object_get(root, "items");
+    json_array_foreach(arr, i, it)
+    {
+        need_product(n, it);
+        need_variant(n, it, "variant_id");
+    }
+    arr = json_object_get(root, "variants");
+    json_array_foreach(arr, i, it)
+    {
+        need_variant(n, it, "variant_id");
+    }
+    need_country(n, root, "tax_country");
+    need_country(n, root, "country");
+    if (m->parsed == CMD_PARSE_OK && m->env.handler->creates_order &&
+        m->env.order_id[0] != '\0') {
+        pgarray_text(&n->creates, m->env.order_id);
+        n->ncheckouts++;
+    }
+}
+
+/* Parses one message into m->env; a parked command keeps its own source
+ * and skips the checks it passed when it was first taken. */
+static void
+prepare_one(batch_msg_t *m, const apply_config_t *cfg)
+{
+    m->parsed = command_parse(m->payload, m->len, m->src.ts_us, &m->env,
+                              m->perr, sizeof(m->perr));
+    snprintf(m->env.source, sizeof(m->env.source), "%s",
+             m->src.source->name);
+    if (m->parsed == CMD_PARSE_OK && !m->resumed && cfg != NULL &&
+        m->src.source != sources_orderd() &&
+        command_check_event_time(&m->env, m->src.ts_us, od_now_us(),
+                                 cfg->max_clock_skew_us, cfg->max_event_age_us,
+                                 m->perr, sizeof(m->perr)) < 0)
+        m->parsed = CMD_PARSE_INVALID;
+}
+
+void
+batch_prepare(const apply_config_t *cfg, batch_msg_t *msgs, int n,
+              batch_needs_t *needs)
+{
+    memset(needs, 0, sizeof(*needs));
+    for (int i = 0; i < n; i++) {
+        batch_msg_t *m = &msgs[i];
+
+        prepare_one(m, cfg);
+        if (m->parsed != CMD_PARSE_POISON)
+            gather(needs, m);
+    }
+}
+
+void
+batch_needs_free(batch_needs_t *needs)
+{
+    pgarray_free(&needs->orders);
+    pgarray_free(&needs->creates);
+    pgarray_free(&needs->products);
+    pgarray_free(&needs->variants);
+    pgarray_free(&needs->countries);
+    pgarray_free(&needs->dsources);
+    pgarray_free(&needs->dkeys);
+}
+
+void
+batch_msg_free(batch_msg_t *m)
+{
+    command_env_free(&m->env);
+}
+
+int
+batch_msg_held(const batch_t *b, const batch_msg_t *m)
+{
+    const json_t *root = m->env.root, *items, *it;
+    const char *oid;
+    size_t i;
+
+    if (!json_is_object(root))
+        return 0;
+    oid = json_string_value(json_object_get(root, "order_id"));
+    for (int k = 0; oid != NULL && k < b->held_orders.n; k++)
+        if (strcasecmp(oid, b->held_orders.v[k]) == 0)
+            return 1;
+    for (int k = 0; k < b->held_products.n; k++) {
+        int64_t held = *(int64_t *)b->held_products.v[k], id;
+        char err[8];
+
+        if (json_field_id(root, "product_id", 1, &id, err, sizeof(err)) == 0 &&
+            id == held)
+            return 1;
+        items = json_object_get(root, "items");
+        json_array_foreach(items, i, it)
+        {
+            if (json_is_object(it) &&
+                json_field_id(it, "product_id", 1, &id, err, sizeof(err)) ==
+                    0 &&
+                id == held)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* --- deciding -------------------------------------------------------- */
+
+static batch_dedup_t *
+dedup_find(batch_t *b, const char *source, const char *key)
+{
+    for (int i = b->dedup.n - 1; i >= 0; i--) {
+        batch_dedup_t *d = b->dedup.v[i];
+
+        if (strcmp(d->key, key) == 0 && strcmp(d->source, source) == 0)
+            return d;
+    }
+    return NULL;
+}
+
+/* Adds an outbox row; takes ownership of payload and headers. */
+static int
+add_event(batch_t *b, const char *topic, const void *key, size_t key_len,
+          char *payload, size_t len, int hex, char *headers,
+          const char *dedup_key, const char *event_id)
+{
+    batch_event_t *e = vec_add(&b->events, sizeof(*e));
+
+    if (e == NULL || (key_len > 0 && (e->key = malloc(key_len)) == NULL)) {
+        if (e != NULL)
+            b->events.n--, free(e);
+        free(payload);
+        free(headers);
+        return -1;
+    }
+    if (event_id != NULL)
+        snprintf(e->event_id, sizeof(e->event_id), "%s", event_id);
+    else
+        od_uuid_v4(e->event_id);
+    e->topic = topic;
+    if (key_len > 0)
+        memcpy(e->key, key, key_len);
+    e->key_len = key_len;
+    e->payload = payload;
+    e->len = len;
+    e->hex = hex;
+    e->headers = headers;
+    snprintf(e->dedup_key, sizeof(e->dedup_key), "%s",
+             dedup_key != NULL ? dedup_key : "");
+    return 0;
+}
+
+/* A copy of the message for the dead-letter topic, with the contract's
+ * headers. */
+static int
+add_dlq(batch_t *b, const apply_config_t *cfg, const batch_msg_t *m,
+        const char *why, const char *dedup_key)
+{
+    json_t *h = json_pack(
+        "{s:s, s:s, s:I, s:I}", "orderd-error", why, "orderd-source-topic",
+        m->src.topic ? m->src.topic : "", "orderd-source-partition",
+        (json_int_t)m->src.partition, "orderd-source-offset",
+        (json_int_t)m->src.offset);
+    char *headers = h ? json_dumps(h, JSON_COMPACT) : NULL;
+    char *copy = malloc(m->len + 1);
+
+    json_decref(h);
+    if (copy == NULL || headers == NULL) {
+        free(copy);
+        free(headers);
+        return -1;
+    }
+    memcpy(copy, m->payload, m->len);
+    copy[m->len] = '\0';
+    return add_event(b, cfg->dlq_topic, m->src.key, m->src.key_len, copy,
+                     m->len, 1, headers, dedup_key, NULL);
+}
+
+/* The extra events a result carries (order.expired, stock.low,
+ * payment.refund_required), as outbox rows. */
+static int
+add_extra_events(batch_t *b, const apply_config_t *cfg, const cmd_env_t *env,
+                 const cmd_result_t *res)
+{
+    size_t i;
+    json_t *e;
+
+    json_array_foreach(res->events, i, e)
+    {
+        json_t *payload = json_deep_copy(json_object_get(e, "payload"));
+        const char *type = json_string_value(json_object_get(e, "type"));
+        const char *key = json_string_value(json_object_get(e, "key"));
+        char event_id[37], at[40];
+        char *text;
+
+        if (payload == NULL)
+            return -1;
+        od_uuid_v4(event_id);
+        json_object_set_new(payload, "event_id", json_string(event_id));
+        json_object_set_new(payload, "type", json_string(type));
+        if (json_object_get(payload, "at") == NULL)
+            json_object_set_new(
+                payload, "at",
+                json_string(od_format_time(od_now_us(), at, sizeof(at))));
+        text = json_dumps(payload, JSON_COMPACT);
+        json_decref(payload);
+        if (text == NULL ||
+            add_event(b, cfg->domain.events_topic, key, key ? strlen(key) : 0,
+                      text, strlen(text), 0, NULL, env->dedup_key,
+                      event_id) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The order the result concerns, as the snapshot has it now. */
+static void
+attach_order(batch_t *b, const cmd_env_t *env, cmd_result_t *res)
+{
+    const char *oid = res->order_id[0] ? res->order_id : env->order_id;
+    snap_order_t *o;
+
+    if (res->order_id[0] == '\0' && env->order_id[0] != '\0')
+        snprintf(res->order_id, sizeof(res->order_id), "%s", env->order_id);
+    if (oid[0] == '\0' || res->outcome == OUTCOME_DEFERRED ||
+        res->order != NULL)
+        return;
+    o = snap_order(&b->snap, oid);
+    if (o != NULL)
+        res->order = snap_order_json(o);
+}
+
+static int
+add_result(batch_t *b, const apply_config_t *cfg, batch_msg_t *m,
+           cmd_result_t *res, const char *event_id)
+{
+    char *text;
+    const char *key;
+
+    attach_order(b, &m->env, res);
+    text = apply_result_text(&m->env, res, event_id, &m->src);
+    if (text == NULL)
+        return -1;
+    key = res->order_id[0] ? res->order_id : m->env.dedup_key;
+    snprintf(m->rep.event_id, sizeof(m->rep.event_id), "%s", event_id);
+    return add_event(b, cfg->domain.events_topic, key, strlen(key), text,
+                     strlen(text), 0, NULL, m->env.dedup_key, event_id);
+}
+
+/* The key was seen before: duplicate (same body) or dedup_key_reused. */
+static int
+decide_known(batch_t *b, const apply_config_t *cfg, batch_msg_t *m,
+             const batch_dedup_t *d)
+{
+    cmd_result_t res;
+    char event_id[37];
+    int rc = 0;
+
+    cmd_result_init(&res);
+    if (memcmp(d->fingerprint, m->env.fingerprint, 32) == 0) {
+        res.outcome = OUTCOME_DUPLICATE;
+        res.details = json_pack("{s:s, s:s?, s:s}", "original_outcome",
+                                d->outcome, "original_reason", d->reason,
+                                "original_event_id", d->event_id);
+    } else {
+        cmd_reject(&res, "dedup_key_reused",
+                   json_pack("{s:s}", "original_event_id", d->event_id));
+    }
+    m->rep.outcome = res.outcome;
+    m->rep.reason = res.reason;
+    /* a replay re-reading what it applied before stays quiet: the first
+     * result (duplicate or dedup_key_reused alike) exists already */
+    if (!m->quiet) {
+        od_uuid_v4(event_id);
+        rc = add_result(b, cfg, m, &res, event_id);
+    }
+    cmd_result_reset(&res);
+    return rc;
+}
+
+/* The static name of an outcome's reason: results keep static strings. */
+static void
+record_dedup(batch_t *b, const batch_msg_t *m, const cmd_result_t *res,
+             const char *event_id, int *fail)
+{
+    batch_dedup_t *d = m->resumed
+                           ? dedup_find(b, m->env.source, m->env.dedup_key)
+                           : NULL;
+
+    if (d == NULL) {
+        d = vec_add(&b->dedup, sizeof(*d));
+        if (d == NULL) {
+            *fail = 1;
+            return;
+        }
+        snprintf(d->source, sizeof(d->source), "%s", m->env.source);
+        snprintf(d->key, sizeof(d->key), "%s", m->env.dedup_key);
+        memcpy(d->fingerprint, m->env.fingerprint, 32);
+        /* a parked command's row exists (outcome deferred): updated */
+        d->is_new = !m->resumed;
+        d->resolved = m->resumed;
+        if (m->resumed)
+            b->nresolved++;
+    } else if (!d->is_new && !d->resolved) {
+        /* loaded (its redelivery is in the batch too): updated */
+        d->resolved = 1;
+        b->nresolved++;
+    }
+    if (d->owns_reason)
+        free((char *)d->reason);
+    d->owns_reason = 0;
+    d->outcome = cmd_outcome_name(res->outcome);
+    d->reason = res->reason;
+    snprintf(d->event_id, sizeof(d->event_id), "%s", event_id);
+    if (d->is_new && !m->resumed) {
+        d->command_type =
+            m->env.handler
+                ? m->env.handler->type
+                : json_string_value(json_object_get(m->env.root, "type"));
+        snprintf(d->order_id, sizeof(d->order_id), "%s", res->order_id);
+        snprintf(d->topic, sizeof(d->topic), "%s",
+                 m->src.topic ? m->src.topic : "");
+        d->partition = m->src.partition;
+        d->offset = m->src.offset;
+    }
+}
+
+static int decide_one(batch_t *b, const apply_config_t *cfg, batch_msg_t *m,
+                      char *err, size_t errlen);
+
+/* Applies, in arrival order, the commands parked for order_id: loaded
+ * from the shelf, or parked earlier in this batch. */
+static int
+release_parked(batch_t *b, const apply_config_t *cfg, const char *order_id,
+               int *released, char *err, size_t errlen)
+{
+    for (int i = 0; i < b->parked.n; i++) {
+        batch_parked_t *p = b->parked.v[i];
+        const od_source_t *known;
+        od_source_t gone = {"", NULL, ROLE_ALL};
+        batch_msg_t pm;
+        int rc;
+
+        if (p->taken || strcmp(p->order_id, order_id) != 0)
+            continue;
+        p->taken = 1;
+        memset(&pm, 0, sizeof(pm));
+        known = sources_by_name(cfg->sources, p->source);
+        if (known == NULL) {
+            /* a source no longer configured: authorised when parked */
+            snprintf(gone.name, sizeof(gone.name), "%s", p->source);
+            known = &gone;
+        }
+        pm.src.source = known;
+        pm.src.topic = p->topic;
+        pm.src.partition = p->partition;
+        pm.src.offset = p->offset;
+        pm.src.ts_us = p->ts_us;
+        pm.src.key = order_id;
+        pm.src.key_len = strlen(order_id);
+        pm.payload = p->payload;
+        pm.len = p->len;
+        pm.resumed = 1;
+        pm.parked_id = p->id;
+        prepare_one(&pm, cfg);
+        if (pm.parsed != CMD_PARSE_OK) {
+            /* it parsed when it was parked: the code changed under it */
+            od_err(err, errlen, "parked command %s no longer parses: %s",
+                   p->key, pm.perr);
+            batch_msg_free(&pm);
+            return -1;
+        }
+        rc = decide_one(b, cfg, &pm, err, errlen);
+        batch_msg_free(&pm);
+        if (rc < 0)
+            return -1;
+        (*released)++;
+    }
+    return 0;
+}
+
+/* Parks m: its order is not known yet. */
+static int
+park(batch_t *b, const batch_msg_t *m)
+{
+    batch_parked_t *p = vec_add(&b->parked, sizeof(*p));
+
+    if (p == NULL || (p->payload = malloc(m->len ? m->len : 1)) == NULL)
+        return -1;
+    snprintf(p->order_id, sizeof(p->order_id), "%s", m->env.order_id);
+    snprintf(p->source, sizeof(p->source), "%s", m->env.source);
+    snprintf(p->key, sizeof(p->key), "%s", m->env.dedup_key);
+    memcpy(p->payload, m->payload, m->len);
+    p->len = m->len;
+    p->ts_us = m->src.ts_us;
+    snprintf(p->topic, sizeof(p->topic), "%s",
+             m->src.topic ? m->src.topic : "");
+    p->partition = m->src.partition;
+    p->offset = m->src.offset;
+    return 0;
+}
+
+/* The handler's decision, or internal_error. -1 (err set) only when the
+ * worker must halt. */
+static int
+run_handler(batch_t *b, const apply_config_t *cfg, batch_msg_t *m,
+            cmd_result_t *res, char *err, size_t errlen)
+{
+    decide_ctx_t dctx = {&b->snap, &m->env, &cfg->domain};
+    od_status_t st = m->env.handler->decide(&dctx, m->env.cmd, res);
+
+    if (st == OD_OK && !b->snap.missing)
+        return 0;
+    b->snap.missing = 0;
+    slog_error(m->src.topic, m->src.partition, m->src.offset,
+               "internal error deciding %s '%s': the batch's rows do not "
+               "hold what it needs",
+               m->env.handler->type, m->env.dedup_key);
+    if (cfg->halt_on_internal_error) {
+        od_err(err, errlen, "internal error deciding %s '%s'",
+               m->env.handler->type, m->env.dedup_key);
+        return -1;
+    }
+    cmd_result_reset(res);
+    cmd_reject(res, "internal_error", NULL);
+    m->rep.internal_error = 1;
+    return 0;
+}
+
+static int
+decide_one(batch_t *b, const apply_config_t *cfg, batch_msg_t *m, char *err,
+           size_t errlen)
+{
+    cmd_result_t res;
+    snap_mark_t mark;
+    char event_id[37];
+    batch_dedup_t *known;
+    int fail = 0;
+
+    memset(&m->rep, 0, sizeof(m->rep));
+    if (m->parsed == CMD_PARSE_POISON) {
+        m->rep.outcome = OUTCOME_REJECTED;
+        m->rep.reason = "poison";
+        /* a quiet replay re-reads poison that has its DLQ copy already */
+        if (m->quiet)
+            return 0;
+        slog_warn(m->src.topic, m->src.partition, m->src.offset,
+                  "poison message to the dead-letter topic: %s", m->perr);
+        m->rep.dlq = 1;
+        return add_dlq(b, cfg, m, m->perr, NULL) < 0 ? -2 : 0;
+    }
+    snprintf(m->rep.dedup_key, sizeof(m->rep.dedup_key), "%s",
+             m->env.dedup_key);
+    known = m->resumed ? NULL : dedup_find(b, m->env.source, m->env.dedup_key);
+    if (known != NULL)
+        return decide_known(b, cfg, m, known) < 0 ? -2 : 0;
+
+    cmd_result_init(&res);
+    mark = snap_mark(&b->snap);
+    if (m->parsed == CMD_PARSE_INVALID) {
+        cmd_reject(&res, "invalid_command",
+                   json_pack("{s:s}", "error", m->perr));
+    } else if (!m->resumed && (m->env.role & m->src.source->roles) == 0) {
+        /* the topic's producers are not trusted with that role (a parked
+         * command passed this check when it was first taken) */
+        cmd_reject(&res, "unauthorized",
+                   json_pack("{s:s, s:s}", "source", m->env.source, "role",
+                             cmd_role_name(m->env.role)));
+    } else if ((m->env.role & m->env.handler->roles) == 0) {
+        cmd_reject(&res, "unauthorized",
+                   json_pack("{s:s}", "role", cmd_role_name(m->env.role)));
+    } else if (run_handler(b, cfg, m, &res, err, errlen) < 0) {
+        snap_rollback(&b->snap, mark);
+        cmd_result_reset(&res);
+        return -1;
+    }
+    if (res.outcome == OUTCOME_REJECTED)
+        snap_rollback(&b->snap, mark);
+    else
+        snap_forget_undo(&b->snap);
+
+    /* an order command that arrived before its order: park it */
+    if (!m->resumed && res.outcome == OUTCOME_REJECTED && res.reason != NULL &&
+        strcmp(res.reason, "order_not_found") == 0 &&
+        m->env.order_id[0] != '\0' && cfg->defer_timeout_ms > 0) {
+        cmd_result_reset(&res);
+        res.outcome = OUTCOME_DEFERRED;
+        res.details =
+            json_pack("{s:s, s:I}", "waiting_for_order", m->env.order_id,
+                      "timeout_ms", (json_int_t)cfg->defer_timeout_ms);
+        if (park(b, m) < 0)
+            fail = 1;
+    }
+    od_uuid_v4(event_id);
+    record_dedup(b, m, &res, event_id, &fail);
+    m->rep.outcome = res.outcome;
+    m->rep.reason = res.reason;
+    if (fail || add_result(b, cfg, m, &res, event_id) < 0 ||
+        add_extra_events(b, cfg, &m->env, &res) < 0 ||
+        (m->rep.internal_error &&
+         (m->rep.dlq = 1,
+          add_dlq(b, cfg, m, "internal_error", m->env.dedup_key) < 0))) {
+        cmd_result_reset(&res);
+        return -2;
+    }
+    if (res.outcome == OUTCOME_APPLIED && m->env.handler != NULL &&
+        m->env.handler->creates_order &&
+        release_parked(b, cfg, res.order_id, &m->rep.released, err, errlen) <
+            0) {
+        cmd_result_reset(&res);
+        return -1;
+    }
+    cmd_result_reset(&res);
+    return 0;
+}
+
+od_status_t
+batch_decide(batch_t *b, const apply_config_t *cfg, batch_msg_t *msgs, int n,
+             char *err, size_t errlen)
+{
+    for (int i = 0; i < n; i++) {
+        int rc;
+
+        if (msgs[i].skip)
+            continue;
+        rc = decide_one(b, cfg, &msgs[i], err, errlen);
+        if (rc == -2) {
+            od_err(err, errlen, "out of memory deciding a batch");
+            return OD_RETRY;
+        }
+        if (rc < 0)
+            return OD_FATAL;
+    }
+    return OD_OK;
+}
+
+od_status_t
+batch_fail_message(batch_t *b, const apply_config_t *cfg, batch_msg_t *m,
+                   char *err, size_t errlen)
+{
+    cmd_result_t res;
+    char event_id[37];
+    int fail = 0;
+
+    if (cfg->halt_on_internal_error) {
+        od_err(err, errlen, "internal error applying '%s'", m->env.dedup_key);
+        return OD_FATAL;
+    }
+    memset(&m->rep, 0, sizeof(m->rep));
+    snprintf(m->rep.dedup_key, sizeof(m->rep.dedup_key), "%s",
+             m->env.dedup_key);
+    cmd_result_init(&res);
+    cmd_reject(&res, "internal_error", NULL);
+    m->rep.internal_error = 1;
+    m->rep.dlq = 1;
+    m->rep.outcome = res.outcome;
+    m->rep.reason = res.reason;
+    od_uuid_v4(event_id);
+    record_dedup(b, m, &res, event_id, &fail);
+    if (fail || add_result(b, cfg, m, &res, event_id) < 0 ||
+        add_dlq(b, cfg, m, "internal_error", m->env.dedup_key) < 0)
+        fail = 1;
+    cmd_result_reset(&res);
+    if (fail) {
+        od_err(err, errlen, "out of memory recording an internal error");
+        return OD_RETRY;
+    }
+    return OD_OK;
+}

@@ -1,0 +1,150 @@
+/* batch.h - a batch of commands in three steps: load and lock every row
+ * they can touch, decide each in memory in order, write set-based */
+#ifndef OD_BATCH_H
+#define OD_BATCH_H
+
+#include "../handlers/command.h"
+#include "../handlers/snapshot.h"
+#include "apply.h"
+#include "pgarray.h"
+
+/* One message of a batch: where it came from, and what became of it. */
+typedef struct batch_msg {
+    apply_source_t src;
+    const void *payload;
+    size_t len;
+    int quiet;   /* a replay re-reading it: a duplicate writes no result */
+    int skip;    /* not applied in this batch (carried, redelivered) */
+    int resumed; /* a parked command taken off the shelf */
+    int64_t parked_id;
+    /* filled by batch_prepare */
+    cmd_parse_t parsed;
+    cmd_env_t env;
+    char perr[256];
+    /* filled by batch_decide */
+    apply_report_t rep;
+} batch_msg_t;
+
+/* What a batch needs loaded, gathered from its messages. */
+typedef struct batch_needs {
+    pgarray_t orders;    /* uuid[]: every order named */
+    pgarray_t creates;   /* uuid[]: orders the checkouts create */
+    pgarray_t products;  /* bigint[] */
+    pgarray_t variants;  /* bigint[] */
+    pgarray_t countries; /* text[] */
+    pgarray_t dsources;  /* text[], with dkeys: the dedup identities */
+    pgarray_t dkeys;
+    int ncheckouts;
+} batch_needs_t;
+
+/* A dedup row, loaded or written by the batch. */
+typedef struct batch_dedup {
+    char source[SNAP_SOURCE_MAX + 1];
+    char key[CMD_DEDUP_KEY_MAX + 1];
+    unsigned char fingerprint[32];
+    const char *outcome; /* static */
+    const char *reason;  /* static, or owned when owns_reason; NULL */
+    int owns_reason;
+    char event_id[37];
+    int is_new;   /* inserted by this batch */
+    int resolved; /* a parked command's final outcome (an UPDATE) */
+    /* for new rows */
+    const char *command_type;
+    char order_id[37];
+    char topic[256];
+    int32_t partition;
+    int64_t offset;
+} batch_dedup_t;
+
+/* A parked command: loaded for an order the batch creates, or parked by
+ * this batch. */
+typedef struct batch_parked {
+    int64_t id; /* 0: parked by this batch (an INSERT) */
+    char order_id[37];
+    char source[SNAP_SOURCE_MAX + 1];
+    char key[CMD_DEDUP_KEY_MAX + 1];
+    unsigned char *payload;
+    size_t len;
+    int64_t ts_us;
+    char topic[256];
+    int32_t partition;
+    int64_t offset;
+    int taken; /* released by this batch (a DELETE, or no INSERT) */
+} batch_parked_t;
+
+/* One outbox row. payload is JSON text unless hex is set (DLQ copies of
+ * arbitrary bytes). */
+typedef struct batch_event {
+    char event_id[37];
+    const char *topic;
+    unsigned char *key;
+    size_t key_len;
+    char *payload;
+    size_t len;
+    int hex;
+    char *headers; /* JSON text or NULL */
+    char dedup_key[CMD_DEDUP_KEY_MAX + 1];
+} batch_event_t;
+
+typedef struct batch {
+    snapshot_t snap;
+    snap_vec_t dedup;  /* batch_dedup_t */
+    snap_vec_t parked; /* batch_parked_t */
+    snap_vec_t events; /* batch_event_t */
+    /* rows held by another executor (try mode): what to carry */
+    snap_vec_t held_orders;   /* char[37] */
+    snap_vec_t held_products; /* int64_t */
+    int nresolved; /* parked commands' dedup rows to update */
+} batch_t;
+
+void batch_init(batch_t *b);
+void batch_free(batch_t *b);
+
+/* Parses every message (env, parse status, the event-time bounds of cfg)
+ * and gathers what to load. Release each message with batch_msg_free. */
+void batch_prepare(const apply_config_t *cfg, batch_msg_t *msgs, int n,
+                   batch_needs_t *needs);
+void batch_msg_free(batch_msg_t *m);
+void batch_needs_free(batch_needs_t *needs);
+
+/*
+ * Queues the load statements (in the global lock order: advisory locks
+ * of the named orders, orders, products, variants; then tax rates, dedup
+ * rows, parked commands, order numbers) for the next call's round trip.
+ * try: take only what is free (SKIP LOCKED) and report the rest as held.
+ */
+typedef struct batch_load batch_load_t;
+od_status_t batch_load_queue(db_t *db, const batch_needs_t *needs, int try_,
+                             batch_load_t **load, char *err,
+                             size_t errlen) OD_MUSTCHECK;
+/* After the round trip: fills the snapshot and the held lists from what
+ * the queued statements returned; frees load. */
+od_status_t batch_load_take(batch_t *b, batch_load_t *load, char *err,
+                            size_t errlen) OD_MUSTCHECK;
+
+/* 1 if the message needs a row another executor holds. */
+int batch_msg_held(const batch_t *b, const batch_msg_t *m);
+
+/*
+ * Decides every message whose skip is 0, in order, against the loaded
+ * snapshot: dedup, authorisation, the handler's decide, parking and the
+ * release of parked commands, results and events. OD_OK, or OD_FATAL
+ * when --on-internal-error=halt stops on an internal error.
+ */
+od_status_t batch_decide(batch_t *b, const apply_config_t *cfg,
+                         batch_msg_t *msgs, int n, char *err,
+                         size_t errlen) OD_MUSTCHECK;
+
+/* Records m as rejected internal_error (its dedup row, its result and a
+ * dead-letter copy) into an empty batch b, after its own writes failed.
+ * OD_FATAL with --on-internal-error=halt. */
+od_status_t batch_fail_message(batch_t *b, const apply_config_t *cfg,
+                               batch_msg_t *m, char *err,
+                               size_t errlen) OD_MUSTCHECK;
+
+/* Queues the set-based writes of everything decided, one statement per
+ * table, for the next call's round trip (the COMMIT). */
+od_status_t batch_write_queue(db_t *db, batch_t *b, char *err,
+                              size_t errlen) OD_MUSTCHECK;
+
+#endif
