@@ -5,12 +5,15 @@
  * model, rewrite the ledger, rewind order numbers, touch the migration
  * ledger) fails with insufficient_privilege (42501); yet applying commands
  * and the worker (`orderd run`, with a parked command, and `orderd check`)
- * work as that role, and `orderd migrate` works only as the owner. Logins
- * need the right password: scram-sha-256, no trust. */
+ * work as that role, and `orderd migrate` works only as the owner. A
+ * worker started as the owner says that it holds too much. Logins need
+ * the right password: scram-sha-256, no trust. */
 #include "0500_common.h"
 
 #include <signal.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #define O1 "61000000-0000-4000-8000-000000000001"
 
@@ -188,6 +191,55 @@ START_TEST(test_apply_and_worker_run_as_the_runtime_role)
 }
 END_TEST
 
+/* Waits up to timeout_s for a line with needle in file; returns the count. */
+static int
+wait_log_line(const char *file, const char *needle, int timeout_s)
+{
+    int64_t end = od_mono_us() + (int64_t)timeout_s * 1000000;
+    int n;
+
+    while ((n = x_count_lines(file, needle)) == 0 && od_mono_us() < end) {
+        struct timespec ts = {0, 50 * 1000 * 1000};
+
+        nanosleep(&ts, NULL); /* polling a log file, bounded */
+    }
+    return n;
+}
+
+START_TEST(test_worker_as_owner_is_warned)
+{
+    const char *warning = "connected to postgres as a superuser or the "
+                          "schema owner";
+    char runtime_log[128], owner_log[128], runtime[1024];
+    pid_t w;
+
+    snprintf(runtime_log, sizeof(runtime_log), "/tmp/it_0610_%d_runtime.log",
+             (int)getpid());
+    snprintf(owner_log, sizeof(owner_log), "/tmp/it_0610_%d_owner.log",
+             (int)getpid());
+    /* as the runtime role: ready, and no warning */
+    w = x_worker_logged(&k, NULL, runtime_log);
+    ck_assert_int_gt(ktest_wait_sql(&k,
+                                    "SELECT count(*) FROM pg_stat_activity"
+                                    " WHERE datname = current_database()"
+                                    " AND application_name ="
+                                    " 'orderd-publisher'",
+                                    1, 60),
+                     0);
+    ck_assert_int_eq(ktest_worker_stop(w, SIGTERM), 0);
+    ck_assert_int_eq(x_count_lines(runtime_log, warning), 0);
+    /* as the owner: it works, and says so */
+    snprintf(runtime, sizeof(runtime), "%s", k.conninfo);
+    snprintf(k.conninfo, sizeof(k.conninfo), "%s", k.owner_conninfo);
+    w = x_worker_logged(&k, NULL, owner_log);
+    snprintf(k.conninfo, sizeof(k.conninfo), "%s", runtime);
+    ck_assert_int_eq(wait_log_line(owner_log, warning, 60), 1);
+    ck_assert_int_eq(ktest_worker_stop(w, SIGTERM), 0);
+    unlink(runtime_log);
+    unlink(owner_log);
+}
+END_TEST
+
 /* Connects with conninfo plus extra; it must be refused for a password. */
 static void
 expect_refused(const char *conninfo, const char *extra)
@@ -229,6 +281,7 @@ runtime_role_suite(void)
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, test_runtime_role_has_no_power_over_the_schema);
     tcase_add_test(tc, test_apply_and_worker_run_as_the_runtime_role);
+    tcase_add_test(tc, test_worker_as_owner_is_warned);
     tcase_add_test(tc, test_a_wrong_or_missing_password_is_refused);
     suite_add_tcase(s, tc);
     return s;
