@@ -34,6 +34,8 @@ typedef struct opt {
 static const opt_t options[] = {
     {"pg", "ORDERD_PG", OPT_STR, OFF(pg), "",
      "libpq connection string (empty: the standard PG* variables)"},
+    {"migrate-pg", "ORDERD_MIGRATE_PG", OPT_STR, OFF(migrate_pg), "",
+     "migrate: connection string of the schema owner (empty: --pg)"},
     {"brokers", "ORDERD_BROKERS", OPT_STR, OFF(brokers), "127.0.0.1:9092",
      "Kafka bootstrap servers"},
     {"group", "ORDERD_GROUP", OPT_STR, OFF(group), "orderd",

@@ -11,7 +11,8 @@
 #define CONFIG_MAX_KAFKA_PROPS 64
 
 typedef struct od_config {
-    char *pg;
+    char *pg;         /* every subcommand but migrate: the runtime role */
+    char *migrate_pg; /* migrate: the schema owner ("" means pg) */
     char *brokers;
     char *group;
     char *commands_topic;

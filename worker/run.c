@@ -89,6 +89,8 @@ on_signal(int sig)
  * it is, 0 when the database answers without it. While Postgres cannot be
  * reached this waits (with back-off, until a stop signal), so a worker
  * started before its database simply begins when the database is there.
+ * A worker connected as a superuser or as the schema owner works, but is
+ * told that it holds far more than it needs.
  */
 static int
 schema_ready(const od_config_t *cfg)
@@ -106,10 +108,19 @@ schema_ready(const od_config_t *cfg)
         if (db != NULL) {
             st = db_query(db,
                           "SELECT to_regclass('consumer_offsets') IS NOT"
-                          " NULL",
+                          " NULL, (SELECT rolsuper FROM pg_roles WHERE"
+                          " rolname = current_user) OR COALESCE("
+                          " pg_has_role(current_user, (SELECT relowner"
+                          " FROM pg_class WHERE oid ="
+                          " to_regclass('consumer_offsets')), 'MEMBER'),"
+                          " false)",
                           0, NULL, &rows, err, sizeof(err));
             if (st == OD_OK)
                 ok = db_bool(rows, 0, 0);
+            if (st == OD_OK && ok && db_bool(rows, 0, 1))
+                log_warn("connected to postgres as a superuser or the "
+                         "schema owner: orderd run needs only the runtime "
+                         "grants (docs/operations.md, PostgreSQL roles)");
             db_rows_free(rows);
             db_destroy(db);
             if (st == OD_OK) {

@@ -42,6 +42,7 @@ child_env(ktest_t *k)
 
     snprintf(parts, sizeof(parts), "%d", k->partitions);
     setenv("ORDERD_PG", k->conninfo, 1);
+    setenv("ORDERD_MIGRATE_PG", k->owner_conninfo, 1);
     setenv("ORDERD_BROKERS", k->brokers, 1);
     setenv("ORDERD_COMMANDS_TOPIC", k->commands, 1);
     setenv("ORDERD_EVENTS_TOPIC", k->events, 1);
@@ -259,6 +260,7 @@ ktest_setup(ktest_t *k, const char *name, int partitions)
     k->partitions = partitions;
     k->brokers = brokers();
     k->db = itest_fresh_db(name, k->conninfo, sizeof(k->conninfo));
+    itest_owner_conninfo(name, k->owner_conninfo, sizeof(k->owner_conninfo));
     snprintf(suffix, sizeof(suffix), "%lld-%d", (long long)od_now_us(),
              (int)getpid());
     snprintf(k->commands, sizeof(k->commands), "it.%s.%s.commands", name,

@@ -12,7 +12,8 @@
 
 typedef struct ktest {
     char name[64];
-    char conninfo[1024];
+    char conninfo[1024];       /* runtime role: workers, the CLI, db */
+    char owner_conninfo[1024]; /* schema owner: ORDERD_MIGRATE_PG */
     db_t *db;
     char commands[160], events[160], dlq[160], group[160];
     const char *brokers;
@@ -28,7 +29,8 @@ typedef struct ktest {
 } ktest_t;
 
 /* Fresh database it_<name>, topics with a unique suffix created through
- * `orderd topics`, a producer and an events consumer. */
+ * `orderd topics`, a producer and an events consumer. k->db and every
+ * orderd the test starts connect as the runtime role. */
 void ktest_setup(ktest_t *k, const char *name, int partitions);
 void ktest_teardown(ktest_t *k);
 
