@@ -67,7 +67,4 @@ void config_free(od_config_t *cfg);
 /* Parses "250ms", "5s", "15m", "2h", "30d" or plain seconds into ms. */
 int config_parse_duration(const char *s, int64_t *ms);
 
-/* The Postgres connection string with any password masked, for logs. */
-void config_masked_pg(const char *pg, char *out, size_t len);
-
 #endif

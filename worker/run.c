@@ -176,7 +176,12 @@ cli_run(const od_config_t *cfg)
     if (pthread_create(&watchdog, NULL, shutdown_watchdog, NULL) == 0)
         pthread_detach(watchdog);
 
-    config_masked_pg(cfg->pg, masked, sizeof(masked));
+    if (db_conninfo_masked(cfg->pg, masked, sizeof(masked)) < 0) {
+        /* it would never connect: say so now rather than wait forever */
+        log_error("--pg: the connection string is malformed (not shown: "
+                  "it may hold a password)");
+        return 2;
+    }
     log_info("orderd %s starting: %d executor(s), batch %lld/%lldms, "
              "brokers %s, group %s, postgres '%s'",
              orderd_version(), nthreads, (long long)cfg->batch_size,
