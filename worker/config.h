@@ -34,6 +34,8 @@ typedef struct od_config {
     char *order_prefix;
     char *on_internal_error; /* continue | halt */
     char *metrics_addr;      /* host:port, "" or "off" disables */
+    int64_t http_max_connections;
+    int64_t http_timeout_ms;
     char *log_level;
     char *log_format;     /* text | json */
     int64_t scheduler;    /* 1: run the expiry scheduler in this process */
