@@ -2,6 +2,7 @@
 #include "ktest.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,7 +52,7 @@ child_env(ktest_t *k)
 }
 
 static pid_t
-spawn(ktest_t *k, const char *const *argv, int in_fd, int out_fd)
+spawn(ktest_t *k, const char *const *argv, int in_fd, int out_fd, int err_fd)
 {
     pid_t pid = fork();
 
@@ -62,6 +63,8 @@ spawn(ktest_t *k, const char *const *argv, int in_fd, int out_fd)
             dup2(in_fd, STDIN_FILENO);
         if (out_fd >= 0)
             dup2(out_fd, STDOUT_FILENO);
+        if (err_fd >= 0)
+            dup2(err_fd, STDERR_FILENO);
         execv(orderd_bin(), (char *const *)argv);
         fprintf(stderr, "exec %s: %s\n", orderd_bin(), strerror(errno));
         _exit(127);
@@ -114,7 +117,7 @@ ktest_cli_input(ktest_t *k, const char *const *args, const char *input,
     argv[n] = NULL;
     if (out != NULL)
         ck_assert_int_eq(pipe(pipefd), 0);
-    pid = spawn(k, argv, in_fd, pipefd[1]);
+    pid = spawn(k, argv, in_fd, pipefd[1], -1);
     if (in_fd >= 0)
         close(in_fd);
     if (out != NULL) {
@@ -140,12 +143,20 @@ pid_t
 ktest_worker_start(ktest_t *k, const char *const *extra)
 {
     const char *argv[40] = {orderd_bin(), "run", "--threads", "2"};
-    int n = 4;
+    int n = 4, err_fd = -1;
+    pid_t pid;
 
     for (; extra != NULL && *extra != NULL && n < 39; extra++)
         argv[n++] = *extra;
     argv[n] = NULL;
-    return spawn(k, argv, -1, -1);
+    if (k->worker_stderr[0] != '\0') {
+        err_fd = open(k->worker_stderr, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        ck_assert_msg(err_fd >= 0, "%s: %s", k->worker_stderr, strerror(errno));
+    }
+    pid = spawn(k, argv, -1, -1, err_fd);
+    if (err_fd >= 0)
+        close(err_fd);
+    return pid;
 }
 
 int
@@ -268,6 +279,9 @@ ktest_teardown(ktest_t *k)
         rd_kafka_consumer_close(k->consumer);
         rd_kafka_destroy(k->consumer);
     }
+    for (int i = 0; i < KTEST_MAX_DLQ; i++)
+        if (k->dlq_msgs[i] != NULL)
+            rd_kafka_message_destroy(k->dlq_msgs[i]);
     if (k->dlq_consumer != NULL) {
         rd_kafka_consumer_close(k->dlq_consumer);
         rd_kafka_destroy(k->dlq_consumer);
@@ -390,11 +404,29 @@ ktest_wait_dlq(ktest_t *k, int n, int timeout_s)
 
         if (rkm == NULL)
             continue;
+        if (rkm->err == 0 && k->dlq_count < KTEST_MAX_DLQ) {
+            k->dlq_msgs[k->dlq_count++] = rkm;
+            continue;
+        }
         if (rkm->err == 0)
             k->dlq_count++;
         rd_kafka_message_destroy(rkm);
     }
     return k->dlq_count;
+}
+
+const char *
+ktest_dlq_header(ktest_t *k, int i, const char *name, size_t *len)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *v = NULL;
+
+    ck_assert_msg(i >= 0 && i < KTEST_MAX_DLQ && k->dlq_msgs[i] != NULL,
+                  "no DLQ message %d read", i);
+    if (rd_kafka_message_headers(k->dlq_msgs[i], &hdrs) != 0 ||
+        rd_kafka_header_get_last(hdrs, name, &v, len) != 0)
+        return NULL;
+    return v;
 }
 
 json_t *
