@@ -2,11 +2,15 @@
  * an ESC sequence, a C1 control and bytes that are not UTF-8 go to the
  * DLQ unchanged, with an orderd-error header that is the escaped error
  * (valid UTF-8, no control bytes); the worker's log keeps each of them on
- * one line and sends no control byte to the terminal */
+ * one line and sends no control byte to the terminal. The password of the
+ * connection string stays out of the log, even where the server's
+ * refusal quotes it, and a malformed string is refused without being
+ * shown. */
 #include "ktest.h"
 
 #include <ctype.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +42,7 @@ static const hostile_t cases[] = {
 #define NCASES ((int)(sizeof(cases) / sizeof(cases[0])))
 
 static void
-setup(void)
+setup_no_worker(void)
 {
     int fd;
 
@@ -48,13 +52,21 @@ setup(void)
     fd = mkstemp(k.worker_stderr);
     ck_assert_int_ge(fd, 0);
     close(fd);
+    worker = 0;
+}
+
+static void
+setup(void)
+{
+    setup_no_worker();
     worker = ktest_worker_start(&k, NULL);
 }
 
 static void
 teardown(void)
 {
-    ck_assert_int_eq(ktest_worker_stop(worker, SIGTERM), 0);
+    if (worker > 0)
+        ck_assert_int_eq(ktest_worker_stop(worker, SIGTERM), 0);
     unlink(k.worker_stderr);
     ktest_teardown(&k);
 }
@@ -212,16 +224,93 @@ START_TEST(test_poison_errors_are_escaped_in_dlq_and_log)
 }
 END_TEST
 
+/* Polls the worker's stderr until it holds needle or timeout_s; returns
+ * the log (caller frees). */
+static char *
+wait_log(const char *needle, int timeout_s)
+{
+    int64_t end = od_mono_us() + (int64_t)timeout_s * 1000000;
+    size_t len;
+
+    for (;;) {
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        char *log = slurp(k.worker_stderr, &len);
+
+        if (strstr(log, needle) != NULL || od_mono_us() >= end)
+            return log;
+        free(log);
+        nanosleep(&ts, NULL); /* polling interval */
+    }
+}
+
+/* the line of log holding needle, copied into line */
+static const char *
+line_of(const char *log, const char *needle, char *line, size_t len)
+{
+    const char *p = strstr(log, needle), *b, *e;
+
+    ck_assert_msg(p != NULL, "no '%s' in the log:\n%s", needle, log);
+    for (b = p; b > log && b[-1] != '\n'; b--)
+        ;
+    e = strchr(p, '\n');
+    snprintf(line, len, "%.*s", (int)(e ? e - b : (ptrdiff_t)strlen(b)), b);
+    return line;
+}
+
+START_TEST(test_password_stays_out_of_the_log)
+{
+    char pg[1200], line[1024];
+    const char *extra[] = {"--pg", pg, "--log-level", "info", NULL};
+    char *log;
+
+    /* the database name is the password too: the server's refusal
+     * ("database ... does not exist") quotes it, libpq passes it on */
+    snprintf(pg, sizeof(pg), "%s dbname=pw7Zq password=pw7Zq", k.conninfo);
+    worker = ktest_worker_start(&k, extra);
+    log = wait_log("waiting for postgres", 60);
+    line_of(log, "waiting for postgres", line, sizeof(line));
+    ck_assert_msg(strstr(line, "pw7Zq") == NULL, "password in: %s", line);
+    ck_assert_msg(strstr(line, "\"***\"") != NULL, "no mask in: %s", line);
+    line_of(log, "starting", line, sizeof(line));
+    ck_assert_msg(strstr(line, "password=***") != NULL, "no mask in: %s", line);
+    ck_assert_msg(strstr(line, "password=pw7Zq") == NULL, "password in: %s",
+                  line);
+    free(log);
+}
+END_TEST
+
+START_TEST(test_malformed_connection_string_is_not_shown)
+{
+    const char *extra[] = {"--pg", "postgresql://u:p%zzw@127.0.0.1/db", NULL};
+    size_t len;
+    char *log;
+
+    worker = ktest_worker_start(&k, extra);
+    ck_assert_int_eq(ktest_worker_stop(worker, 0), 2);
+    worker = 0;
+    log = slurp(k.worker_stderr, &len);
+    ck_assert_msg(strstr(log, "malformed") != NULL, "no reason given: %s", log);
+    ck_assert_msg(strstr(log, "zzw") == NULL, "string shown: %s", log);
+    free(log);
+}
+END_TEST
+
 static Suite *
 hostile_input_suite(void)
 {
     Suite *s = suite_create("hostile_input");
     TCase *tc = tcase_create("poison");
+    TCase *sec = tcase_create("secrets");
 
     tcase_set_timeout(tc, 240);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_poison_errors_are_escaped_in_dlq_and_log);
     suite_add_tcase(s, tc);
+    tcase_set_timeout(sec, 240);
+    tcase_add_checked_fixture(sec, setup_no_worker, teardown);
+    tcase_add_test(sec, test_password_stays_out_of_the_log);
+    tcase_add_test(sec, test_malformed_connection_string_is_not_shown);
+    suite_add_tcase(s, sec);
     return s;
 }
 
