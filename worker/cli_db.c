@@ -47,7 +47,11 @@ cli_migrate(const od_config_t *cfg)
     int applied = 0;
     od_status_t st;
 
-    config_masked_pg(conninfo, masked, sizeof(masked));
+    if (db_conninfo_masked(conninfo, masked, sizeof(masked)) < 0) {
+        fprintf(stderr, "orderd migrate: the connection string is malformed "
+                        "(not shown: it may hold a password)\n");
+        return 2;
+    }
     log_info("migrating postgres '%s' (%s)", masked,
              cfg->migrate_pg[0] ? "--migrate-pg" : "--pg");
     db = cli_connect_to(conninfo);

@@ -10,6 +10,8 @@
 
 #include "itest.h"
 
+#define KTEST_MAX_DLQ 64
+
 typedef struct ktest {
     char name[64];
     char conninfo[1024];       /* runtime role: workers, the CLI, db */
@@ -25,7 +27,12 @@ typedef struct ktest {
     json_t *results; /* command.result events, first copy each */
     json_t *other;   /* other events (stock.low, order.expired...) */
     int dlq_count;
+    /* the first KTEST_MAX_DLQ dead-letter messages, as read */
+    rd_kafka_message_t *dlq_msgs[KTEST_MAX_DLQ];
     int produce_failed;
+    /* when set before ktest_worker_start: the worker's stderr is appended
+     * to this file */
+    char worker_stderr[256];
 } ktest_t;
 
 /* Fresh database it_<name>, topics with a unique suffix created through
@@ -62,6 +69,9 @@ void ktest_flush(ktest_t *k);
 int ktest_wait_results(ktest_t *k, int n, int timeout_s);
 /* Reads the DLQ topic until n messages arrived or timeout; returns count */
 int ktest_wait_dlq(ktest_t *k, int n, int timeout_s);
+/* The ith (0-based, in reading order) DLQ message's header called name:
+ * its value (not NUL-terminated) and *len, or NULL if it has none. */
+const char *ktest_dlq_header(ktest_t *k, int i, const char *name, size_t *len);
 /* Reads events until every id of ids (a NULL-terminated array) has been
  * seen or timeout_s passes; returns how many are still unseen. */
 int ktest_wait_seen(ktest_t *k, const char *const *ids, int timeout_s);
