@@ -1,4 +1,5 @@
-/* decide_stubs.c - TEMPORARY: decide functions not written yet (removed when they land) */
+/* decide_stubs.c - TEMPORARY: decide functions not written yet (removed when
+ * they land) */
 #include "handlers.h"
 od_status_t
 pay_decide(decide_ctx_t *ctx, const void *cmd, cmd_result_t *res)
@@ -98,4 +99,3 @@ tax_rate_set_decide(decide_ctx_t *ctx, const void *cmd, cmd_result_t *res)
     (void)res;
     return OD_FATAL;
 }
-

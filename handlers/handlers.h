@@ -9,7 +9,7 @@
                              size_t errlen);                                   \
     od_status_t name##_apply(apply_ctx_t *ctx, const void *cmd,                \
                              cmd_result_t *res);                               \
-    const char *name##_order_id(const void *cmd);                             \
+    const char *name##_order_id(const void *cmd);                              \
     od_status_t name##_decide(decide_ctx_t *ctx, const void *cmd,              \
                               cmd_result_t *res)
 

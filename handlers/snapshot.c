@@ -116,9 +116,9 @@ snap_free(snapshot_t *s)
 snap_mark_t
 snap_mark(const snapshot_t *s)
 {
-    snap_mark_t m = {s->undo.n,     s->ledger.n,   s->history.n,
-                     s->orders.n,   s->products.n, s->variants.n,
-                     s->taxes.n,    s->numbers_used};
+    snap_mark_t m = {s->undo.n,   s->ledger.n,    s->history.n,
+                     s->orders.n, s->products.n,  s->variants.n,
+                     s->taxes.n,  s->numbers_used};
 
     return m;
 }
@@ -192,8 +192,7 @@ touch(snapshot_t *s, undo_kind_t kind, void *row, size_t size)
                 s->missing = 1;
                 return;
             }
-            memcpy(c->items, o->items,
-                   (size_t)o->nitems * sizeof(snap_item_t));
+            memcpy(c->items, o->items, (size_t)o->nitems * sizeof(snap_item_t));
         }
     }
     if (vec_push(&s->undo, u) < 0) {
@@ -365,8 +364,7 @@ snap_stock_change(snapshot_t *s, const cmd_env_t *env, int64_t product_id,
     }
     if (variant_id == 0) {
         before = p->stock;
-        if (p->is_variant || money_add(before, delta, &after) < 0 ||
-            after < 0)
+        if (p->is_variant || money_add(before, delta, &after) < 0 || after < 0)
             return -1;
         snap_touch_product(s, p);
         p->stock = after;
@@ -395,8 +393,8 @@ snap_stock_change(snapshot_t *s, const cmd_env_t *env, int64_t product_id,
 }
 
 void
-snap_history_add(snapshot_t *s, const char *order_id, int from,
-                 fsm_status_t to, const cmd_env_t *env, const char *note)
+snap_history_add(snapshot_t *s, const char *order_id, int from, fsm_status_t to,
+                 const cmd_env_t *env, const char *note)
 {
     snap_history_t *h = vec_new(&s->history, sizeof(*h));
 
@@ -416,8 +414,7 @@ snap_history_add(snapshot_t *s, const char *order_id, int from,
 
 int
 snap_order_transition(snapshot_t *s, snap_order_t *o, fsm_status_t to,
-                      const cmd_env_t *env, const char *note,
-                      cmd_result_t *res)
+                      const cmd_env_t *env, const char *note, cmd_result_t *res)
 {
     if (!fsm_can(o->status, to)) {
         order_reject_transition(res, o->status, to, NULL);
@@ -489,19 +486,17 @@ snap_order_json(const snap_order_t *o)
                       "quantity", (json_int_t)it->quantity, "unit_price_cents",
                       (json_int_t)it->unit_price_cents));
     }
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:I, s:I, s:I,"
-                     " s:s, s:o}",
-                     "id", o->id, "number", o->number, "status",
-                     fsm_status_name(o->status), "customer_id", o->customer_id,
-                     "currency", o->currency, "subtotal_cents",
-                     (json_int_t)o->subtotal_cents, "tax_country",
-                     o->tax_country[0] ? json_string(o->tax_country)
-                                       : json_null(),
-                     "tax_rate_bps", (json_int_t)o->tax_rate_bps, "tax_cents",
-                     (json_int_t)o->tax_cents, "total_cents",
-                     (json_int_t)o->total_cents, "expires_at",
-                     od_format_time(o->expires_at_us, at, sizeof(at)), "items",
-                     items);
+    return json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:I, s:I, s:I,"
+        " s:s, s:o}",
+        "id", o->id, "number", o->number, "status", fsm_status_name(o->status),
+        "customer_id", o->customer_id, "currency", o->currency,
+        "subtotal_cents", (json_int_t)o->subtotal_cents, "tax_country",
+        o->tax_country[0] ? json_string(o->tax_country) : json_null(),
+        "tax_rate_bps", (json_int_t)o->tax_rate_bps, "tax_cents",
+        (json_int_t)o->tax_cents, "total_cents", (json_int_t)o->total_cents,
+        "expires_at", od_format_time(o->expires_at_us, at, sizeof(at)), "items",
+        items);
 }
 
 snap_order_t *

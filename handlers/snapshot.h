@@ -195,8 +195,7 @@ void snap_touch_order(snapshot_t *s, snap_order_t *o);
 /* New rows (the batch creates them); return the row, zeroed but for its
  * key, exists = 0. NULL on allocation failure. */
 snap_product_t *snap_add_product(snapshot_t *s, int64_t id);
-snap_variant_t *snap_add_variant(snapshot_t *s, int64_t id,
-                                 int64_t product_id);
+snap_variant_t *snap_add_variant(snapshot_t *s, int64_t id, int64_t product_id);
 snap_order_t *snap_add_order(snapshot_t *s, const char *id);
 
 /* Sets a tax rate (upsert). */
@@ -210,10 +209,9 @@ void snap_set_tax_rate(snapshot_t *s, const char *country, int64_t rate_bps);
  * on res (may be NULL). Returns 0, or -1 when the row is missing or the
  * result would be negative or overflow (nothing changed).
  */
-int snap_stock_change(snapshot_t *s, const cmd_env_t *env,
-                      int64_t product_id, int64_t variant_id, int64_t delta,
-                      const char *reason, const char *order_id,
-                      cmd_result_t *res);
+int snap_stock_change(snapshot_t *s, const cmd_env_t *env, int64_t product_id,
+                      int64_t variant_id, int64_t delta, const char *reason,
+                      const char *order_id, cmd_result_t *res);
 
 /*
  * Moves order o to status to if the state machine allows it, logging the

@@ -149,16 +149,21 @@ dlq_copy(db_t *db, const apply_config_t *cfg, const void *payload, size_t len,
          const apply_source_t *src, const char *why, const char *dedup_key,
          char *err, size_t errlen)
 {
-    char event_id[37];
+    char event_id[37], ewhy[OD_ESCAPE_SIZE(256)], etopic[OD_ESCAPE_SIZE(256)];
     json_t *h;
     char *headers;
     od_status_t st;
 
     od_uuid_v4(event_id);
-    h = json_pack("{s:s, s:s, s:I, s:I}", "orderd-error", why,
-                  "orderd-source-topic", src->topic ? src->topic : "",
-                  "orderd-source-partition", (json_int_t)src->partition,
-                  "orderd-source-offset", (json_int_t)src->offset);
+    /* why quotes the input (a parse error): escaped, it is valid UTF-8
+     * for the jsonb column and carries no control bytes to whoever reads
+     * the header */
+    h = json_pack(
+        "{s:s, s:s, s:I, s:I}", "orderd-error",
+        od_escape(why, ewhy, sizeof(ewhy)), "orderd-source-topic",
+        od_escape(src->topic ? src->topic : "", etopic, sizeof(etopic)),
+        "orderd-source-partition", (json_int_t)src->partition,
+        "orderd-source-offset", (json_int_t)src->offset);
     headers = json_dumps(h, JSON_COMPACT);
     json_decref(h);
     st = outbox_insert(db, event_id, cfg->dlq_topic, src->key, src->key_len,
@@ -260,8 +265,8 @@ command_type(const cmd_env_t *env)
 }
 
 char *
-apply_result_text(const cmd_env_t *env, const cmd_result_t *res, const char *event_id,
-            const apply_source_t *src)
+apply_result_text(const cmd_env_t *env, const cmd_result_t *res,
+                  const char *event_id, const apply_source_t *src)
 {
     char at[40];
     json_t *ev;

@@ -170,8 +170,7 @@ prepare_one(batch_msg_t *m, const apply_config_t *cfg)
 {
     m->parsed = command_parse(m->payload, m->len, m->src.ts_us, &m->env,
                               m->perr, sizeof(m->perr));
-    snprintf(m->env.source, sizeof(m->env.source), "%s",
-             m->src.source->name);
+    snprintf(m->env.source, sizeof(m->env.source), "%s", m->src.source->name);
     if (m->parsed == CMD_PARSE_OK && !m->resumed && cfg != NULL &&
         m->src.source != sources_orderd() &&
         command_check_event_time(&m->env, m->src.ts_us, od_now_us(),
@@ -297,11 +296,11 @@ static int
 add_dlq(batch_t *b, const apply_config_t *cfg, const batch_msg_t *m,
         const char *why, const char *dedup_key)
 {
-    json_t *h = json_pack(
-        "{s:s, s:s, s:I, s:I}", "orderd-error", why, "orderd-source-topic",
-        m->src.topic ? m->src.topic : "", "orderd-source-partition",
-        (json_int_t)m->src.partition, "orderd-source-offset",
-        (json_int_t)m->src.offset);
+    json_t *h =
+        json_pack("{s:s, s:s, s:I, s:I}", "orderd-error", why,
+                  "orderd-source-topic", m->src.topic ? m->src.topic : "",
+                  "orderd-source-partition", (json_int_t)m->src.partition,
+                  "orderd-source-offset", (json_int_t)m->src.offset);
     char *headers = h ? json_dumps(h, JSON_COMPACT) : NULL;
     char *copy = malloc(m->len + 1);
 
@@ -345,10 +344,9 @@ add_extra_events(batch_t *b, const apply_config_t *cfg, const cmd_env_t *env,
                 json_string(od_format_time(od_now_us(), at, sizeof(at))));
         text = json_dumps(payload, JSON_COMPACT);
         json_decref(payload);
-        if (text == NULL ||
-            add_event(b, cfg->domain.events_topic, key, key ? strlen(key) : 0,
-                      text, strlen(text), 0, NULL, env->dedup_key,
-                      event_id) < 0)
+        if (text == NULL || add_event(b, cfg->domain.events_topic, key,
+                                      key ? strlen(key) : 0, text, strlen(text),
+                                      0, NULL, env->dedup_key, event_id) < 0)
             return -1;
     }
     return 0;
@@ -424,9 +422,8 @@ static void
 record_dedup(batch_t *b, const batch_msg_t *m, const cmd_result_t *res,
              const char *event_id, int *fail)
 {
-    batch_dedup_t *d = m->resumed
-                           ? dedup_find(b, m->env.source, m->env.dedup_key)
-                           : NULL;
+    batch_dedup_t *d =
+        m->resumed ? dedup_find(b, m->env.source, m->env.dedup_key) : NULL;
 
     if (d == NULL) {
         d = vec_add(&b->dedup, sizeof(*d));

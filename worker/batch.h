@@ -94,7 +94,7 @@ typedef struct batch {
     /* rows held by another executor (try mode): what to carry */
     snap_vec_t held_orders;   /* char[37] */
     snap_vec_t held_products; /* int64_t */
-    int nresolved; /* parked commands' dedup rows to update */
+    int nresolved;            /* parked commands' dedup rows to update */
 } batch_t;
 
 void batch_init(batch_t *b);

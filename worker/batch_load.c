@@ -38,7 +38,7 @@ static const db_stmt_t stmt_advisory_wait = {
     " ORDER BY 1) s"};
 
 #define ORDER_COLS                                                             \
-    " o.id::text, o.number, o.customer_id, o.status, o.currency,"             \
+    " o.id::text, o.number, o.customer_id, o.status, o.currency,"              \
     " o.subtotal_cents, COALESCE(o.tax_country, ''), o.tax_rate_bps,"          \
     " o.tax_cents, o.total_cents, COALESCE(o.payment_id, ''),"                 \
     " COALESCE(o.paid_cents, 0), COALESCE(o.tracking_number, ''),"             \
@@ -76,15 +76,15 @@ static const db_stmt_t stmt_items = {
 
 static const db_stmt_t stmt_products_try = {
     "batch_products_try",
-    "WITH l AS MATERIALIZED (SELECT id FROM products WHERE id = ANY(" PRODUCT_WANT
-    ") ORDER BY id FOR UPDATE SKIP LOCKED)"
+    "WITH l AS MATERIALIZED (SELECT id FROM products WHERE id = "
+    "ANY(" PRODUCT_WANT ") ORDER BY id FOR UPDATE SKIP LOCKED)"
     " SELECT l.id IS NULL," PRODUCT_COLS " FROM products p LEFT JOIN l"
     " ON l.id = p.id WHERE p.id = ANY(" PRODUCT_WANT ")"};
 
 static const db_stmt_t stmt_products_wait = {
-    "batch_products_wait",
-    "SELECT false," PRODUCT_COLS " FROM products p WHERE p.id = ANY(" PRODUCT_WANT
-    ") ORDER BY p.id FOR UPDATE"};
+    "batch_products_wait", "SELECT false," PRODUCT_COLS
+                           " FROM products p WHERE p.id = ANY(" PRODUCT_WANT
+                           ") ORDER BY p.id FOR UPDATE"};
 
 /* variants change only under their product's lock, so waiting for one
  * is waiting for a product the batch holds already */
@@ -96,9 +96,9 @@ static const db_stmt_t stmt_variants = {
     " SELECT variant_id FROM order_items WHERE order_id = ANY($2::uuid[])"
     " AND variant_id IS NOT NULL)) ORDER BY id FOR UPDATE"};
 
-static const db_stmt_t stmt_taxes = {
-    "batch_taxes", "SELECT country, rate_bps FROM tax_rates"
-                   " WHERE country = ANY($1::text[])"};
+static const db_stmt_t stmt_taxes = {"batch_taxes",
+                                     "SELECT country, rate_bps FROM tax_rates"
+                                     " WHERE country = ANY($1::text[])"};
 
 static const db_stmt_t stmt_dedup = {
     "batch_dedup",

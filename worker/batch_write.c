@@ -223,8 +223,8 @@ send(db_t *db, const db_stmt_t *stmt, cols_t *c, db_rows_t **rows, char *err,
                 goto out;
             }
         }
-        st = db_queue_run(db, stmt, c->n, params, NULL, NULL, rows, err,
-                          errlen);
+        st =
+            db_queue_run(db, stmt, c->n, params, NULL, NULL, rows, err, errlen);
     }
 out:
     cols_free(c);
@@ -449,8 +449,9 @@ write_history(db_t *db, snapshot_t *s, char *err, size_t errlen)
         const snap_history_t *h = s->history.v[i];
 
         pgarray_text(&c.a[0], h->order_id);
-        pgarray_text(&c.a[1],
-                     h->from < 0 ? NULL : fsm_status_name((fsm_status_t)h->from));
+        pgarray_text(&c.a[1], h->from < 0
+                                  ? NULL
+                                  : fsm_status_name((fsm_status_t)h->from));
         pgarray_text(&c.a[2], fsm_status_name(h->to));
         pgarray_text(&c.a[3], cmd_role_name(h->role));
         pgarray_text(&c.a[4], h->actor_id);

@@ -15,25 +15,46 @@
 #endif
 
 static db_t *
-cli_connect(const od_config_t *cfg)
+cli_connect_to(const char *conninfo)
 {
     char err[512];
-    db_t *db = db_connect(cfg->pg, err, sizeof(err));
+    db_t *db = db_connect(conninfo, err, sizeof(err));
 
     if (db == NULL)
         fprintf(stderr, "orderd: %s\n", err);
     return db;
 }
 
+static db_t *
+cli_connect(const od_config_t *cfg)
+{
+    return cli_connect_to(cfg->pg);
+}
+
+/*
+ * Migrations are DDL, so they run as the schema owner (--migrate-pg) while
+ * every other subcommand runs as the runtime role (--pg), which owns
+ * nothing and may not change the schema (docs/operations.md, "PostgreSQL
+ * roles"). Without --migrate-pg both are one role, as before.
+ */
 int
 cli_migrate(const od_config_t *cfg)
 {
-    char err[1024];
+    char err[1024], masked[512];
     const char *dir = getenv("ORDERD_SCHEMA_DIR");
-    db_t *db = cli_connect(cfg);
+    const char *conninfo = cfg->migrate_pg[0] ? cfg->migrate_pg : cfg->pg;
+    db_t *db;
     int applied = 0;
     od_status_t st;
 
+    if (db_conninfo_masked(conninfo, masked, sizeof(masked)) < 0) {
+        fprintf(stderr, "orderd migrate: the connection string is malformed "
+                        "(not shown: it may hold a password)\n");
+        return 2;
+    }
+    log_info("migrating postgres '%s' (%s)", masked,
+             cfg->migrate_pg[0] ? "--migrate-pg" : "--pg");
+    db = cli_connect_to(conninfo);
     if (db == NULL)
         return 1;
     st = migrate_run(db, dir && *dir ? dir : ORDERD_SCHEMA_DIR, &applied, err,

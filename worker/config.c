@@ -34,6 +34,8 @@ typedef struct opt {
 static const opt_t options[] = {
     {"pg", "ORDERD_PG", OPT_STR, OFF(pg), "",
      "libpq connection string (empty: the standard PG* variables)"},
+    {"migrate-pg", "ORDERD_MIGRATE_PG", OPT_STR, OFF(migrate_pg), "",
+     "migrate: connection string of the schema owner (empty: --pg)"},
     {"brokers", "ORDERD_BROKERS", OPT_STR, OFF(brokers), "127.0.0.1:9092",
      "Kafka bootstrap servers"},
     {"group", "ORDERD_GROUP", OPT_STR, OFF(group), "orderd",
@@ -86,6 +88,11 @@ static const opt_t options[] = {
      "continue (reject internal_error, DLQ copy) or halt"},
     {"metrics-addr", "ORDERD_METRICS_ADDR", OPT_STR, OFF(metrics_addr),
      "127.0.0.1:9464", "metrics and health endpoint (off: none)"},
+    {"http-max-connections", "ORDERD_HTTP_MAX_CONNECTIONS", OPT_INT,
+     OFF(http_max_connections), "4096",
+     "connections the metrics endpoint holds at once"},
+    {"http-timeout", "ORDERD_HTTP_TIMEOUT", OPT_DURATION, OFF(http_timeout_ms),
+     "10s", "the metrics endpoint closes a connection idle this long"},
     {"log-level", "ORDERD_LOG_LEVEL", OPT_STR, OFF(log_level), "info",
      "error, warn, info or debug"},
     {"log-format", "ORDERD_LOG_FORMAT", OPT_STR, OFF(log_format), "text",
@@ -509,46 +516,4 @@ config_free(od_config_t *cfg)
         free(cfg->kafka_values[i]);
     }
     memset(cfg, 0, sizeof(*cfg));
-}
-
-void
-config_masked_pg(const char *pg, char *out, size_t len)
-{
-    const char *p = strstr(pg, "password");
-    const char *uri_at;
-
-    if (p != NULL) {
-        /* keyword form: password=secret -> password=*** */
-        const char *v = strchr(p, '=');
-        const char *end;
-
-        if (v == NULL) {
-            snprintf(out, len, "%s", pg);
-            return;
-        }
-        end = v + 1;
-        if (*end == '\'') {
-            end++;
-            while (*end && *end != '\'')
-                end += (*end == '\\' && end[1]) ? 2 : 1;
-            if (*end)
-                end++;
-        } else {
-            while (*end && !isspace((unsigned char)*end) && *end != '&')
-                end++;
-        }
-        snprintf(out, len, "%.*s=***%s", (int)(v - pg), pg, end);
-        return;
-    }
-    /* URI form: postgresql://user:secret@host -> user:***@host */
-    uri_at = strchr(pg, '@');
-    if (strncmp(pg, "postgres", 8) == 0 && uri_at != NULL) {
-        const char *colon = strchr(pg + 13, ':');
-
-        if (colon != NULL && colon < uri_at) {
-            snprintf(out, len, "%.*s:***%s", (int)(colon - pg), pg, uri_at);
-            return;
-        }
-    }
-    snprintf(out, len, "%s", pg);
 }

@@ -11,7 +11,8 @@
 #define CONFIG_MAX_KAFKA_PROPS 64
 
 typedef struct od_config {
-    char *pg;
+    char *pg;         /* every subcommand but migrate: the runtime role */
+    char *migrate_pg; /* migrate: the schema owner ("" means pg) */
     char *brokers;
     char *group;
     char *commands_topic;
@@ -34,6 +35,8 @@ typedef struct od_config {
     char *order_prefix;
     char *on_internal_error; /* continue | halt */
     char *metrics_addr;      /* host:port, "" or "off" disables */
+    int64_t http_max_connections;
+    int64_t http_timeout_ms;
     char *log_level;
     char *log_format;     /* text | json */
     int64_t scheduler;    /* 1: run the expiry scheduler in this process */
@@ -84,8 +87,5 @@ int config_kafka_secret(const char *key);
 /* "key=value key=value ..." of every Kafka property, secrets as ***, for
  * logs; truncated to len. */
 void config_kafka_props_masked(const od_config_t *cfg, char *out, size_t len);
-
-/* The Postgres connection string with any password masked, for logs. */
-void config_masked_pg(const char *pg, char *out, size_t len);
 
 #endif

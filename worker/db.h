@@ -30,6 +30,22 @@ db_t *db_connect(const char *conninfo, char *err, size_t errlen);
 db_t *db_new(const char *conninfo, const char *appname);
 void db_destroy(db_t *db);
 
+/*
+ * Writes conninfo (NULL or "" gives "") for display into out (len bytes):
+ * the options libpq reads from it, in key=value form, with every secret
+ * option (password, sslpassword, ...) shown as ***; a plain database name
+ * as dbname=NAME. Returns 0, or -1 when libpq cannot parse it: out then
+ * says so without quoting any of it.
+ */
+int db_conninfo_masked(const char *conninfo, char *out, size_t len);
+/*
+ * Copies the first line of msg, a libpq message about a connection made
+ * with conninfo, into out (len bytes) with the values of its secret
+ * options and of PGPASSWORD replaced by ***.
+ */
+void db_conninfo_scrub(const char *conninfo, const char *msg, char *out,
+                       size_t len);
+
 /* 1 if the connection is usable */
 int db_ok(db_t *db);
 /* Drops and reopens the connection (after a transient error). */

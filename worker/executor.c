@@ -68,8 +68,8 @@ struct executor {
     db_t *db;
     consumer_t *consumer;
     consumer_msg_t *batch;
-    batch_msg_t *msgs;       /* per message of the batch, per attempt */
-    char *carry;             /* per message: left for the next batch */
+    batch_msg_t *msgs; /* per message of the batch, per attempt */
+    char *carry;       /* per message: left for the next batch */
     int n;
     part_state_t parts[EXECUTOR_MAX_PARTS];
     int nparts;
@@ -475,13 +475,11 @@ process_one_by_one(executor_t *ex, const char *why, char *err, size_t errlen)
         if (st == OD_OK)
             st = db_exec(ex->db, "RELEASE SAVEPOINT cmd", err, errlen);
         batch_free(&b);
-        if (st != OD_FATAL || !db_ok(ex->db) ||
-            ex->acfg.halt_on_internal_error)
+        if (st != OD_FATAL || !db_ok(ex->db) || ex->acfg.halt_on_internal_error)
             continue;
         /* this command alone fails: it becomes internal_error */
         slog_error(bm->src.topic, bm->src.partition, bm->src.offset,
-                   "internal error applying '%s': %s", bm->env.dedup_key,
-                   err);
+                   "internal error applying '%s': %s", bm->env.dedup_key, err);
         st = db_exec(ex->db, "ROLLBACK TO SAVEPOINT cmd", err, errlen);
         if (st != OD_OK)
             break;

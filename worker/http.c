@@ -2,6 +2,17 @@
  *
  * libmicrohttpd (Debian's libmicrohttpd-dev) serves these on its own
  * thread; the handlers only read atomics, so they never block the worker.
+ *
+ * DESIGN: a health check must answer while other clients misbehave, so
+ * the listener is bounded three ways. It waits with epoll (poll where
+ * there is none): select() cannot watch a descriptor past FD_SETSIZE
+ * (1024), which capped libmicrohttpd's default limit near a thousand
+ * connections, and a thousand idle half-sent requests took /healthz down
+ * for as long as they stayed open. It holds at most max_connections at
+ * once (the caller has made room for them in RLIMIT_NOFILE), and closes
+ * a connection idle for timeout_s, so slots held by idle clients come
+ * back. Each connection gets a small memory pool: the requests served
+ * here are a request line and a few headers.
  */
 #include "http.h"
 
@@ -118,8 +129,11 @@ answer(void *cls, struct MHD_Connection *conn, const char *url,
     return ret;
 }
 
+#define HTTP_CONNECTION_MEMORY 8192
+
 http_t *
-http_start(const char *addr, char *err, size_t errlen)
+http_start(const char *addr, unsigned max_connections, unsigned timeout_s,
+           char *err, size_t errlen)
 {
     struct sockaddr_in sin;
     char host[64];
@@ -145,9 +159,15 @@ http_start(const char *addr, char *err, size_t errlen)
     h = calloc(1, sizeof(*h));
     if (h == NULL)
         return NULL;
-    h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port,
-                            NULL, NULL, answer, NULL, MHD_OPTION_SOCK_ADDR,
-                            (struct sockaddr *)&sin, MHD_OPTION_END);
+    /* MHD_USE_AUTO: epoll on Linux, else poll, select only as a last
+     * resort */
+    h->d =
+        MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD, (uint16_t)port, NULL,
+                         NULL, answer, NULL, MHD_OPTION_SOCK_ADDR,
+                         (struct sockaddr *)&sin, MHD_OPTION_CONNECTION_LIMIT,
+                         max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+                         timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                         (size_t)HTTP_CONNECTION_MEMORY, MHD_OPTION_END);
     if (h->d == NULL) {
         od_err(err, errlen, "could not listen on %s", addr);
         free(h);

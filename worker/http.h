@@ -5,8 +5,11 @@
 
 typedef struct http http_t;
 
-/* Listens on "host:port"; NULL with err filled on failure. */
-http_t *http_start(const char *addr, char *err, size_t errlen);
+/* Listens on "host:port", holding at most max_connections (at least 1)
+ * and closing a connection idle for timeout_s (at least 1) seconds; NULL
+ * with err filled on failure. */
+http_t *http_start(const char *addr, unsigned max_connections,
+                   unsigned timeout_s, char *err, size_t errlen);
 void http_stop(http_t *h);
 
 #endif

@@ -1,4 +1,11 @@
-/* log.c - level-gated logging, text or JSON lines, to stderr */
+/* log.c - level-gated logging, text or JSON lines, to stderr
+ *
+ * DESIGN: a message often quotes input (a poison message's parse error,
+ * a server error that echoes a value), so every message is escaped with
+ * od_escape before it is written: one event stays one line, no byte
+ * reaches the reader's terminal as a control sequence, and the JSON
+ * format always gets valid UTF-8 to encode.
+ */
 #include "log.h"
 
 #include <pthread.h>
@@ -40,7 +47,8 @@ void
 log_msg(log_level_t level, const char *topic, int32_t partition, int64_t offset,
         const char *fmt, ...)
 {
-    char msg[2048], at[40];
+    char msg[2048], esc[OD_ESCAPE_SIZE(2048)], tesc[OD_ESCAPE_SIZE(256)];
+    char at[40];
     va_list ap;
 
     if (!log_enabled(level))
@@ -48,12 +56,15 @@ log_msg(log_level_t level, const char *topic, int32_t partition, int64_t offset,
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    od_escape(msg, esc, sizeof(esc));
+    if (topic != NULL)
+        topic = od_escape(topic, tesc, sizeof(tesc));
     od_format_time(od_now_us(), at, sizeof(at));
 
     pthread_mutex_lock(&log_lock);
     if (log_json) {
         json_t *o = json_pack("{s:s, s:s, s:s}", "at", at, "level",
-                              level_names[level], "msg", msg);
+                              level_names[level], "msg", esc);
         char *line;
 
         if (topic != NULL) {
@@ -62,14 +73,14 @@ log_msg(log_level_t level, const char *topic, int32_t partition, int64_t offset,
             json_object_set_new(o, "offset", json_integer(offset));
         }
         line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
-        fprintf(stderr, "%s\n", line ? line : msg);
+        fprintf(stderr, "%s\n", line ? line : esc);
         free(line);
         json_decref(o);
     } else if (topic != NULL) {
         fprintf(stderr, "%s %s [%s/%d@%lld] %s\n", at, level_names[level],
-                topic, (int)partition, (long long)offset, msg);
+                topic, (int)partition, (long long)offset, esc);
     } else {
-        fprintf(stderr, "%s %s %s\n", at, level_names[level], msg);
+        fprintf(stderr, "%s %s %s\n", at, level_names[level], esc);
     }
     pthread_mutex_unlock(&log_lock);
 }

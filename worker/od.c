@@ -1,4 +1,4 @@
-/* od.c - time, UUID and error-buffer helpers */
+/* od.c - time, UUID, error-buffer and escaping helpers */
 #define _POSIX_C_SOURCE 200809L
 #include "od.h"
 
@@ -177,4 +177,91 @@ od_is_uuid(const char *s)
         }
     }
     return s[36] == '\0';
+}
+
+/*
+ * Length of the well-formed, printable UTF-8 sequence starting at p (a
+ * non-ASCII lead byte), or 0. The ranges are RFC 3629's: no overlong
+ * forms, no surrogates, nothing past U+10FFFF. The C1 controls
+ * (U+0080..U+009F, C2 80..C2 9F) count as not printable: some terminals
+ * act on them as on ESC sequences.
+ */
+static size_t
+utf8_printable_len(const unsigned char *p)
+{
+    unsigned char lo = 0x80, hi = 0xbf;
+    size_t n;
+
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        n = 2;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef)
+        n = 3;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+        n = 4;
+    else
+        return 0;
+    if (p[0] == 0xc2)
+        lo = 0xa0;
+    else if (p[0] == 0xe0)
+        lo = 0xa0;
+    else if (p[0] == 0xed)
+        hi = 0x9f;
+    else if (p[0] == 0xf0)
+        lo = 0x90;
+    else if (p[0] == 0xf4)
+        hi = 0x8f;
+    if (p[1] < lo || p[1] > hi)
+        return 0;
+    /* a NUL is not a continuation byte, so this never reads past it */
+    for (size_t i = 2; i < n; i++)
+        if (p[i] < 0x80 || p[i] > 0xbf)
+            return 0;
+    return n;
+}
+
+char *
+od_escape(const char *s, char *out, size_t outlen)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s;
+    size_t o = 0;
+
+    if (outlen == 0)
+        return out;
+    while (*p != '\0') {
+        char esc[4];
+        const char *piece = esc;
+        size_t n, take = 1;
+
+        if (*p == '\\' || *p == '\n' || *p == '\r' || *p == '\t') {
+            esc[0] = '\\';
+            esc[1] = *p == '\\'   ? '\\'
+                     : *p == '\n' ? 'n'
+                     : *p == '\r' ? 'r'
+                                  : 't';
+            n = 2;
+        } else if (*p >= 0x20 && *p < 0x7f) {
+            piece = (const char *)p;
+            n = 1;
+        } else if (*p >= 0x80 && (take = utf8_printable_len(p)) > 0) {
+            piece = (const char *)p;
+            n = take;
+        } else {
+            /* control byte, or a byte that does not start well-formed
+             * UTF-8: shown alone, the scan resumes at the next byte */
+            take = 1;
+            esc[0] = '\\';
+            esc[1] = 'x';
+            esc[2] = hex[*p >> 4];
+            esc[3] = hex[*p & 0xf];
+            n = 4;
+        }
+        if (o + n >= outlen)
+            break;
+        memcpy(out + o, piece, n);
+        o += n;
+        p += take;
+    }
+    out[o] = '\0';
+    return out;
 }

@@ -43,4 +43,19 @@ void od_uuid_v4(char out[37]);
 /* 1 if s is a canonical lower- or upper-case 8-4-4-4-12 hex UUID */
 int od_is_uuid(const char *s);
 
+/* room od_escape needs to never truncate n input bytes (with the NUL) */
+#define OD_ESCAPE_SIZE(n) (4 * (size_t)(n) + 1)
+
+/*
+ * Copies the NUL-terminated s into out (outlen bytes, always terminated
+ * when outlen > 0) so that it can go on a log line or into a Kafka header
+ * whatever it holds: newline, CR and tab become \n, \r, \t; other control
+ * bytes (C0, DEL, and the C1 range U+0080..U+009F), and bytes that are not
+ * well-formed UTF-8, become \xNN; a backslash becomes \\. Printable
+ * UTF-8 is kept as is. The result is valid UTF-8 without control bytes.
+ * Output that does not fit is cut before a whole escape or character.
+ * Returns out.
+ */
+char *od_escape(const char *s, char *out, size_t outlen);
+
 #endif

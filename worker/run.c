@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,6 +21,10 @@
 
 #define RUN_MAX_THREADS 64
 #define RUN_SHUTDOWN_TIMEOUT_S 60
+/* descriptors kept for everything but the metrics listener's connections:
+ * Postgres and broker connections of up to 64 executors, the publisher,
+ * the scheduler, librdkafka's own */
+#define RUN_FD_RESERVE 512
 
 /* Says at start whom each topic's producers are trusted to act as. */
 static void
@@ -85,10 +90,48 @@ on_signal(int sig)
 }
 
 /*
+ * The metrics listener's connection limit, made to fit the descriptors
+ * the process may open: the soft RLIMIT_NOFILE is raised to the hard one
+ * first (often 1024 soft against far more hard), and a limit that still
+ * does not fit next to RUN_FD_RESERVE is lowered, with a warning, rather
+ * than let the listener take the descriptors the worker needs.
+ */
+static unsigned
+http_connection_limit(int64_t wanted)
+{
+    struct rlimit rl;
+    int64_t room;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return (unsigned)wanted;
+    if (rl.rlim_cur != rl.rlim_max) {
+        rlim_t was = rl.rlim_cur;
+
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = was;
+    }
+    if (rl.rlim_cur == RLIM_INFINITY)
+        return (unsigned)wanted;
+    room = (int64_t)rl.rlim_cur - RUN_FD_RESERVE;
+    if (room < 16)
+        room = 16;
+    if (wanted > room) {
+        log_warn("--http-max-connections %lld does not fit the open-file "
+                 "limit (%lld): using %lld",
+                 (long long)wanted, (long long)rl.rlim_cur, (long long)room);
+        return (unsigned)room;
+    }
+    return (unsigned)wanted;
+}
+
+/*
  * The schema must be migrated before work starts (orderd migrate): 1 when
  * it is, 0 when the database answers without it. While Postgres cannot be
  * reached this waits (with back-off, until a stop signal), so a worker
  * started before its database simply begins when the database is there.
+ * A worker connected as a superuser or as the schema owner works, but is
+ * told that it holds far more than it needs.
  */
 static int
 schema_ready(const od_config_t *cfg)
@@ -106,10 +149,19 @@ schema_ready(const od_config_t *cfg)
         if (db != NULL) {
             st = db_query(db,
                           "SELECT to_regclass('consumer_offsets') IS NOT"
-                          " NULL",
+                          " NULL, (SELECT rolsuper FROM pg_roles WHERE"
+                          " rolname = current_user) OR COALESCE("
+                          " pg_has_role(current_user, (SELECT relowner"
+                          " FROM pg_class WHERE oid ="
+                          " to_regclass('consumer_offsets')), 'MEMBER'),"
+                          " false)",
                           0, NULL, &rows, err, sizeof(err));
             if (st == OD_OK)
                 ok = db_bool(rows, 0, 0);
+            if (st == OD_OK && ok && db_bool(rows, 0, 1))
+                log_warn("connected to postgres as a superuser or the "
+                         "schema owner: orderd run needs only the runtime "
+                         "grants (docs/operations.md, PostgreSQL roles)");
             db_rows_free(rows);
             db_destroy(db);
             if (st == OD_OK) {
@@ -161,6 +213,14 @@ cli_run(const od_config_t *cfg)
                  "past 64 subtransactions Postgres overflows its per-backend "
                  "cache and every batch gets several times slower",
                  (long long)cfg->batch_size);
+    if (cfg->http_max_connections < 1 || cfg->http_max_connections > 1000000) {
+        log_error("--http-max-connections must be between 1 and 1000000");
+        return 2;
+    }
+    if (cfg->http_timeout_ms < 1000 || cfg->http_timeout_ms > 86400000) {
+        log_error("--http-timeout must be between 1s and 1d");
+        return 2;
+    }
     if (strcmp(cfg->on_internal_error, "halt") != 0 &&
         strcmp(cfg->on_internal_error, "continue") != 0) {
         log_error("--on-internal-error must be continue or halt");
@@ -176,7 +236,12 @@ cli_run(const od_config_t *cfg)
     if (pthread_create(&watchdog, NULL, shutdown_watchdog, NULL) == 0)
         pthread_detach(watchdog);
 
-    config_masked_pg(cfg->pg, masked, sizeof(masked));
+    if (db_conninfo_masked(cfg->pg, masked, sizeof(masked)) < 0) {
+        /* it would never connect: say so now rather than wait forever */
+        log_error("--pg: the connection string is malformed (not shown: "
+                  "it may hold a password)");
+        return 2;
+    }
     log_info("orderd %s starting: %d executor(s), batch %lld/%lldms, "
              "brokers %s, group %s, postgres '%s'",
              orderd_version(), nthreads, (long long)cfg->batch_size,
@@ -191,7 +256,9 @@ cli_run(const od_config_t *cfg)
     }
     log_sources(&cfg->sources);
     if (strcmp(cfg->metrics_addr, "off") != 0 && cfg->metrics_addr[0]) {
-        http = http_start(cfg->metrics_addr, err, sizeof(err));
+        http = http_start(
+            cfg->metrics_addr, http_connection_limit(cfg->http_max_connections),
+            (unsigned)((cfg->http_timeout_ms + 999) / 1000), err, sizeof(err));
         if (http == NULL) {
             log_error("%s", err);
             return 1;

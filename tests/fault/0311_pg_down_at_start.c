@@ -79,11 +79,7 @@ END_TEST
 static void
 setup(void)
 {
-    char info[256];
-
-    snprintf(info, sizeof(info),
-             "host=127.0.0.1 port=%d user=orderd dbname=orderd", pg_port);
-    setenv("ORDERD_TEST_PG", info, 1);
+    fm_pg_use(run_dir, pg_port);
     ktest_setup(&k, "pg_down_at_start", 4);
 }
 

@@ -427,6 +427,46 @@ fm_script(const char *run_dir, const char *port_var, int port,
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
 }
 
+/* Points the harness at the private cluster of run_dir, as `scripts/pg env`
+ * describes it: ORDERD_TEST_PG (runtime role), ORDERD_TEST_MIGRATE_PG
+ * (owner) and PGPASSFILE (their passwords) for this process and the
+ * workers it starts. */
+static inline void
+fm_pg_use(const char *run_dir, int port)
+{
+    static const char *const map[][2] = {
+        {"PGPASSFILE", "PGPASSFILE"},
+        {"ORDERD_PG", "ORDERD_TEST_PG"},
+        {"ORDERD_MIGRATE_PG", "ORDERD_TEST_MIGRATE_PG"}};
+    char cmd[2048], line[2048], prefix[64];
+    int found = 0;
+    FILE *f;
+
+    snprintf(cmd, sizeof(cmd),
+             "ORDERD_RUN_DIR='%s' ORDERD_PG_PORT=%d '%s/scripts/pg' env",
+             run_dir, port, fm_repo());
+    f = popen(cmd, "r");
+    ck_assert_msg(f != NULL, "popen: %s", strerror(errno));
+    /* lines of the form: export NAME='value' */
+    while (fgets(line, sizeof(line), f) != NULL) {
+        for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+            size_t n = (size_t)snprintf(prefix, sizeof(prefix), "export %s='",
+                                        map[i][0]);
+            char *end;
+
+            if (strncmp(line, prefix, n) != 0 ||
+                (end = strrchr(line + n, '\'')) == NULL)
+                continue;
+            *end = '\0';
+            setenv(map[i][1], line + n, 1);
+            found++;
+        }
+    }
+    ck_assert_msg(pclose(f) == 0 && found == 3,
+                  "scripts/pg env for %s gave %d of 3 variables", run_dir,
+                  found);
+}
+
 /* GET path from 127.0.0.1:port; returns the HTTP status (0 when nothing
  * answers) and the body in buf. */
 static inline int

@@ -70,7 +70,7 @@ START_TEST(test_internal_error_in_one_transaction)
     db_t *db = itest_fresh_db("internal_error_tx", NULL, 0);
     json_t *ev;
 
-    itest_exec(db, BOOM_TRIGGER);
+    itest_owner_exec("internal_error_tx", BOOM_TRIGGER);
     upsert(good1, sizeof(good1), "p-1", 1, "fine");
     upsert(bad, sizeof(bad), "p-2", 2, "boom");
     upsert(good2, sizeof(good2), "p-3", 3, "also fine");
@@ -188,7 +188,7 @@ START_TEST(test_internal_error_in_pipelined_statement)
 
     upsert(co1, sizeof(co1), "p-1", 1, "mug");
     ck_assert_int_eq(apply_batch(db, &itest_cfg, checkouts, 1, reps), OD_OK);
-    itest_exec(db, ORDERS_TRIGGER);
+    itest_owner_exec("internal_error_pipelined", ORDERS_TRIGGER);
     snprintf(co1, sizeof(co1), CHECKOUT, "co-1", OID(1), "alice");
     snprintf(co2, sizeof(co2), CHECKOUT, "co-2", OID(2), "boom");
     snprintf(co3, sizeof(co3), CHECKOUT, "co-3", OID(3), "boom-pay");
@@ -302,7 +302,7 @@ START_TEST(test_worker_continues_past_internal_error)
     const char *extra[] = {"--threads", "1", NULL};
     pid_t w;
 
-    itest_exec(k.db, BOOM_TRIGGER);
+    itest_owner_exec(k.name, BOOM_TRIGGER);
     send_three();
     w = ktest_worker_start(&k, extra);
     assert_bad_refused_good_applied();
@@ -320,7 +320,7 @@ START_TEST(test_worker_halts_on_internal_error)
     pid_t w;
     int rc;
 
-    itest_exec(k.db, BOOM_TRIGGER);
+    itest_owner_exec(k.name, BOOM_TRIGGER);
     send_three();
     w = ktest_worker_start(&k, halt);
     rc = wait_exit(w, 60);

@@ -27,6 +27,9 @@ static int norders, nmsgs;
 static int order_product[PART_A + PART_B];
 static int order_qty[PART_A + PART_B];
 static char dump_file[256], restored[1024], original[1024];
+/* the backup and the restore are the owner's work (they carry the DDL and
+ * the grants); the workers on both databases run as the runtime role */
+static char owner_original[1024], owner_restored[1024];
 
 static int
 rnd(int n)
@@ -39,6 +42,7 @@ setup(void)
 {
     ktest_setup(&k, "dump_restore", PARTS);
     snprintf(original, sizeof(original), "%s", k.conninfo);
+    snprintf(owner_original, sizeof(owner_original), "%s", k.owner_conninfo);
     snprintf(dump_file, sizeof(dump_file), "/tmp/it_0550_%d.dump",
              (int)getpid());
     worker = ktest_worker_start(&k, NULL);
@@ -136,9 +140,9 @@ START_TEST(test_restored_database_catches_up_exactly_once)
     char f_orig[64], f_rest[64], buf[512], off_dump[256], off[256];
     char stocks[512];
     const char *dump[] = {PG_BIN "pg_dump", "-Fc", "-f", dump_file, "-d",
-                          original,         NULL};
-    const char *restore[] = {PG_BIN "pg_restore", "--no-owner", "-d", restored,
-                             dump_file,           NULL};
+                          owner_original,   NULL};
+    const char *restore[] = {PG_BIN "pg_restore", "--no-owner", "-d",
+                             owner_restored,      dump_file,    NULL};
     const char *check[] = {"check", NULL};
     char *out = NULL;
     db_t *rdb;
@@ -175,12 +179,16 @@ START_TEST(test_restored_database_catches_up_exactly_once)
                      5);
 
     /* the disaster: restore into a fresh database */
-    itest_exec(k.db, "DROP DATABASE IF EXISTS " RESTORED_DB " WITH (FORCE)");
-    itest_exec(k.db, "CREATE DATABASE " RESTORED_DB);
+    itest_owner_exec("dump_restore",
+                     "DROP DATABASE IF EXISTS " RESTORED_DB " WITH (FORCE)");
+    itest_owner_exec("dump_restore", "CREATE DATABASE " RESTORED_DB);
     /* the last dbname= wins in a libpq string */
     ck_assert_int_lt(snprintf(restored, sizeof(restored),
                               "%s dbname=" RESTORED_DB, original),
                      (int)sizeof(restored));
+    ck_assert_int_lt(snprintf(owner_restored, sizeof(owner_restored),
+                              "%s dbname=" RESTORED_DB, owner_original),
+                     (int)sizeof(owner_restored));
     ck_assert_int_eq(x_run(restore), 0);
     rdb = db_connect(restored, err, sizeof(err));
     ck_assert_msg(rdb != NULL, "%s", err);

@@ -149,13 +149,14 @@ START_TEST(test_a_tick_never_spins_on_expiries_that_fail)
     unsetenv("ORDERD_SOURCES");
     /* the expiry of these orders fails inside the database, as an
      * unexpected error would: internal_error, one at a time */
-    itest_exec(k.db,
-               "CREATE FUNCTION doom() RETURNS trigger LANGUAGE plpgsql AS $$"
-               " BEGIN IF NEW.status = 'expired' AND"
-               " NEW.customer_id = 'doomed' THEN RAISE EXCEPTION 'doomed';"
-               " END IF; RETURN NEW; END $$;"
-               " CREATE TRIGGER doom BEFORE UPDATE ON orders FOR EACH ROW"
-               " EXECUTE FUNCTION doom()");
+    itest_owner_exec(
+        "0630_sources",
+        "CREATE FUNCTION doom() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN IF NEW.status = 'expired' AND"
+        " NEW.customer_id = 'doomed' THEN RAISE EXCEPTION 'doomed';"
+        " END IF; RETURN NEW; END $$;"
+        " CREATE TRIGGER doom BEFORE UPDATE ON orders FOR EACH ROW"
+        " EXECUTE FUNCTION doom()");
     x_product_json(line, sizeof(line), 1, 100, 1000);
     ktest_send(&k, "1", line);
     for (int i = 0; i < NDOOMED; i++) {

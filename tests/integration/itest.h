@@ -16,13 +16,28 @@ extern apply_config_t itest_cfg;
 extern const od_source_t itest_source;
 
 /*
- * Drops and creates database "it_<name>" on the test cluster
- * (ORDERD_TEST_PG, else ORDERD_PG: a libpq string for an existing
- * database), migrates it and returns a connection to it. conninfo (may be
- * NULL) receives the new database's connection string. Aborts the test on
- * failure.
+ * Drops and creates database "it_<name>" on the test cluster and migrates
+ * it, both as the schema owner (ORDERD_TEST_MIGRATE_PG), then returns a
+ * connection to it as the runtime role (ORDERD_TEST_PG), the role every
+ * worker and apply of the suite runs as. Both variables are libpq strings
+ * for an existing database (scripts/test sets them; without
+ * ORDERD_TEST_MIGRATE_PG one role does both). conninfo (may be NULL)
+ * receives the runtime role's connection string for the new database.
+ * Aborts the test on failure.
  */
 db_t *itest_fresh_db(const char *name, char *conninfo, size_t len);
+
+/*
+ * A new connection to "it_<name>" as the schema owner, for fixtures the
+ * runtime role may not make (DDL such as a test trigger or table, dumps);
+ * caller destroys it. Aborts the test on failure.
+ */
+db_t *itest_owner_db(const char *name);
+/* The owner's connection string for "it_<name>", written into buf. */
+const char *itest_owner_conninfo(const char *name, char *buf, size_t len);
+/* Runs SQL without results on "it_<name>" as the owner; fails the test on
+ * error. */
+void itest_owner_exec(const char *name, const char *sql);
 
 /*
  * Applies one JSON command (as a Kafka message body on orders.commands

@@ -42,6 +42,7 @@ child_env(ktest_t *k)
 
     snprintf(parts, sizeof(parts), "%d", k->partitions);
     setenv("ORDERD_PG", k->conninfo, 1);
+    setenv("ORDERD_MIGRATE_PG", k->owner_conninfo, 1);
     setenv("ORDERD_BROKERS", k->brokers, 1);
     setenv("ORDERD_COMMANDS_TOPIC", k->commands, 1);
     setenv("ORDERD_EVENTS_TOPIC", k->events, 1);
@@ -145,10 +146,18 @@ worker_start(ktest_t *k, const char *const *extra, int err_fd)
 {
     const char *argv[40] = {orderd_bin(), "run", "--threads", "2"};
     int n = 4;
+    pid_t pid;
 
     for (; extra != NULL && *extra != NULL && n < 39; extra++)
         argv[n++] = *extra;
     argv[n] = NULL;
+    if (err_fd < 0 && k->worker_stderr[0] != '\0') {
+        err_fd = open(k->worker_stderr, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        ck_assert_msg(err_fd >= 0, "%s: %s", k->worker_stderr, strerror(errno));
+        pid = spawn(k, argv, -1, -1, err_fd);
+        close(err_fd);
+        return pid;
+    }
     return spawn(k, argv, -1, -1, err_fd);
 }
 
@@ -259,6 +268,7 @@ ktest_setup(ktest_t *k, const char *name, int partitions)
     k->partitions = partitions;
     k->brokers = brokers();
     k->db = itest_fresh_db(name, k->conninfo, sizeof(k->conninfo));
+    itest_owner_conninfo(name, k->owner_conninfo, sizeof(k->owner_conninfo));
     snprintf(suffix, sizeof(suffix), "%lld-%d", (long long)od_now_us(),
              (int)getpid());
     snprintf(k->commands, sizeof(k->commands), "it.%s.%s.commands", name,
@@ -291,6 +301,9 @@ ktest_teardown(ktest_t *k)
         rd_kafka_consumer_close(k->consumer);
         rd_kafka_destroy(k->consumer);
     }
+    for (int i = 0; i < KTEST_MAX_DLQ; i++)
+        if (k->dlq_msgs[i] != NULL)
+            rd_kafka_message_destroy(k->dlq_msgs[i]);
     if (k->dlq_consumer != NULL) {
         rd_kafka_consumer_close(k->dlq_consumer);
         rd_kafka_destroy(k->dlq_consumer);
@@ -413,11 +426,29 @@ ktest_wait_dlq(ktest_t *k, int n, int timeout_s)
 
         if (rkm == NULL)
             continue;
+        if (rkm->err == 0 && k->dlq_count < KTEST_MAX_DLQ) {
+            k->dlq_msgs[k->dlq_count++] = rkm;
+            continue;
+        }
         if (rkm->err == 0)
             k->dlq_count++;
         rd_kafka_message_destroy(rkm);
     }
     return k->dlq_count;
+}
+
+const char *
+ktest_dlq_header(ktest_t *k, int i, const char *name, size_t *len)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *v = NULL;
+
+    ck_assert_msg(i >= 0 && i < KTEST_MAX_DLQ && k->dlq_msgs[i] != NULL,
+                  "no DLQ message %d read", i);
+    if (rd_kafka_message_headers(k->dlq_msgs[i], &hdrs) != 0 ||
+        rd_kafka_header_get_last(hdrs, name, &v, len) != 0)
+        return NULL;
+    return v;
 }
 
 json_t *

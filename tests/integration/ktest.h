@@ -10,9 +10,12 @@
 
 #include "itest.h"
 
+#define KTEST_MAX_DLQ 64
+
 typedef struct ktest {
     char name[64];
-    char conninfo[1024];
+    char conninfo[1024];       /* runtime role: workers, the CLI, db */
+    char owner_conninfo[1024]; /* schema owner: ORDERD_MIGRATE_PG */
     db_t *db;
     char commands[160], events[160], dlq[160], group[160];
     const char *brokers;
@@ -24,11 +27,17 @@ typedef struct ktest {
     json_t *results; /* command.result events, first copy each */
     json_t *other;   /* other events (stock.low, order.expired...) */
     int dlq_count;
+    /* the first KTEST_MAX_DLQ dead-letter messages, as read */
+    rd_kafka_message_t *dlq_msgs[KTEST_MAX_DLQ];
     int produce_failed;
+    /* when set before ktest_worker_start: the worker's stderr is appended
+     * to this file */
+    char worker_stderr[256];
 } ktest_t;
 
 /* Fresh database it_<name>, topics with a unique suffix created through
- * `orderd topics`, a producer and an events consumer. */
+ * `orderd topics`, a producer and an events consumer. k->db and every
+ * orderd the test starts connect as the runtime role. */
 void ktest_setup(ktest_t *k, const char *name, int partitions);
 void ktest_teardown(ktest_t *k);
 
@@ -60,6 +69,9 @@ void ktest_flush(ktest_t *k);
 int ktest_wait_results(ktest_t *k, int n, int timeout_s);
 /* Reads the DLQ topic until n messages arrived or timeout; returns count */
 int ktest_wait_dlq(ktest_t *k, int n, int timeout_s);
+/* The ith (0-based, in reading order) DLQ message's header called name:
+ * its value (not NUL-terminated) and *len, or NULL if it has none. */
+const char *ktest_dlq_header(ktest_t *k, int i, const char *name, size_t *len);
 /* Reads events until every id of ids (a NULL-terminated array) has been
  * seen or timeout_s passes; returns how many are still unseen. */
 int ktest_wait_seen(ktest_t *k, const char *const *ids, int timeout_s);

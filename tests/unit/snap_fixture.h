@@ -91,8 +91,7 @@ fx_item(snap_order_t *o, int64_t product_id, int64_t variant_id,
     it->variant_id = variant_id;
     snprintf(it->vendor_id, sizeof(it->vendor_id), "%s", vendor);
     snprintf(it->sku, sizeof(it->sku), "SKU-%lld", (long long)product_id);
-    snprintf(it->name, sizeof(it->name), "product %lld",
-             (long long)product_id);
+    snprintf(it->name, sizeof(it->name), "product %lld", (long long)product_id);
     it->quantity = qty;
     it->unit_price_cents = price;
 }
