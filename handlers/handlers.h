@@ -1,8 +1,10 @@
-/* handlers.h - the parse/apply/order_id functions of every command type */
+/* handlers.h - the parse/apply/order_id functions of every command type,
+ * and the decide functions written so far */
 #ifndef OD_HANDLERS_H
 #define OD_HANDLERS_H
 
 #include "handler.h"
+#include "snapshot.h"
 
 #define HANDLER_DECL(name)                                                     \
     od_status_t name##_parse(const json_t *root, void **out, char *err,        \
@@ -25,5 +27,17 @@ HANDLER_DECL(product_upsert);
 HANDLER_DECL(product_delete);
 HANDLER_DECL(stock_adjust);
 HANDLER_DECL(tax_rate_set);
+
+/* The catalogue's business rules over a batch snapshot (handler_decide_fn):
+ * the same outcomes, reasons, details, events and ledger rows as their
+ * apply functions. */
+od_status_t product_upsert_decide(decide_ctx_t *ctx, const void *cmd,
+                                  cmd_result_t *res) OD_MUSTCHECK;
+od_status_t product_delete_decide(decide_ctx_t *ctx, const void *cmd,
+                                  cmd_result_t *res) OD_MUSTCHECK;
+od_status_t stock_adjust_decide(decide_ctx_t *ctx, const void *cmd,
+                                cmd_result_t *res) OD_MUSTCHECK;
+od_status_t tax_rate_set_decide(decide_ctx_t *ctx, const void *cmd,
+                                cmd_result_t *res) OD_MUSTCHECK;
 
 #endif

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "money.h"
 #include "stock.h"
 
 typedef enum undo_kind { UNDO_PRODUCT, UNDO_VARIANT, UNDO_ORDER } undo_kind_t;
@@ -350,6 +349,17 @@ ledger_add(snapshot_t *s, const cmd_env_t *env, int64_t product_id,
     snprintf(l->source, sizeof(l->source), "%s", env->source);
 }
 
+/* before + delta into *after; 0, or -1 when it would overflow or go below
+ * zero (money_add refuses a negative delta: a decrement is no sum of
+ * amounts) */
+static int
+stock_add(int64_t before, int64_t delta, int64_t *after)
+{
+    if (__builtin_add_overflow(before, delta, after) || *after < 0)
+        return -1;
+    return 0;
+}
+
 int
 snap_stock_change(snapshot_t *s, const cmd_env_t *env, int64_t product_id,
                   int64_t variant_id, int64_t delta, const char *reason,
@@ -364,7 +374,7 @@ snap_stock_change(snapshot_t *s, const cmd_env_t *env, int64_t product_id,
     }
     if (variant_id == 0) {
         before = p->stock;
-        if (p->is_variant || money_add(before, delta, &after) < 0 || after < 0)
+        if (p->is_variant || stock_add(before, delta, &after) < 0)
             return -1;
         snap_touch_product(s, p);
         p->stock = after;
@@ -377,7 +387,7 @@ snap_stock_change(snapshot_t *s, const cmd_env_t *env, int64_t product_id,
             return -1;
         }
         before = v->stock;
-        if (money_add(before, delta, &after) < 0 || after < 0)
+        if (stock_add(before, delta, &after) < 0)
             return -1;
         snap_touch_variant(s, v);
         v->stock = after;

@@ -52,3 +52,16 @@ tax_rate_set_apply(apply_ctx_t *ctx, const void *cmd, cmd_result_t *res)
                                  "rate_bps", (json_int_t)c->rate_bps);
     return st;
 }
+
+od_status_t
+tax_rate_set_decide(decide_ctx_t *ctx, const void *cmd, cmd_result_t *res)
+{
+    const tax_rate_set_cmd_t *c = cmd;
+
+    snap_set_tax_rate(ctx->snap, c->country, c->rate_bps);
+    if (ctx->snap->missing) /* the new rate could not be recorded */
+        return OD_FATAL;
+    res->details = json_pack("{s:s, s:I}", "country", c->country, "rate_bps",
+                             (json_int_t)c->rate_bps);
+    return OD_OK;
+}
