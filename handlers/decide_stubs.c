@@ -1,6 +1,6 @@
-/* decide_stubs.c - TEMPORARY: decide functions not written yet (removed when
- * they land) */
+/* decide_stubs.c - TEMPORARY: decide functions not written yet (removed when they land) */
 #include "handlers.h"
+
 od_status_t
 pay_decide(decide_ctx_t *ctx, const void *cmd, cmd_result_t *res)
 {
@@ -57,42 +57,6 @@ refund_decide(decide_ctx_t *ctx, const void *cmd, cmd_result_t *res)
 
 od_status_t
 expire_decide(decide_ctx_t *ctx, const void *cmd, cmd_result_t *res)
-{
-    (void)ctx;
-    (void)cmd;
-    (void)res;
-    return OD_FATAL;
-}
-
-od_status_t
-product_upsert_decide(decide_ctx_t *ctx, const void *cmd, cmd_result_t *res)
-{
-    (void)ctx;
-    (void)cmd;
-    (void)res;
-    return OD_FATAL;
-}
-
-od_status_t
-product_delete_decide(decide_ctx_t *ctx, const void *cmd, cmd_result_t *res)
-{
-    (void)ctx;
-    (void)cmd;
-    (void)res;
-    return OD_FATAL;
-}
-
-od_status_t
-stock_adjust_decide(decide_ctx_t *ctx, const void *cmd, cmd_result_t *res)
-{
-    (void)ctx;
-    (void)cmd;
-    (void)res;
-    return OD_FATAL;
-}
-
-od_status_t
-tax_rate_set_decide(decide_ctx_t *ctx, const void *cmd, cmd_result_t *res)
 {
     (void)ctx;
     (void)cmd;

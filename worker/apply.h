@@ -45,9 +45,9 @@ typedef struct apply_report {
 } apply_report_t;
 
 /*
- * Applies one message on db's open transaction: parses it, runs its handler
- * in a savepoint, records the dedup row and writes the result event (and
- * any extra events, or a dead-letter copy) to the outbox.
+ * Applies one message on db's open transaction, alone in a savepoint: a
+ * batch of one (batch_apply_isolated): its dedup row, its result event,
+ * its extra events or a dead-letter copy.
  * OD_OK: the message is fully handled (whatever its outcome).
  * OD_RETRY: transient fault, the caller rolls the whole batch back.
  * OD_FATAL: an internal error with halt_on_internal_error set, or the
@@ -59,15 +59,6 @@ od_status_t apply_message(db_t *db, const apply_config_t *cfg,
                           char *err, size_t errlen) OD_MUSTCHECK;
 
 /*
- * Applies, in arrival order, the commands parked for order_id (called
- * after the checkout that created it, in the same transaction). *released
- * (may be NULL) is incremented for each.
- */
-od_status_t apply_release_deferred(db_t *db, const apply_config_t *cfg,
-                                   const char *order_id, int *released,
-                                   char *err, size_t errlen) OD_MUSTCHECK;
-
-/*
  * Refuses (order_not_found, a second result event) up to 100 commands
  * parked longer than cfg->defer_timeout_ms, on the open transaction; *n
  * receives how many.
@@ -75,52 +66,9 @@ od_status_t apply_release_deferred(db_t *db, const apply_config_t *cfg,
 od_status_t apply_expire_deferred(db_t *db, const apply_config_t *cfg, int *n,
                                   char *err, size_t errlen) OD_MUSTCHECK;
 
-/*
- * The rows one message will lock: the order it names and the products it
- * names (items included), parsed before the batch runs. Poison and
- * commands naming nothing lockable leave it empty.
- */
-#define APPLY_MSG_MAX_PRODUCTS 100
-
-typedef struct apply_msglocks {
-    char order[37]; /* "" when none */
-    int nproducts;
-    int64_t products[APPLY_MSG_MAX_PRODUCTS];
-} apply_msglocks_t;
-
-void apply_msglocks_parse(apply_msglocks_t *ml, const void *payload,
-                          size_t len);
-
-/*
- * The rows a batch will lock, gathered before it runs so they can all be
- * locked up front in the global order (orders, then products, ascending):
- * two batches then never deadlock on each other, whatever commands they
- * mix. Arrays are Postgres array literals ("{...}"), caller frees with
- * apply_lockset_free.
- */
-typedef struct apply_lockset {
-    char *orders;   /* uuid[] */
-    char *products; /* bigint[] */
-    size_t olen, ocap, plen, pcap;
-    int norders, nproducts;
-} apply_lockset_t;
-
-/* Adds one message's rows. */
-void apply_lockset_add(apply_lockset_t *ls, const apply_msglocks_t *ml);
-/* Finishes the literals ("{}" when empty). */
-void apply_lockset_close(apply_lockset_t *ls);
-void apply_lockset_free(apply_lockset_t *ls);
-
 /* The command.result event of env with res as JSON text (caller frees),
  * or NULL when it cannot be encoded. */
 char *apply_result_text(const cmd_env_t *env, const cmd_result_t *res,
                         const char *event_id, const apply_source_t *src);
-
-/* Writes an outbox row for an event built by the caller (scheduler).
- * Takes ownership of payload. */
-od_status_t apply_emit_event(db_t *db, const char *topic, const char *key,
-                             const char *type, const char *dedup_key,
-                             json_t *payload, char *err,
-                             size_t errlen) OD_MUSTCHECK;
 
 #endif

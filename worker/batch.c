@@ -705,3 +705,62 @@ batch_fail_message(batch_t *b, const apply_config_t *cfg, batch_msg_t *m,
     }
     return OD_OK;
 }
+
+od_status_t
+batch_run(db_t *db, const apply_config_t *cfg, batch_msg_t *msgs, int n,
+          char *err, size_t errlen)
+{
+    batch_needs_t needs;
+    batch_load_t *load = NULL;
+    batch_t b;
+    od_status_t st;
+
+    batch_init(&b);
+    batch_prepare(cfg, msgs, n, &needs);
+    st = batch_load_queue(db, &needs, 0, &load, err, errlen);
+    if (st == OD_OK)
+        st = db_exec(db, "SELECT 1", err, errlen); /* the load's round trip */
+    if (load != NULL) {
+        od_status_t lst = batch_load_take(&b, load, err, errlen);
+
+        if (st == OD_OK)
+            st = lst;
+    }
+    batch_needs_free(&needs);
+    if (st == OD_OK)
+        st = batch_decide(&b, cfg, msgs, n, err, errlen);
+    /* queued with copies of their parameters: b may go */
+    if (st == OD_OK)
+        st = batch_write_queue(db, &b, err, errlen);
+    batch_free(&b);
+    return st;
+}
+
+od_status_t
+batch_apply_isolated(db_t *db, const apply_config_t *cfg, batch_msg_t *m,
+                     char *err, size_t errlen)
+{
+    od_status_t st;
+    batch_t b;
+
+    db_queue(db, "SAVEPOINT cmd");
+    st = batch_run(db, cfg, m, 1, err, errlen);
+    if (st == OD_OK)
+        st = db_exec(db, "RELEASE SAVEPOINT cmd", err, errlen);
+    if (st != OD_FATAL || !db_ok(db) || cfg->halt_on_internal_error)
+        return st;
+    /* this command alone fails: it becomes internal_error */
+    slog_error(m->src.topic, m->src.partition, m->src.offset,
+               "internal error applying '%s': %s", m->env.dedup_key, err);
+    st = db_exec(db, "ROLLBACK TO SAVEPOINT cmd", err, errlen);
+    if (st != OD_OK)
+        return st;
+    batch_init(&b);
+    st = batch_fail_message(&b, cfg, m, err, errlen);
+    if (st == OD_OK)
+        st = batch_write_queue(db, &b, err, errlen);
+    batch_free(&b);
+    if (st == OD_OK)
+        st = db_exec(db, "RELEASE SAVEPOINT cmd", err, errlen);
+    return st;
+}

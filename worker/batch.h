@@ -135,6 +135,28 @@ od_status_t batch_decide(batch_t *b, const apply_config_t *cfg,
                          batch_msg_t *msgs, int n, char *err,
                          size_t errlen) OD_MUSTCHECK;
 
+/*
+ * The three steps for msgs on db's open transaction, waiting for locks
+ * (no carrying): prepare, load, decide, and the writes queued for the
+ * caller's next call (its RELEASE SAVEPOINT or COMMIT). The messages'
+ * reports say what became of each; release them with batch_msg_free.
+ * OD_RETRY for transient faults, OD_FATAL for an error the batch could not
+ * predict (or --on-internal-error=halt).
+ */
+od_status_t batch_run(db_t *db, const apply_config_t *cfg, batch_msg_t *msgs,
+                      int n, char *err, size_t errlen) OD_MUSTCHECK;
+
+/*
+ * One message alone, in its own savepoint (the per-command path: the
+ * fallback of a batch whose writes failed, and callers that apply one
+ * command at a time). A write that fails in a way the batch could not
+ * predict rolls the savepoint back and records the message as
+ * internal_error with its dead-letter copy, unless halting.
+ */
+od_status_t batch_apply_isolated(db_t *db, const apply_config_t *cfg,
+                                 batch_msg_t *m, char *err,
+                                 size_t errlen) OD_MUSTCHECK;
+
 /* Records m as rejected internal_error (its dedup row, its result and a
  * dead-letter copy) into an empty batch b, after its own writes failed.
  * OD_FATAL with --on-internal-error=halt. */

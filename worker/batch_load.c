@@ -86,15 +86,18 @@ static const db_stmt_t stmt_products_wait = {
                            " FROM products p WHERE p.id = ANY(" PRODUCT_WANT
                            ") ORDER BY p.id FOR UPDATE"};
 
-/* variants change only under their product's lock, so waiting for one
- * is waiting for a product the batch holds already */
+/* the variants named, those of the orders' items, and every variant of
+ * the products named (deleting a product deletes its variants). Variants
+ * change only under their product's lock, so waiting for one is waiting
+ * for a product the batch holds already */
 static const db_stmt_t stmt_variants = {
     "batch_variants",
     "SELECT id, product_id, name, sku, COALESCE(price_cents, -1), stock,"
     " deleted_at IS NOT NULL FROM product_variants"
     " WHERE id = ANY(ARRAY(SELECT unnest($1::bigint[]) UNION"
     " SELECT variant_id FROM order_items WHERE order_id = ANY($2::uuid[])"
-    " AND variant_id IS NOT NULL)) ORDER BY id FOR UPDATE"};
+    " AND variant_id IS NOT NULL UNION SELECT id FROM product_variants"
+    " WHERE product_id = ANY($3::bigint[]))) ORDER BY id FOR UPDATE"};
 
 static const db_stmt_t stmt_taxes = {"batch_taxes",
                                      "SELECT country, rate_bps FROM tax_rates"
@@ -185,9 +188,13 @@ batch_load_queue(db_t *db, const batch_needs_t *cn, int try_,
         st = queue(db, l, L_PRODUCTS,
                    try_ ? &stmt_products_try : &stmt_products_wait, 2, p2, err,
                    errlen);
-    p2[0] = pgarray_str(&n->variants);
-    if (st == OD_OK && (n->variants.n > 0 || n->orders.n > 0))
-        st = queue(db, l, L_VARIANTS, &stmt_variants, 2, p2, err, errlen);
+    {
+        const char *p3[3] = {pgarray_str(&n->variants), orders, products};
+
+        if (st == OD_OK &&
+            (n->variants.n > 0 || n->orders.n > 0 || n->products.n > 0))
+            st = queue(db, l, L_VARIANTS, &stmt_variants, 3, p3, err, errlen);
+    }
     p2[0] = pgarray_str(&n->countries);
     if (st == OD_OK && n->countries.n > 0)
         st = queue(db, l, L_TAXES, &stmt_taxes, 1, p2, err, errlen);

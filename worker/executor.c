@@ -407,34 +407,6 @@ rollback_quietly(executor_t *ex)
         log_warn("rollback failed: %s", ignore);
 }
 
-/* Loads, decides and queues the writes of the messages whose skip is 0;
- * the caller's next call sends the writes. */
-static od_status_t
-load_decide_write(executor_t *ex, batch_t *b, batch_msg_t *msgs, int n,
-                  char *err, size_t errlen)
-{
-    batch_needs_t needs;
-    batch_load_t *load = NULL;
-    od_status_t st;
-
-    batch_prepare(&ex->acfg, msgs, n, &needs);
-    st = batch_load_queue(ex->db, &needs, 0, &load, err, errlen);
-    if (st == OD_OK)
-        st = db_exec(ex->db, "SELECT 1", err, errlen); /* the round trip */
-    if (load != NULL) {
-        od_status_t lst = batch_load_take(b, load, err, errlen);
-
-        if (st == OD_OK)
-            st = lst;
-    }
-    batch_needs_free(&needs);
-    if (st == OD_OK)
-        st = batch_decide(b, &ex->acfg, msgs, n, err, errlen);
-    if (st == OD_OK)
-        st = batch_write_queue(ex->db, b, err, errlen);
-    return st;
-}
-
 /*
  * The fallback after a write failed in a way the snapshot could not
  * predict (a constraint, a trigger, a race the locks do not cover): the
@@ -463,34 +435,10 @@ process_one_by_one(executor_t *ex, const char *why, char *err, size_t errlen)
         ex->parts[i].done = ex->parts[i].first - 1;
     }
     (void)choose(ex, NULL, 1, &skipped);
-    for (int i = 0; i < ex->n && st == OD_OK; i++) {
-        batch_msg_t *bm = &ex->msgs[i];
-        batch_t b;
-
-        if (bm->skip)
-            continue;
-        batch_init(&b);
-        db_queue(ex->db, "SAVEPOINT cmd");
-        st = load_decide_write(ex, &b, bm, 1, err, errlen);
-        if (st == OD_OK)
-            st = db_exec(ex->db, "RELEASE SAVEPOINT cmd", err, errlen);
-        batch_free(&b);
-        if (st != OD_FATAL || !db_ok(ex->db) || ex->acfg.halt_on_internal_error)
-            continue;
-        /* this command alone fails: it becomes internal_error */
-        slog_error(bm->src.topic, bm->src.partition, bm->src.offset,
-                   "internal error applying '%s': %s", bm->env.dedup_key, err);
-        st = db_exec(ex->db, "ROLLBACK TO SAVEPOINT cmd", err, errlen);
-        if (st != OD_OK)
-            break;
-        batch_init(&b);
-        st = batch_fail_message(&b, &ex->acfg, bm, err, errlen);
-        if (st == OD_OK)
-            st = batch_write_queue(ex->db, &b, err, errlen);
-        if (st == OD_OK)
-            st = db_exec(ex->db, "RELEASE SAVEPOINT cmd", err, errlen);
-        batch_free(&b);
-    }
+    for (int i = 0; i < ex->n && st == OD_OK; i++)
+        if (!ex->msgs[i].skip)
+            st = batch_apply_isolated(ex->db, &ex->acfg, &ex->msgs[i], err,
+                                      errlen);
     if (st == OD_OK)
         st = store_offsets(ex, err, errlen);
     if (st == OD_OK)
