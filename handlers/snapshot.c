@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "money.h"
 #include "stock.h"
 
 typedef enum undo_kind { UNDO_PRODUCT, UNDO_VARIANT, UNDO_ORDER } undo_kind_t;
@@ -364,7 +363,10 @@ snap_stock_change(snapshot_t *s, const cmd_env_t *env, int64_t product_id,
     }
     if (variant_id == 0) {
         before = p->stock;
-        if (p->is_variant || money_add(before, delta, &after) < 0 || after < 0)
+        /* not money_add, which refuses a negative delta: a decrement is
+         * an add here, guarded against overflow and going below zero */
+        if (p->is_variant || __builtin_add_overflow(before, delta, &after) ||
+            after < 0)
             return -1;
         snap_touch_product(s, p);
         p->stock = after;
@@ -377,7 +379,7 @@ snap_stock_change(snapshot_t *s, const cmd_env_t *env, int64_t product_id,
             return -1;
         }
         before = v->stock;
-        if (money_add(before, delta, &after) < 0 || after < 0)
+        if (__builtin_add_overflow(before, delta, &after) || after < 0)
             return -1;
         snap_touch_variant(s, v);
         v->stock = after;
