@@ -1,8 +1,10 @@
-/* handlers.h - the parse/apply/order_id functions of every command type */
+/* handlers.h - the parse/apply/decide/order_id functions of every command
+ * type */
 #ifndef OD_HANDLERS_H
 #define OD_HANDLERS_H
 
 #include "handler.h"
+#include "snapshot.h"
 
 #define HANDLER_DECL(name)                                                     \
     od_status_t name##_parse(const json_t *root, void **out, char *err,        \
@@ -23,5 +25,26 @@ HANDLER_DECL(product_upsert);
 HANDLER_DECL(product_delete);
 HANDLER_DECL(stock_adjust);
 HANDLER_DECL(tax_rate_set);
+
+/*
+ * The lifecycle decide functions (handler_decide_fn, see snapshot.h): the
+ * order's business rules against the batch's snapshot, which they update.
+ * OD_OK with res applied or rejected, OD_FATAL with ctx->snap->missing set
+ * when a row the load must have held is not in the snapshot.
+ */
+od_status_t pay_decide(decide_ctx_t *ctx, const void *cmd,
+                       cmd_result_t *res) OD_MUSTCHECK;
+od_status_t cancel_decide(decide_ctx_t *ctx, const void *cmd,
+                          cmd_result_t *res) OD_MUSTCHECK;
+od_status_t start_processing_decide(decide_ctx_t *ctx, const void *cmd,
+                                    cmd_result_t *res) OD_MUSTCHECK;
+od_status_t ship_decide(decide_ctx_t *ctx, const void *cmd,
+                        cmd_result_t *res) OD_MUSTCHECK;
+od_status_t deliver_decide(decide_ctx_t *ctx, const void *cmd,
+                           cmd_result_t *res) OD_MUSTCHECK;
+od_status_t refund_decide(decide_ctx_t *ctx, const void *cmd,
+                          cmd_result_t *res) OD_MUSTCHECK;
+od_status_t expire_decide(decide_ctx_t *ctx, const void *cmd,
+                          cmd_result_t *res) OD_MUSTCHECK;
 
 #endif
