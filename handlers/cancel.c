@@ -52,6 +52,32 @@ cancel_apply(apply_ctx_t *ctx, const void *cmdp, cmd_result_t *res)
     return OD_OK;
 }
 
+od_status_t
+cancel_decide(decide_ctx_t *ctx, const void *cmdp, cmd_result_t *res)
+{
+    const cancel_cmd_t *cmd = cmdp;
+    snap_order_t *o;
+
+    o = decide_open_order(ctx, cmd->order_id, res);
+    if (o == NULL)
+        return OD_OK;
+    if (o->status == FSM_CANCELLED)
+        return cmd_reject(res, "already_cancelled", NULL);
+    if (snap_order_transition(ctx->snap, o, FSM_CANCELLED, ctx->env,
+                              cmd->reason[0] != '\0' ? cmd->reason : NULL,
+                              res) < 0)
+        return ctx->snap->missing ? OD_FATAL : OD_OK;
+    /* into cancelled once per order (the state machine), so the stock
+     * comes back once */
+    if (snap_restore_order_stock(ctx->snap, o, "cancel", ctx->env, res) < 0)
+        return OD_FATAL;
+    /* paid or processing: the goods will not ship, the money goes back */
+    if (o->payment_id[0] != '\0')
+        order_refund_required(res, o->id, o->payment_id, o->paid_cents,
+                              o->currency, "cancelled");
+    return ctx->snap->missing ? OD_FATAL : OD_OK;
+}
+
 const char *
 cancel_order_id(const void *cmd)
 {

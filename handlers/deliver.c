@@ -21,6 +21,21 @@ deliver_apply(apply_ctx_t *ctx, const void *cmdp, cmd_result_t *res)
     return order_transition(ctx, &o, FSM_DELIVERED, NULL, res);
 }
 
+od_status_t
+deliver_decide(decide_ctx_t *ctx, const void *cmdp, cmd_result_t *res)
+{
+    const order_id_cmd_t *cmd = cmdp;
+    snap_order_t *o;
+
+    o = decide_open_order(ctx, cmd->order_id, res);
+    if (o == NULL)
+        return OD_OK;
+    /* a move the state machine refuses rejects res, changing nothing */
+    (void)snap_order_transition(ctx->snap, o, FSM_DELIVERED, ctx->env, NULL,
+                                res);
+    return ctx->snap->missing ? OD_FATAL : OD_OK;
+}
+
 const char *
 deliver_order_id(const void *cmd)
 {

@@ -1,5 +1,5 @@
-/* handlers.h - the parse/apply/order_id functions of every command type,
- * and the decide functions written so far */
+/* handlers.h - the parse/apply/decide/order_id functions of every command
+ * type */
 #ifndef OD_HANDLERS_H
 #define OD_HANDLERS_H
 
@@ -39,5 +39,26 @@ od_status_t stock_adjust_decide(decide_ctx_t *ctx, const void *cmd,
                                 cmd_result_t *res) OD_MUSTCHECK;
 od_status_t tax_rate_set_decide(decide_ctx_t *ctx, const void *cmd,
                                 cmd_result_t *res) OD_MUSTCHECK;
+
+/*
+ * The lifecycle decide functions (handler_decide_fn, see snapshot.h): the
+ * order's business rules against the batch's snapshot, which they update.
+ * OD_OK with res applied or rejected, OD_FATAL with ctx->snap->missing set
+ * when a row the load must have held is not in the snapshot.
+ */
+od_status_t pay_decide(decide_ctx_t *ctx, const void *cmd,
+                       cmd_result_t *res) OD_MUSTCHECK;
+od_status_t cancel_decide(decide_ctx_t *ctx, const void *cmd,
+                          cmd_result_t *res) OD_MUSTCHECK;
+od_status_t start_processing_decide(decide_ctx_t *ctx, const void *cmd,
+                                    cmd_result_t *res) OD_MUSTCHECK;
+od_status_t ship_decide(decide_ctx_t *ctx, const void *cmd,
+                        cmd_result_t *res) OD_MUSTCHECK;
+od_status_t deliver_decide(decide_ctx_t *ctx, const void *cmd,
+                           cmd_result_t *res) OD_MUSTCHECK;
+od_status_t refund_decide(decide_ctx_t *ctx, const void *cmd,
+                          cmd_result_t *res) OD_MUSTCHECK;
+od_status_t expire_decide(decide_ctx_t *ctx, const void *cmd,
+                          cmd_result_t *res) OD_MUSTCHECK;
 
 #endif

@@ -11,6 +11,7 @@
  * the order, sent again under a new key, is not refunded: that money is
  * the order's.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -142,6 +143,81 @@ pay_apply(apply_ctx_t *ctx, const void *cmdp, cmd_result_t *res)
     params[2] = db_int_param(paid, cmd->amount_cents);
     return db_queue_run(ctx->db, &stmt_pay_record, 3, params, NULL, NULL, NULL,
                         ctx->err, ctx->errlen);
+}
+
+od_status_t
+pay_decide(decide_ctx_t *ctx, const void *cmdp, cmd_result_t *res)
+{
+    const pay_cmd_t *cmd = cmdp;
+    snap_order_t *o;
+    int64_t deadline_us;
+
+    o = decide_open_order(ctx, cmd->order_id, res);
+    if (o == NULL) {
+        /* the money was captured for an order that never appeared */
+        if (strcmp(res->reason, "order_not_found") == 0)
+            order_refund_required(res, cmd->order_id, cmd->payment_id,
+                                  cmd->amount_cents, cmd->currency,
+                                  "order_not_found");
+        return OD_OK;
+    }
+
+    switch (o->status) {
+    case FSM_PENDING:
+        break;
+    case FSM_EXPIRED:
+        return pay_refuse(res, cmd, "order_expired",
+                          json_pack("{s:s}", "status", "expired"));
+    case FSM_CANCELLED:
+        order_refund_required(res, cmd->order_id, cmd->payment_id,
+                              cmd->amount_cents, cmd->currency,
+                              "invalid_transition");
+        return order_reject_transition(res, o->status, FSM_PAID, NULL);
+    default:
+        /* paid or later: the payment that paid the order, sent again,
+         * keeps its money on the order; only another one is sent back */
+        if (strcmp(o->payment_id, cmd->payment_id) == 0)
+            return cmd_reject(res, "already_paid",
+                              json_pack("{s:s, s:s}", "status",
+                                        fsm_status_name(o->status),
+                                        "payment_id", o->payment_id));
+        return pay_refuse(res, cmd, "already_paid",
+                          json_pack("{s:s, s:s}", "status",
+                                    fsm_status_name(o->status), "payment_id",
+                                    o->payment_id));
+    }
+
+    /* pending past its deadline plus the grace: refused without a
+     * transition, the scheduler's expire gives the stock back */
+    if (__builtin_mul_overflow(ctx->cfg->expiry_grace_s, (int64_t)1000000,
+                               &deadline_us) ||
+        __builtin_add_overflow(deadline_us, o->expires_at_us, &deadline_us))
+        deadline_us = INT64_MAX;
+    if (ctx->env->event_time_us > deadline_us) {
+        char at[40];
+
+        return pay_refuse(
+            res, cmd, "order_expired",
+            json_pack("{s:s, s:s}", "status", "pending", "expires_at",
+                      od_format_time(o->expires_at_us, at, sizeof(at))));
+    }
+    if (cmd->amount_cents != o->total_cents ||
+        strcmp(cmd->currency, o->currency) != 0)
+        return pay_refuse(res, cmd, "amount_mismatch",
+                          json_pack("{s:{s:I, s:s}, s:{s:I, s:s}}", "expected",
+                                    "amount_cents", (json_int_t)o->total_cents,
+                                    "currency", o->currency, "got",
+                                    "amount_cents",
+                                    (json_int_t)cmd->amount_cents, "currency",
+                                    cmd->currency));
+
+    if (snap_order_transition(ctx->snap, o, FSM_PAID, ctx->env, NULL, res) < 0)
+        return ctx->snap->missing ? OD_FATAL : OD_OK;
+    snap_touch_order(ctx->snap, o);
+    snprintf(o->payment_id, sizeof(o->payment_id), "%s", cmd->payment_id);
+    o->paid_cents = cmd->amount_cents;
+    o->dirty = 1;
+    return ctx->snap->missing ? OD_FATAL : OD_OK;
 }
 
 const char *

@@ -40,6 +40,25 @@ refund_apply(apply_ctx_t *ctx, const void *cmdp, cmd_result_t *res)
     return stock_restore_order(ctx, o.id, "refund", res);
 }
 
+od_status_t
+refund_decide(decide_ctx_t *ctx, const void *cmdp, cmd_result_t *res)
+{
+    const refund_cmd_t *cmd = cmdp;
+    snap_order_t *o;
+
+    o = decide_open_order(ctx, cmd->order_id, res);
+    if (o == NULL)
+        return OD_OK;
+    if (snap_order_transition(ctx->snap, o, FSM_REFUNDED, ctx->env, NULL, res) <
+        0)
+        return ctx->snap->missing ? OD_FATAL : OD_OK;
+    /* refunded is terminal, so the goods come back at most once */
+    if (cmd->restock &&
+        snap_restore_order_stock(ctx->snap, o, "refund", ctx->env, res) < 0)
+        return OD_FATAL;
+    return ctx->snap->missing ? OD_FATAL : OD_OK;
+}
+
 const char *
 refund_order_id(const void *cmd)
 {

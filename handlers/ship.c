@@ -1,4 +1,5 @@
 /* ship.c - processing -> shipped, with the carrier's tracking number */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "handlers.h"
@@ -42,6 +43,25 @@ ship_apply(apply_ctx_t *ctx, const void *cmdp, cmd_result_t *res)
         return st;
     return db_queue_run(ctx->db, &stmt_ship_tracking, 2, params, NULL, NULL,
                         NULL, ctx->err, ctx->errlen);
+}
+
+od_status_t
+ship_decide(decide_ctx_t *ctx, const void *cmdp, cmd_result_t *res)
+{
+    const ship_cmd_t *cmd = cmdp;
+    snap_order_t *o;
+
+    o = decide_open_order(ctx, cmd->order_id, res);
+    if (o == NULL)
+        return OD_OK;
+    if (snap_order_transition(ctx->snap, o, FSM_SHIPPED, ctx->env, NULL, res) <
+        0)
+        return ctx->snap->missing ? OD_FATAL : OD_OK;
+    snap_touch_order(ctx->snap, o);
+    snprintf(o->tracking_number, sizeof(o->tracking_number), "%s",
+             cmd->tracking_number);
+    o->dirty = 1;
+    return ctx->snap->missing ? OD_FATAL : OD_OK;
 }
 
 const char *

@@ -126,8 +126,8 @@ apply_expire_deferred(db_t *db, const apply_config_t *cfg, int *n, char *err,
     *n = 0;
     st = db_run(db, &stmt_defer_timed_out, 1, params, &rows, err, errlen);
     for (int i = 0; st == OD_OK && i < db_nrows(rows); i++) {
-        const od_source_t *known = sources_by_name(cfg->sources,
-                                                   db_val(rows, i, 6));
+        const od_source_t *known =
+            sources_by_name(cfg->sources, db_val(rows, i, 6));
         /* a source no longer configured: authorised when parked */
         od_source_t gone = {"", NULL, ROLE_ALL};
         const char *order_id = db_val(rows, i, 7);
