@@ -350,14 +350,15 @@ fm_alive(pid_t pid)
     return waitpid(pid, &status, WNOHANG) == 0;
 }
 
-/* A TCP port nobody listens on now (and, with pair, port+1 too). */
+/* A TCP port nobody listens on now (and, with pair, port+1 and port+2
+ * too: a broker's controller and SASL listeners). */
 static inline int
 fm_free_port(int pair)
 {
     for (int attempt = 0; attempt < 50; attempt++) {
-        int fds[2] = {-1, -1}, port = 0, ok = 1;
+        int fds[3] = {-1, -1, -1}, port = 0, ok = 1;
 
-        for (int i = 0; i < (pair ? 2 : 1); i++) {
+        for (int i = 0; i < (pair ? 3 : 1); i++) {
             struct sockaddr_in sin;
             socklen_t len = sizeof(sin);
 
@@ -365,7 +366,7 @@ fm_free_port(int pair)
             memset(&sin, 0, sizeof(sin));
             sin.sin_family = AF_INET;
             sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-            sin.sin_port = htons((uint16_t)(i == 0 ? 0 : port + 1));
+            sin.sin_port = htons((uint16_t)(i == 0 ? 0 : port + i));
             if (fds[i] < 0 ||
                 bind(fds[i], (struct sockaddr *)&sin, sizeof(sin)) != 0) {
                 ok = 0;
@@ -375,7 +376,7 @@ fm_free_port(int pair)
             if (i == 0)
                 port = ntohs(sin.sin_port);
         }
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < 3; i++)
             if (fds[i] >= 0)
                 close(fds[i]);
         if (ok && port > 0 && port < 65000)
@@ -413,9 +414,10 @@ fm_script(const char *run_dir, const char *port_var, int port,
      * port the script uses is set here */
     snprintf(cmd, sizeof(cmd),
              "ORDERD_RUN_DIR='%s' %s=%d ORDERD_KAFKA_CONTROLLER_PORT=%d"
+             " ORDERD_KAFKA_SASL_PORT=%d"
              " '%s/scripts/%s' %s >>'%s/script.log' 2>&1 </dev/null",
-             run_dir, port_var, port, port + 1, fm_repo(), script, verb,
-             run_dir);
+             run_dir, port_var, port, port + 1, port + 2, fm_repo(), script,
+             verb, run_dir);
     rc = system(cmd);
     if (rc != 0) {
         char tail[1200];
