@@ -296,11 +296,15 @@ static int
 add_dlq(batch_t *b, const apply_config_t *cfg, const batch_msg_t *m,
         const char *why, const char *dedup_key)
 {
-    json_t *h =
-        json_pack("{s:s, s:s, s:I, s:I}", "orderd-error", why,
-                  "orderd-source-topic", m->src.topic ? m->src.topic : "",
-                  "orderd-source-partition", (json_int_t)m->src.partition,
-                  "orderd-source-offset", (json_int_t)m->src.offset);
+    char ewhy[OD_ESCAPE_SIZE(256)], etopic[OD_ESCAPE_SIZE(256)];
+    /* why quotes the input (a parse error): escaped, it is valid UTF-8
+     * without control bytes, as a header and the outbox's jsonb need */
+    json_t *h = json_pack(
+        "{s:s, s:s, s:I, s:I}", "orderd-error",
+        od_escape(why, ewhy, sizeof(ewhy)), "orderd-source-topic",
+        od_escape(m->src.topic ? m->src.topic : "", etopic, sizeof(etopic)),
+        "orderd-source-partition", (json_int_t)m->src.partition,
+        "orderd-source-offset", (json_int_t)m->src.offset);
     char *headers = h ? json_dumps(h, JSON_COMPACT) : NULL;
     char *copy = malloc(m->len + 1);
 
