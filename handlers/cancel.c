@@ -25,34 +25,6 @@ cancel_parse(const json_t *root, void **out, char *err, size_t errlen)
 }
 
 od_status_t
-cancel_apply(apply_ctx_t *ctx, const void *cmdp, cmd_result_t *res)
-{
-    const cancel_cmd_t *cmd = cmdp;
-    order_row_t o;
-    od_status_t st;
-
-    st = order_open(ctx, cmd->order_id, &o, res);
-    if (st != OD_OK || res->outcome == OUTCOME_REJECTED)
-        return st;
-    if (o.status == FSM_CANCELLED)
-        return cmd_reject(res, "already_cancelled", NULL);
-    st = order_transition(ctx, &o, FSM_CANCELLED, cmd->reason, res);
-    if (st != OD_OK || res->outcome == OUTCOME_REJECTED)
-        return st;
-    /* the state machine lets an order into cancelled once, so this runs
-     * once per order */
-    st = stock_restore_order(ctx, o.id, "cancel", res);
-    if (st != OD_OK)
-        return st;
-    /* A paid (or processing) order: the customer paid for goods that
-     * will not ship, so the payment bridge must return the money. */
-    if (o.payment_id[0] != '\0')
-        order_refund_required(res, o.id, o.payment_id, o.paid_cents, o.currency,
-                              "cancelled");
-    return OD_OK;
-}
-
-od_status_t
 cancel_decide(decide_ctx_t *ctx, const void *cmdp, cmd_result_t *res)
 {
     const cancel_cmd_t *cmd = cmdp;

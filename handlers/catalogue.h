@@ -65,10 +65,6 @@ typedef struct catalogue_product {
 int catalogue_field_code(const json_t *obj, const char *name, int required,
                          int len, char *out, char *err, size_t errlen);
 
-/* Locks one product row (FOR UPDATE) and reads it into *out. */
-od_status_t catalogue_lock_product(apply_ctx_t *ctx, int64_t product_id,
-                                   catalogue_product_t *out) OD_MUSTCHECK;
-
 /* 1 if the actor may change a product owned by vendor_id: an admin, or
  * that vendor itself */
 int catalogue_may_touch(const cmd_env_t *env, const char *vendor_id);

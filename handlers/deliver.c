@@ -9,19 +9,6 @@ deliver_parse(const json_t *root, void **out, char *err, size_t errlen)
 }
 
 od_status_t
-deliver_apply(apply_ctx_t *ctx, const void *cmdp, cmd_result_t *res)
-{
-    const order_id_cmd_t *cmd = cmdp;
-    order_row_t o;
-    od_status_t st;
-
-    st = order_open(ctx, cmd->order_id, &o, res);
-    if (st != OD_OK || res->outcome == OUTCOME_REJECTED)
-        return st;
-    return order_transition(ctx, &o, FSM_DELIVERED, NULL, res);
-}
-
-od_status_t
 deliver_decide(decide_ctx_t *ctx, const void *cmdp, cmd_result_t *res)
 {
     const order_id_cmd_t *cmd = cmdp;

@@ -15,36 +15,6 @@ expire_parse(const json_t *root, void **out, char *err, size_t errlen)
 }
 
 od_status_t
-expire_apply(apply_ctx_t *ctx, const void *cmdp, cmd_result_t *res)
-{
-    const order_id_cmd_t *cmd = cmdp;
-    order_row_t o;
-    od_status_t st;
-
-    st = order_open(ctx, cmd->order_id, &o, res);
-    if (st != OD_OK || res->outcome == OUTCOME_REJECTED)
-        return st;
-    if (o.status == FSM_PENDING && ctx->env->event_time_us < o.expires_at_us) {
-        char at[40];
-
-        return order_reject_transition(
-            res, o.status, FSM_EXPIRED,
-            json_pack("{s:b, s:s}", "not_due", 1, "expires_at",
-                      od_format_time(o.expires_at_us, at, sizeof(at))));
-    }
-    st = order_transition(ctx, &o, FSM_EXPIRED, NULL, res);
-    if (st != OD_OK || res->outcome == OUTCOME_REJECTED)
-        return st;
-    st = stock_restore_order(ctx, o.id, "expire", res);
-    if (st != OD_OK)
-        return st;
-    cmd_result_add_event(
-        res, "order.expired", o.id,
-        json_pack("{s:s, s:s}", "order_id", o.id, "number", o.number));
-    return OD_OK;
-}
-
-od_status_t
 expire_decide(decide_ctx_t *ctx, const void *cmdp, cmd_result_t *res)
 {
     const order_id_cmd_t *cmd = cmdp;

@@ -5,7 +5,6 @@
 
 #include <jansson.h>
 
-#include "../worker/db.h"
 #include "../worker/od.h"
 
 #define CMD_MAX_BYTES (64 * 1024)
@@ -34,7 +33,7 @@ typedef struct handler handler_t;
 /* A parsed, validated command: envelope fields plus the handler's struct. */
 typedef struct cmd_env {
     char dedup_key[CMD_DEDUP_KEY_MAX + 1];
-    /* the source it came from (set by apply, not the body): with
+    /* the source it came from (set by the batch, not the body): with
      * dedup_key, the command's identity */
     char source[33];
     const handler_t *handler;
@@ -71,47 +70,12 @@ typedef struct cmd_result {
     json_t *events;
 } cmd_result_t;
 
-typedef struct apply_ctx apply_ctx_t;
-
-/* Reads the rows of a handler's last statement once they are in: like the
- * rest of apply, OD_OK with res (still applied, or now rejected), or
- * OD_RETRY / OD_FATAL with ctx->err filled. */
-typedef od_status_t (*handler_finish_fn)(apply_ctx_t *ctx, const void *cmd,
-                                         db_rows_t *rows, cmd_result_t *res);
-
-/*
- * Everything apply may use: the open transaction, the command, settings.
- * Statements whose rows a handler does not need go out with db_queue_run,
- * in the round trip of whatever comes next (a failure there is the
- * handler's). A handler whose last statement's rows only confirm the
- * outcome queues it with rows = &finish_rows and sets finish: it is then
- * sent together with the command's dedup row and result event, which
- * assume the command applied, and finish reads the rows afterwards; if
- * finish rejects or fails, the command's savepoint is rolled back and its
- * result written again.
- */
-struct apply_ctx {
-    db_t *db;
-    const cmd_env_t *env;
-    const domain_config_t *cfg;
-    char *err; /* detail for OD_RETRY / OD_FATAL */
-    size_t errlen;
-    handler_finish_fn finish;
-    db_rows_t *finish_rows;
-};
-
 /*
  * parse: JSON body to a malloc'ed struct in *out. Pure. OD_OK, or OD_REJECT
  *        with a human-readable err (the command is invalid_command).
- * apply: runs on the executor's open transaction (inside a savepoint).
- *        OD_OK with res filled (applied, or a business rejection via
- *        cmd_reject: the executor rolls the savepoint back for rejections),
- *        OD_RETRY / OD_FATAL with ctx->err filled.
  */
 typedef od_status_t (*handler_parse_fn)(const json_t *root, void **out,
                                         char *err, size_t errlen);
-typedef od_status_t (*handler_apply_fn)(apply_ctx_t *ctx, const void *cmd,
-                                        cmd_result_t *res);
 /* the order the parsed command names, or NULL */
 typedef const char *(*handler_order_id_fn)(const void *cmd);
 
@@ -124,7 +88,6 @@ struct handler {
     const char *type;
     unsigned roles; /* cmd_role_t bits allowed to send this type */
     handler_parse_fn parse;
-    handler_apply_fn apply;
     handler_order_id_fn order_id;
     int creates_order; /* parked commands for the order follow it */
     handler_decide_fn decide;
@@ -137,7 +100,7 @@ const handler_t *handler_find(const char *type);
 void cmd_result_init(cmd_result_t *res);
 void cmd_result_reset(cmd_result_t *res);
 /* Marks res rejected with a stable reason; takes ownership of details
- * (may be NULL). Returns OD_OK so apply can `return cmd_reject(...)`. */
+ * (may be NULL). Returns OD_OK so decide can `return cmd_reject(...)`. */
 od_status_t cmd_reject(cmd_result_t *res, const char *reason, json_t *details);
 /* Queues an extra event (order.expired, stock.low, ...); takes ownership
  * of payload. type and key are copied. */

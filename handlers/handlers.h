@@ -1,4 +1,4 @@
-/* handlers.h - the parse/apply/decide/order_id functions of every command
+/* handlers.h - the parse/decide/order_id functions of every command
  * type */
 #ifndef OD_HANDLERS_H
 #define OD_HANDLERS_H
@@ -9,8 +9,6 @@
 #define HANDLER_DECL(name)                                                     \
     od_status_t name##_parse(const json_t *root, void **out, char *err,        \
                              size_t errlen);                                   \
-    od_status_t name##_apply(apply_ctx_t *ctx, const void *cmd,                \
-                             cmd_result_t *res);                               \
     const char *name##_order_id(const void *cmd);                              \
     od_status_t name##_decide(decide_ctx_t *ctx, const void *cmd,              \
                               cmd_result_t *res)
@@ -30,7 +28,7 @@ HANDLER_DECL(tax_rate_set);
 
 /* The catalogue's business rules over a batch snapshot (handler_decide_fn):
  * the same outcomes, reasons, details, events and ledger rows as their
- * apply functions. */
+ * former apply functions. */
 od_status_t product_upsert_decide(decide_ctx_t *ctx, const void *cmd,
                                   cmd_result_t *res) OD_MUSTCHECK;
 od_status_t product_delete_decide(decide_ctx_t *ctx, const void *cmd,

@@ -63,28 +63,6 @@ od_status_t order_parse_id(const json_t *root, void **out, char *err,
 /* order_id of any parsed lifecycle command (see the structs above) */
 const char *order_cmd_order_id(const void *cmd);
 
-/*
- * Locks the order row (the first lock of the global locking order), loads
- * it into *o and checks that the actor may act on it: a customer only on
- * their own order, a vendor only when every line of the order is theirs;
- * admin, system and payment are limited by the registry's role table only.
- * Sets res->order_id. OD_OK with *o filled; OD_OK with res rejected
- * (order_not_found, unauthorized): the caller checks res->outcome;
- * OD_RETRY / OD_FATAL with ctx->err filled.
- */
-od_status_t order_open(apply_ctx_t *ctx, const char *order_id, order_row_t *o,
-                       cmd_result_t *res) OD_MUSTCHECK;
-
-/*
- * Moves the locked order o to status to when the state machine allows it:
- * updates orders.status and updated_at and writes the order_status_history
- * row (actor role and id, dedup key, note: may be NULL). o->status follows.
- * An illegal move rejects res with invalid_transition (details from, to)
- * and changes nothing. Same return convention as order_open.
- */
-od_status_t order_transition(apply_ctx_t *ctx, order_row_t *o, fsm_status_t to,
-                             const char *note, cmd_result_t *res) OD_MUSTCHECK;
-
 /* Rejects res with invalid_transition and details {"from", "to"}; extra
  * (may be NULL, ownership taken) is merged into the details. */
 od_status_t order_reject_transition(cmd_result_t *res, fsm_status_t from,

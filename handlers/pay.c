@@ -19,10 +19,6 @@
 #include "money.h"
 #include "order.h"
 
-static const db_stmt_t stmt_pay_record = {
-    "pay_record",
-    "UPDATE orders SET payment_id = $2, paid_cents = $3 WHERE id = $1"};
-
 od_status_t
 pay_parse(const json_t *root, void **out, char *err, size_t errlen)
 {
@@ -62,87 +58,6 @@ pay_refuse(cmd_result_t *res, const pay_cmd_t *cmd, const char *reason,
     order_refund_required(res, cmd->order_id, cmd->payment_id,
                           cmd->amount_cents, cmd->currency, reason);
     return cmd_reject(res, reason, details);
-}
-
-od_status_t
-pay_apply(apply_ctx_t *ctx, const void *cmdp, cmd_result_t *res)
-{
-    const pay_cmd_t *cmd = cmdp;
-    order_row_t o;
-    int64_t deadline_us;
-    char paid[24];
-    const char *params[3];
-    od_status_t st;
-
-    st = order_open(ctx, cmd->order_id, &o, res);
-    if (st == OD_OK && res->outcome == OUTCOME_REJECTED &&
-        strcmp(res->reason, "order_not_found") == 0)
-        order_refund_required(res, cmd->order_id, cmd->payment_id,
-                              cmd->amount_cents, cmd->currency,
-                              "order_not_found");
-    if (st != OD_OK || res->outcome == OUTCOME_REJECTED)
-        return st;
-
-    switch (o.status) {
-    case FSM_PENDING:
-        break;
-    case FSM_EXPIRED:
-        return pay_refuse(res, cmd, "order_expired",
-                          json_pack("{s:s}", "status", "expired"));
-    case FSM_CANCELLED:
-        order_refund_required(res, cmd->order_id, cmd->payment_id,
-                              cmd->amount_cents, cmd->currency,
-                              "invalid_transition");
-        return order_reject_transition(res, o.status, FSM_PAID, NULL);
-    default:
-        /* paid or later. The same payment sent again under a new dedup
-         * key is the payment that paid the order: refunding it would
-         * leave the order paid for nothing, so only another payment is
-         * sent back. */
-        if (strcmp(o.payment_id, cmd->payment_id) == 0)
-            return cmd_reject(res, "already_paid",
-                              json_pack("{s:s, s:s}", "status",
-                                        fsm_status_name(o.status), "payment_id",
-                                        o.payment_id));
-        return pay_refuse(res, cmd, "already_paid",
-                          json_pack("{s:s, s:s}", "status",
-                                    fsm_status_name(o.status), "payment_id",
-                                    o.payment_id));
-    }
-
-    /* Still pending but past its deadline (plus the grace for payments in
-     * flight): the scheduler has not expired it yet, but the stock it holds
-     * is due back, so the payment is refused without a transition. */
-    if (__builtin_mul_overflow(ctx->cfg->expiry_grace_s, (int64_t)1000000,
-                               &deadline_us) ||
-        __builtin_add_overflow(deadline_us, o.expires_at_us, &deadline_us))
-        deadline_us = INT64_MAX;
-    if (ctx->env->event_time_us > deadline_us) {
-        char at[40];
-
-        return pay_refuse(
-            res, cmd, "order_expired",
-            json_pack("{s:s, s:s}", "status", "pending", "expires_at",
-                      od_format_time(o.expires_at_us, at, sizeof(at))));
-    }
-    if (cmd->amount_cents != o.total_cents ||
-        strcmp(cmd->currency, o.currency) != 0)
-        return pay_refuse(res, cmd, "amount_mismatch",
-                          json_pack("{s:{s:I, s:s}, s:{s:I, s:s}}", "expected",
-                                    "amount_cents", (json_int_t)o.total_cents,
-                                    "currency", o.currency, "got",
-                                    "amount_cents",
-                                    (json_int_t)cmd->amount_cents, "currency",
-                                    cmd->currency));
-
-    st = order_transition(ctx, &o, FSM_PAID, NULL, res);
-    if (st != OD_OK || res->outcome == OUTCOME_REJECTED)
-        return st;
-    params[0] = o.id;
-    params[1] = cmd->payment_id;
-    params[2] = db_int_param(paid, cmd->amount_cents);
-    return db_queue_run(ctx->db, &stmt_pay_record, 3, params, NULL, NULL, NULL,
-                        ctx->err, ctx->errlen);
 }
 
 od_status_t

@@ -12,14 +12,6 @@
 #include "catalogue.h"
 #include "handlers.h"
 
-static const db_stmt_t stmt_delete = {
-    "product_delete_delete",
-    "WITH v AS (UPDATE product_variants SET deleted_at = now(),"
-    " updated_at = now()"
-    " WHERE product_id = $1::bigint AND deleted_at IS NULL)"
-    " UPDATE products SET deleted_at = now(), updated_at = now()"
-    " WHERE id = $1::bigint"};
-
 od_status_t
 product_delete_parse(const json_t *root, void **out, char *err, size_t errlen)
 {
@@ -42,36 +34,6 @@ product_delete_order_id(const void *cmd)
 {
     (void)cmd;
     return NULL;
-}
-
-od_status_t
-product_delete_apply(apply_ctx_t *ctx, const void *cmd, cmd_result_t *res)
-{
-    const product_delete_cmd_t *c = cmd;
-    catalogue_product_t cur;
-    char id[24];
-    const char *params[1] = {db_int_param(id, c->product_id)};
-    od_status_t st;
-
-    st = catalogue_lock_product(ctx, c->product_id, &cur);
-    if (st != OD_OK)
-        return st;
-    if (!cur.found)
-        return cmd_reject(
-            res, "product_not_found",
-            json_pack("{s:I}", "product_id", (json_int_t)c->product_id));
-    if (!catalogue_may_touch(ctx->env, cur.vendor_id))
-        return cmd_reject(res, "unauthorized",
-                          json_pack("{s:s}", "error",
-                                    "vendors may only delete their own "
-                                    "products"));
-    res->details =
-        json_pack("{s:I, s:b}", "product_id", (json_int_t)c->product_id,
-                  "already_deleted", cur.deleted);
-    if (cur.deleted)
-        return OD_OK;
-    return db_run(ctx->db, &stmt_delete, 1, params, NULL, ctx->err,
-                  ctx->errlen);
 }
 
 od_status_t

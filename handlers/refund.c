@@ -24,23 +24,6 @@ refund_parse(const json_t *root, void **out, char *err, size_t errlen)
 }
 
 od_status_t
-refund_apply(apply_ctx_t *ctx, const void *cmdp, cmd_result_t *res)
-{
-    const refund_cmd_t *cmd = cmdp;
-    order_row_t o;
-    od_status_t st;
-
-    st = order_open(ctx, cmd->order_id, &o, res);
-    if (st != OD_OK || res->outcome == OUTCOME_REJECTED)
-        return st;
-    st = order_transition(ctx, &o, FSM_REFUNDED, NULL, res);
-    if (st != OD_OK || res->outcome == OUTCOME_REJECTED || !cmd->restock)
-        return st;
-    /* refunded is terminal, so the goods come back at most once */
-    return stock_restore_order(ctx, o.id, "refund", res);
-}
-
-od_status_t
 refund_decide(decide_ctx_t *ctx, const void *cmdp, cmd_result_t *res)
 {
     const refund_cmd_t *cmd = cmdp;

@@ -1,17 +1,16 @@
-/* registry.c - the dispatch table: command type, parse, apply, roles */
+/* registry.c - the dispatch table: command type, roles, parse, decide */
 #include <string.h>
 
 #include "handlers.h"
 
 #define ENTRY(name, roles)                                                     \
     {                                                                          \
-#name, roles, name##_parse, name##_apply, name##_order_id, 0,          \
-            name##_decide                                                      \
+#name, roles, name##_parse, name##_order_id, 0, name##_decide          \
     }
 
 static const handler_t handler_table[] = {
     {"checkout", ROLE_CUSTOMER | ROLE_ADMIN | ROLE_SYSTEM, checkout_parse,
-     checkout_apply, checkout_order_id, 1, checkout_decide},
+     checkout_order_id, 1, checkout_decide},
     ENTRY(pay, ROLE_PAYMENT | ROLE_ADMIN),
     ENTRY(cancel, ROLE_CUSTOMER | ROLE_VENDOR | ROLE_ADMIN | ROLE_SYSTEM),
     ENTRY(start_processing, ROLE_VENDOR | ROLE_ADMIN),

@@ -5,9 +5,6 @@
 #include "handlers.h"
 #include "order.h"
 
-static const db_stmt_t stmt_ship_tracking = {
-    "ship_tracking", "UPDATE orders SET tracking_number = $2 WHERE id = $1"};
-
 od_status_t
 ship_parse(const json_t *root, void **out, char *err, size_t errlen)
 {
@@ -25,24 +22,6 @@ ship_parse(const json_t *root, void **out, char *err, size_t errlen)
     }
     *out = cmd;
     return OD_OK;
-}
-
-od_status_t
-ship_apply(apply_ctx_t *ctx, const void *cmdp, cmd_result_t *res)
-{
-    const ship_cmd_t *cmd = cmdp;
-    const char *params[2] = {cmd->order_id, cmd->tracking_number};
-    order_row_t o;
-    od_status_t st;
-
-    st = order_open(ctx, cmd->order_id, &o, res);
-    if (st != OD_OK || res->outcome == OUTCOME_REJECTED)
-        return st;
-    st = order_transition(ctx, &o, FSM_SHIPPED, NULL, res);
-    if (st != OD_OK || res->outcome == OUTCOME_REJECTED)
-        return st;
-    return db_queue_run(ctx->db, &stmt_ship_tracking, 2, params, NULL, NULL,
-                        NULL, ctx->err, ctx->errlen);
 }
 
 od_status_t

@@ -13,11 +13,6 @@
 #include "handlers.h"
 #include "stock.h"
 
-static const db_stmt_t stmt_lock_variant = {
-    "stock_adjust_lock_variant",
-    "SELECT stock FROM product_variants"
-    " WHERE id = $1::bigint AND product_id = $2::bigint FOR UPDATE"};
-
 od_status_t
 stock_adjust_parse(const json_t *root, void **out, char *err, size_t errlen)
 {
@@ -51,94 +46,6 @@ stock_adjust_order_id(const void *cmd)
 {
     (void)cmd;
     return NULL;
-}
-
-/* Reads the current stock of the product or variant the command names, or
- * rejects (product_not_found, unauthorized, variant_*). */
-static od_status_t
-lock_target(apply_ctx_t *ctx, const stock_adjust_cmd_t *c, int64_t *stock,
-            cmd_result_t *res)
-{
-    catalogue_product_t cur;
-    char vid[24], pid[24];
-    const char *params[2];
-    db_rows_t *rows = NULL;
-    od_status_t st;
-
-    st = catalogue_lock_product(ctx, c->product_id, &cur);
-    if (st != OD_OK)
-        return st;
-    if (!cur.found)
-        return cmd_reject(
-            res, "product_not_found",
-            json_pack("{s:I}", "product_id", (json_int_t)c->product_id));
-    if (!catalogue_may_touch(ctx->env, cur.vendor_id))
-        return cmd_reject(res, "unauthorized",
-                          json_pack("{s:s}", "error",
-                                    "vendors may only adjust their own "
-                                    "products"));
-    if (cur.is_variant && c->variant_id == 0)
-        return cmd_reject(
-            res, "variant_required",
-            json_pack("{s:I}", "product_id", (json_int_t)c->product_id));
-    if (!cur.is_variant) {
-        if (c->variant_id != 0)
-            return cmd_reject(res, "variant_not_found",
-                              json_pack("{s:I, s:I}", "product_id",
-                                        (json_int_t)c->product_id, "variant_id",
-                                        (json_int_t)c->variant_id));
-        *stock = cur.stock;
-        return OD_OK;
-    }
-    params[0] = db_int_param(vid, c->variant_id);
-    params[1] = db_int_param(pid, c->product_id);
-    st = db_run(ctx->db, &stmt_lock_variant, 2, params, &rows, ctx->err,
-                ctx->errlen);
-    if (st == OD_OK && db_nrows(rows) != 1)
-        cmd_reject(res, "variant_not_found",
-                   json_pack("{s:I, s:I}", "product_id",
-                             (json_int_t)c->product_id, "variant_id",
-                             (json_int_t)c->variant_id));
-    else if (st == OD_OK)
-        *stock = db_int64(rows, 0, 0);
-    db_rows_free(rows);
-    return st;
-}
-
-od_status_t
-stock_adjust_apply(apply_ctx_t *ctx, const void *cmd, cmd_result_t *res)
-{
-    const stock_adjust_cmd_t *c = cmd;
-    stock_item_t item = {c->product_id, c->variant_id, c->delta};
-    int64_t stock = 0, after = 0;
-    od_status_t st;
-
-    st = lock_target(ctx, c, &stock, res);
-    if (st != OD_OK || res->outcome != OUTCOME_APPLIED)
-        return st;
-    if (c->delta < 0 && stock < -c->delta)
-        return cmd_reject(
-            res, "insufficient_stock",
-            json_pack("{s:I, s:o, s:I, s:I}", "product_id",
-                      (json_int_t)c->product_id, "variant_id",
-                      c->variant_id ? json_integer(c->variant_id) : json_null(),
-                      "requested", (json_int_t)-c->delta, "available",
-                      (json_int_t)stock));
-    if (c->delta > 0 && stock > INT64_MAX - c->delta)
-        return cmd_reject(
-            res, "invalid_command",
-            json_pack("{s:s}", "error", "the stock would overflow"));
-    st = stock_apply(ctx, &item, "adjust", NULL, &after, res);
-    if (st == OD_REJECT) /* checked above under the row lock */
-        st = OD_FATAL;
-    if (st == OD_OK)
-        res->details =
-            json_pack("{s:I, s:o, s:I, s:I, s:s}", "product_id",
-                      (json_int_t)c->product_id, "variant_id",
-                      c->variant_id ? json_integer(c->variant_id) : json_null(),
-                      "delta", (json_int_t)c->delta, "stock", (json_int_t)after,
-                      "reason", c->reason);
-    return st;
 }
 
 /* The snapshot's stock of the product or variant the command names, or

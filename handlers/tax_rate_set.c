@@ -5,12 +5,6 @@
 #include "catalogue.h"
 #include "handlers.h"
 
-static const db_stmt_t stmt_upsert = {
-    "tax_rate_set_upsert",
-    "INSERT INTO tax_rates (country, rate_bps) VALUES ($1, $2::int)"
-    " ON CONFLICT (country) DO UPDATE SET rate_bps = EXCLUDED.rate_bps,"
-    " updated_at = now()"};
-
 od_status_t
 tax_rate_set_parse(const json_t *root, void **out, char *err, size_t errlen)
 {
@@ -36,21 +30,6 @@ tax_rate_set_order_id(const void *cmd)
 {
     (void)cmd;
     return NULL;
-}
-
-od_status_t
-tax_rate_set_apply(apply_ctx_t *ctx, const void *cmd, cmd_result_t *res)
-{
-    const tax_rate_set_cmd_t *c = cmd;
-    char rate[24];
-    const char *params[2] = {c->country, db_int_param(rate, c->rate_bps)};
-    od_status_t st;
-
-    st = db_run(ctx->db, &stmt_upsert, 2, params, NULL, ctx->err, ctx->errlen);
-    if (st == OD_OK)
-        res->details = json_pack("{s:s, s:I}", "country", c->country,
-                                 "rate_bps", (json_int_t)c->rate_bps);
-    return st;
 }
 
 od_status_t

@@ -4,6 +4,7 @@
 
 #include "../handlers/handler.h"
 #include "config.h"
+#include "db.h"
 #include "sources.h"
 
 typedef struct apply_config {

@@ -723,7 +723,7 @@ batch_run(db_t *db, const apply_config_t *cfg, batch_msg_t *msgs, int n,
     batch_prepare(cfg, msgs, n, &needs);
     st = batch_load_queue(db, &needs, 0, &load, err, errlen);
     if (st == OD_OK)
-        st = db_exec(db, "SELECT 1", err, errlen); /* the load's round trip */
+        st = db_flush(db, err, errlen); /* the load's round trip */
     if (load != NULL) {
         od_status_t lst = batch_load_take(&b, load, err, errlen);
 
@@ -747,16 +747,16 @@ batch_apply_isolated(db_t *db, const apply_config_t *cfg, batch_msg_t *m,
     od_status_t st;
     batch_t b;
 
-    db_queue(db, "SAVEPOINT cmd");
+    db_queue_tx(db, DB_TX_SAVEPOINT);
     st = batch_run(db, cfg, m, 1, err, errlen);
     if (st == OD_OK)
-        st = db_exec(db, "RELEASE SAVEPOINT cmd", err, errlen);
+        st = db_release(db, err, errlen);
     if (st != OD_FATAL || !db_ok(db) || cfg->halt_on_internal_error)
         return st;
     /* this command alone fails: it becomes internal_error */
     slog_error(m->src.topic, m->src.partition, m->src.offset,
                "internal error applying '%s': %s", m->env.dedup_key, err);
-    st = db_exec(db, "ROLLBACK TO SAVEPOINT cmd", err, errlen);
+    st = db_rollback_to(db, err, errlen);
     if (st != OD_OK)
         return st;
     batch_init(&b);
@@ -765,6 +765,6 @@ batch_apply_isolated(db_t *db, const apply_config_t *cfg, batch_msg_t *m,
         st = batch_write_queue(db, &b, err, errlen);
     batch_free(&b);
     if (st == OD_OK)
-        st = db_exec(db, "RELEASE SAVEPOINT cmd", err, errlen);
+        st = db_release(db, err, errlen);
     return st;
 }

@@ -6,6 +6,7 @@
 #include "../handlers/command.h"
 #include "../handlers/snapshot.h"
 #include "apply.h"
+#include "db.h"
 #include "pgarray.h"
 
 /* One message of a batch: where it came from, and what became of it. */

@@ -170,7 +170,7 @@ cli_check(const od_config_t *cfg)
         violations += n;
         db_rows_free(rows);
     }
-    if (db_exec(db, "COMMIT", err, sizeof(err)) != OD_OK)
+    if (db_commit(db, err, sizeof(err)) != OD_OK)
         fprintf(stderr, "orderd check: %s\n", err);
     db_destroy(db);
     if (violations > 0) {

@@ -25,7 +25,19 @@ typedef struct db_call {
     const int *formats;
     void *mem; /* the copies (queued named statements only) */
     db_rows_t **slot;
+    db_tx_t tx; /* a transaction control statement, else 0 */
 } db_call_t;
+
+/* The text of each transaction control statement. The queue's rules
+ * depend on which one it is (db_call_t.tx), never on the text. */
+static const char *const tx_sql[] = {
+    [DB_TX_BEGIN] = "BEGIN",
+    [DB_TX_COMMIT] = "COMMIT",
+    [DB_TX_ROLLBACK] = "ROLLBACK",
+    [DB_TX_SAVEPOINT] = "SAVEPOINT orderd_cmd",
+    [DB_TX_RELEASE] = "RELEASE SAVEPOINT orderd_cmd",
+    [DB_TX_ROLLBACK_TO] = "ROLLBACK TO SAVEPOINT orderd_cmd",
+};
 
 struct db {
     PGconn *conn;
@@ -74,8 +86,7 @@ db_queue_clear(db_t *db, int runs_after_savepoint)
 
     if (runs_after_savepoint)
         for (int i = 0; i < db->nqueued; i++)
-            if (db->queued[i].sql != NULL &&
-                strncmp(db->queued[i].sql, "SAVEPOINT", 9) == 0)
+            if (db->queued[i].tx == DB_TX_SAVEPOINT)
                 from = i + 1;
     kept = from;
     for (int i = from; i < db->nqueued; i++) {
@@ -553,8 +564,8 @@ db_pipeline(db_t *db, const db_call_t *last, const char **what)
     return result; /* NULL: the connection is gone, db_fail says so */
 }
 
-od_status_t
-db_exec(db_t *db, const char *sql, char *err, size_t errlen)
+static od_status_t
+db_utility(db_t *db, const char *sql, db_tx_t tx, char *err, size_t errlen)
 {
     PGresult *res;
     const char *what = sql;
@@ -566,12 +577,12 @@ db_exec(db_t *db, const char *sql, char *err, size_t errlen)
         od_err(err, errlen, "no connection to postgres");
         return OD_RETRY;
     }
-    if (strcmp(sql, "ROLLBACK") == 0)
+    if (tx == DB_TX_ROLLBACK)
         db_queue_clear(db, 0); /* whatever was queued is moot */
-    else if (strncmp(sql, "ROLLBACK TO SAVEPOINT", 21) == 0)
+    else if (tx == DB_TX_ROLLBACK_TO)
         db_queue_clear(db, 1);
     if (db->nqueued > 0) {
-        db_call_t last = {sql, NULL, 0, NULL, NULL, NULL, NULL, NULL};
+        db_call_t last = {sql, NULL, 0, NULL, NULL, NULL, NULL, NULL, tx};
 
         res = db_pipeline(db, &last, &what);
     } else {
@@ -584,13 +595,55 @@ db_exec(db_t *db, const char *sql, char *err, size_t errlen)
     return OD_OK;
 }
 
-void
-db_queue(db_t *db, const char *sql)
+static od_status_t db_result(db_t *db, PGresult *res, const char *what,
+                             db_rows_t **rows, char *err, size_t errlen);
+
+od_status_t
+db_exec(db_t *db, const char *sql, char *err, size_t errlen)
 {
-    db_call_t c = {sql, NULL, 0, NULL, NULL, NULL, NULL, NULL};
+    return db_utility(db, sql, 0, err, errlen);
+}
+
+od_status_t
+db_tx(db_t *db, db_tx_t tx, char *err, size_t errlen)
+{
+    return db_utility(db, tx_sql[tx], tx, err, errlen);
+}
+
+void
+db_queue_tx(db_t *db, db_tx_t tx)
+{
+    db_call_t c = {tx_sql[tx], NULL, 0, NULL, NULL, NULL, NULL, NULL, tx};
 
     if (db_queue_push(db, &c) < 0)
-        log_warn("could not queue '%s': out of memory", sql);
+        log_warn("could not queue '%s': out of memory", tx_sql[tx]);
+}
+
+od_status_t
+db_flush(db_t *db, char *err, size_t errlen)
+{
+    db_call_t last;
+    PGresult *res;
+    const char *what;
+    od_status_t st;
+
+    if (db->nqueued == 0)
+        return OD_OK;
+    db->sqlstate[0] = '\0';
+    db->failed_queued = 0;
+    if (db->conn == NULL) {
+        db_queue_clear(db, 0);
+        od_err(err, errlen, "no connection to postgres");
+        return OD_RETRY;
+    }
+    /* the last queued statement closes the round trip */
+    last = db->queued[--db->nqueued];
+    res = db_pipeline(db, &last, &what);
+    st = db_result(db, res, what, last.slot, err, errlen);
+    if (st != OD_OK && res != NULL && last.stmt != NULL)
+        db->failed_queued = 1; /* it was queued too */
+    free(last.mem);
+    return st;
 }
 
 od_status_t
@@ -599,7 +652,7 @@ db_queue_run(db_t *db, const db_stmt_t *stmt, int nparams,
              db_rows_t **rows, char *err, size_t errlen)
 {
     size_t bytes = (size_t)nparams * (sizeof(char *) + 2 * sizeof(int));
-    db_call_t c = {NULL, stmt, nparams, NULL, NULL, NULL, NULL, rows};
+    db_call_t c = {NULL, stmt, nparams, NULL, NULL, NULL, NULL, rows, 0};
     const char **copies;
     int *lens, *fmts;
     char *data;
@@ -694,8 +747,8 @@ db_run_ex(db_t *db, const db_stmt_t *stmt, int nparams,
         return OD_RETRY;
     }
     if (db->nqueued > 0) {
-        db_call_t last = {NULL,    stmt,    nparams, params,
-                          lengths, formats, NULL,    NULL};
+        db_call_t last = {NULL,    stmt, nparams, params, lengths,
+                          formats, NULL, NULL,    0};
         const char *what;
 
         res = db_pipeline(db, &last, &what);
@@ -733,7 +786,8 @@ db_query(db_t *db, const char *sql, int nparams, const char *const *params,
         return OD_RETRY;
     }
     if (db->nqueued > 0) {
-        db_call_t last = {sql, NULL, nparams, params, NULL, NULL, NULL, NULL};
+        db_call_t last = {sql,  NULL, nparams, params, NULL,
+                          NULL, NULL, NULL,    0};
         const char *what;
 
         res = db_pipeline(db, &last, &what);

@@ -52,10 +52,10 @@ int db_ok(db_t *db);
 od_status_t db_reconnect(db_t *db, char *err, size_t errlen) OD_MUSTCHECK;
 
 /*
- * Runs utility SQL (BEGIN, COMMIT, SAVEPOINT ...; several statements
+ * Runs utility SQL (migrations, operator commands; several statements
  * separated by ';' only when nothing is queued: queued statements go with
  * it in one pipeline, which takes one statement per message) without
- * parameters and without results.
+ * parameters and without results. Transactions: db_tx.
  * OD_RETRY for transient faults, OD_FATAL otherwise.
  */
 od_status_t db_exec(db_t *db, const char *sql, char *err,
@@ -85,12 +85,35 @@ od_status_t db_query(db_t *db, const char *sql, int nparams,
                      size_t errlen) OD_MUSTCHECK;
 
 /*
- * Queues a parameterless utility statement (SAVEPOINT, RELEASE SAVEPOINT)
- * to be sent together with the next db_run/db_query/db_exec in one round
- * trip (libpq pipeline mode). Its error, if any, is reported by that call.
- * The sql string must stay valid until then (use literals).
+ * Transaction control, typed. The queue follows it: ROLLBACK drops what
+ * is queued, ROLLBACK TO SAVEPOINT drops the named statements queued after
+ * the last queued SAVEPOINT (their work is undone anyway). orderd uses one
+ * savepoint name: a command at a time.
  */
-void db_queue(db_t *db, const char *sql);
+typedef enum db_tx {
+    DB_TX_BEGIN = 1,
+    DB_TX_COMMIT,
+    DB_TX_ROLLBACK,
+    DB_TX_SAVEPOINT,
+    DB_TX_RELEASE,
+    DB_TX_ROLLBACK_TO
+} db_tx_t;
+
+/* Runs tx after whatever is queued, in one round trip. OD_RETRY for
+ * transient faults, OD_FATAL otherwise (db_failed_queued() says whether a
+ * queued statement failed). */
+od_status_t db_tx(db_t *db, db_tx_t tx, char *err, size_t errlen) OD_MUSTCHECK;
+/* Queues tx to be sent with the next call that goes to the server. */
+void db_queue_tx(db_t *db, db_tx_t tx);
+/* Sends what is queued (one round trip; nothing when nothing is). */
+od_status_t db_flush(db_t *db, char *err, size_t errlen) OD_MUSTCHECK;
+
+#define db_begin(db, err, len) db_tx((db), DB_TX_BEGIN, (err), (len))
+#define db_commit(db, err, len) db_tx((db), DB_TX_COMMIT, (err), (len))
+#define db_rollback(db, err, len) db_tx((db), DB_TX_ROLLBACK, (err), (len))
+#define db_release(db, err, len) db_tx((db), DB_TX_RELEASE, (err), (len))
+#define db_rollback_to(db, err, len)                                           \
+    db_tx((db), DB_TX_ROLLBACK_TO, (err), (len))
 
 /*
  * Queues a named statement to be sent with the next db_run/db_query/db_exec

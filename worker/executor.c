@@ -176,7 +176,7 @@ lock_offsets(executor_t *ex, int flush, char *err, size_t errlen)
                           &p->offset_rows, err, errlen);
     }
     if (st == OD_OK && flush)
-        st = db_exec(ex->db, "SELECT 1", err, errlen);
+        st = db_flush(ex->db, err, errlen);
     return st;
 }
 
@@ -402,8 +402,7 @@ rollback_quietly(executor_t *ex)
 {
     char ignore[256];
 
-    if (db_ok(ex->db) &&
-        db_exec(ex->db, "ROLLBACK", ignore, sizeof(ignore)) != OD_OK)
+    if (db_ok(ex->db) && db_rollback(ex->db, ignore, sizeof(ignore)) != OD_OK)
         log_warn("rollback failed: %s", ignore);
 }
 
@@ -425,7 +424,7 @@ process_one_by_one(executor_t *ex, const char *why, char *err, size_t errlen)
              "command",
              ex->id, ex->n, why);
     batch_msgs(ex);
-    db_queue(ex->db, "BEGIN");
+    db_queue_tx(ex->db, DB_TX_BEGIN);
     st = lock_offsets(ex, 1, err, errlen);
     st = offsets_read(ex, st, err, errlen);
     if (st != OD_OK)
@@ -442,7 +441,7 @@ process_one_by_one(executor_t *ex, const char *why, char *err, size_t errlen)
     if (st == OD_OK)
         st = store_offsets(ex, err, errlen);
     if (st == OD_OK)
-        st = db_exec(ex->db, "COMMIT", err, errlen);
+        st = db_commit(ex->db, err, errlen);
     if (st != OD_OK && db_failed_queued(ex->db))
         goto fail;
     if (st == OD_OK) {
@@ -492,12 +491,12 @@ process_batch(executor_t *ex, int blocking, int *dropped, int *busy, char *err,
     batch_prepare(&ex->acfg, ex->msgs, ex->n, &needs);
     /* one round trip: the load covers every message until the stored
      * offsets tell the redeliveries apart */
-    db_queue(ex->db, "BEGIN");
+    db_queue_tx(ex->db, DB_TX_BEGIN);
     st = lock_offsets(ex, 0, err, errlen);
     if (st == OD_OK)
         st = batch_load_queue(ex->db, &needs, !blocking, &load, err, errlen);
     if (st == OD_OK)
-        st = db_exec(ex->db, "SELECT 1", err, errlen);
+        st = db_flush(ex->db, err, errlen);
     if (load != NULL) {
         od_status_t lst = batch_load_take(&b, load, err, errlen);
 
@@ -511,13 +510,13 @@ process_batch(executor_t *ex, int blocking, int *dropped, int *busy, char *err,
     seek = needs_seek_back(ex);
     if (seek) {
         *dropped = 1;
-        st = db_exec(ex->db, "ROLLBACK", err, errlen);
+        st = db_rollback(ex->db, err, errlen);
         goto out;
     }
     progress = choose(ex, &b, blocking, &skipped);
     if (!progress) {
         *busy = 1; /* every partition's next message is held */
-        st = db_exec(ex->db, "ROLLBACK", err, errlen);
+        st = db_rollback(ex->db, err, errlen);
         goto out;
     }
     st = batch_decide(&b, &ex->acfg, ex->msgs, ex->n, err, errlen);
@@ -526,7 +525,7 @@ process_batch(executor_t *ex, int blocking, int *dropped, int *busy, char *err,
     if (st == OD_OK)
         st = store_offsets(ex, err, errlen);
     if (st == OD_OK)
-        st = db_exec(ex->db, "COMMIT", err, errlen);
+        st = db_commit(ex->db, err, errlen);
     if (st == OD_FATAL && db_failed_queued(ex->db) && db_ok(ex->db) &&
         !ex->acfg.halt_on_internal_error) {
         /* a write the snapshot did not foresee */

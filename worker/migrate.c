@@ -81,19 +81,19 @@ apply_one(db_t *db, const char *dir, const char *name, int *ran, char *err,
     sql = read_file(path, err, errlen);
     if (sql == NULL)
         return OD_FATAL;
-    st = db_exec(db, "BEGIN", err, errlen);
+    st = db_begin(db, err, errlen);
     if (st == OD_OK)
         st = db_exec(db, sql, err, errlen);
     if (st == OD_OK)
         st = db_query(db, record, 1, params, NULL, err, errlen);
     if (st == OD_OK)
-        st = db_exec(db, "COMMIT", err, errlen);
+        st = db_commit(db, err, errlen);
     if (st != OD_OK) {
         char ignore[64];
         size_t n = strlen(err);
 
         snprintf(err + n, errlen > n ? errlen - n : 0, " (in %s)", name);
-        if (db_exec(db, "ROLLBACK", ignore, sizeof(ignore)) != OD_OK)
+        if (db_rollback(db, ignore, sizeof(ignore)) != OD_OK)
             log_warn("rollback after a failed migration: %s", ignore);
     } else {
         log_info("applied migration %s", name);

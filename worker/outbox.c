@@ -214,7 +214,7 @@ publish_round(outbox_t *ob, int *count, char *err, size_t errlen)
     size_t idlen = 0;
 
     *count = 0;
-    st = db_exec(ob->db, "BEGIN", err, errlen);
+    st = db_begin(ob->db, err, errlen);
     if (st != OD_OK)
         return st;
     st = db_run(ob->db, &stmt_claim, 0, NULL, &rows, err, errlen);
@@ -223,7 +223,7 @@ publish_round(outbox_t *ob, int *count, char *err, size_t errlen)
     n = db_nrows(rows);
     if (n == 0) {
         db_rows_free(rows);
-        return db_exec(ob->db, "COMMIT", err, errlen);
+        return db_commit(ob->db, err, errlen);
     }
     delivered = calloc((size_t)n, 1);
     ids = malloc((size_t)n * 24 + 3);
@@ -276,7 +276,7 @@ publish_round(outbox_t *ob, int *count, char *err, size_t errlen)
         if (st != OD_OK)
             goto fail;
     }
-    st = db_exec(ob->db, "COMMIT", err, errlen);
+    st = db_commit(ob->db, err, errlen);
     if (st == OD_OK)
         atomic_fetch_add(&metrics.published, *count);
     db_rows_free(rows);
@@ -287,7 +287,7 @@ fail:
     if (db_ok(ob->db)) {
         char ignore[128];
 
-        if (db_exec(ob->db, "ROLLBACK", ignore, sizeof(ignore)) != OD_OK)
+        if (db_rollback(ob->db, ignore, sizeof(ignore)) != OD_OK)
             log_warn("outbox rollback failed: %s", ignore);
     }
     db_rows_free(rows);

@@ -94,7 +94,7 @@ rollback_quietly(db_t *db)
 {
     char ignore[128];
 
-    if (db_ok(db) && db_exec(db, "ROLLBACK", ignore, sizeof(ignore)) != OD_OK)
+    if (db_ok(db) && db_rollback(db, ignore, sizeof(ignore)) != OD_OK)
         log_warn("scheduler rollback: %s", ignore);
 }
 
@@ -115,7 +115,7 @@ expire_batch(scheduler_t *s, due_cursor_t *cur, int *n, char *err,
     od_status_t st;
 
     *n = 0;
-    st = db_exec(s->db, "BEGIN", err, errlen);
+    st = db_begin(s->db, err, errlen);
     if (st != OD_OK)
         return st;
     st = db_run(s->db, &stmt_due, 2, params, &rows, err, errlen);
@@ -156,7 +156,7 @@ expire_batch(scheduler_t *s, due_cursor_t *cur, int *n, char *err,
         snprintf(cur->at, sizeof(cur->at), "%s", db_val(rows, *n - 1, 1));
     }
     db_rows_free(rows);
-    st = db_exec(s->db, "COMMIT", err, errlen);
+    st = db_commit(s->db, err, errlen);
     if (st == OD_OK && *n > 0) {
         log_info("expired %d pending order(s)", *n);
         if (s->outbox != NULL)
@@ -177,7 +177,7 @@ expire_parked(scheduler_t *s, char *err, size_t errlen)
     int n;
 
     do {
-        st = db_exec(s->db, "BEGIN", err, errlen);
+        st = db_begin(s->db, err, errlen);
         if (st != OD_OK)
             return st;
         st = apply_expire_deferred(s->db, &s->acfg, &n, err, errlen);
@@ -185,7 +185,7 @@ expire_parked(scheduler_t *s, char *err, size_t errlen)
             rollback_quietly(s->db);
             return st;
         }
-        st = db_exec(s->db, "COMMIT", err, errlen);
+        st = db_commit(s->db, err, errlen);
         if (st == OD_OK && n > 0) {
             log_info("refused %d parked command(s) after --defer-timeout", n);
             if (s->outbox != NULL)

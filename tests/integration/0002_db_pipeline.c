@@ -66,7 +66,7 @@ START_TEST(test_a_failed_queued_statement_fails_the_call)
     char err[512];
     db_rows_t *ok = NULL, *count = NULL;
 
-    ck_assert_int_eq(db_exec(db, "BEGIN", err, sizeof(err)), OD_OK);
+    ck_assert_int_eq(db_begin(db, err, sizeof(err)), OD_OK);
     queue_insert("1", &ok);
     queue_insert("-5", NULL); /* violates the CHECK */
     ck_assert_int_eq(db_run(db, &stmt_count, 0, NULL, &count, err, sizeof(err)),
@@ -77,7 +77,7 @@ START_TEST(test_a_failed_queued_statement_fails_the_call)
     ck_assert_ptr_null(count); /* the call's own statement did not run */
     ck_assert_int_eq(db_int64(ok, 0, 0), 1);
     db_rows_free(ok);
-    ck_assert_int_eq(db_exec(db, "ROLLBACK", err, sizeof(err)), OD_OK);
+    ck_assert_int_eq(db_rollback(db, err, sizeof(err)), OD_OK);
     ck_assert_int_eq(db_failed_queued(db), 0);
     ck_assert_int_eq(itest_int(db, "SELECT count(*) FROM it_pipe"), 0);
 }
@@ -87,14 +87,13 @@ START_TEST(test_rollback_to_savepoint_forgets_what_was_queued_after_it)
 {
     char err[512];
 
-    ck_assert_int_eq(db_exec(db, "BEGIN", err, sizeof(err)), OD_OK);
+    ck_assert_int_eq(db_begin(db, err, sizeof(err)), OD_OK);
     queue_insert("1", NULL);
-    db_queue(db, "SAVEPOINT cmd");
+    db_queue_tx(db, DB_TX_SAVEPOINT);
     queue_insert("-5", NULL); /* would fail: never sent */
     queue_insert("3", NULL);
-    ck_assert_int_eq(db_exec(db, "ROLLBACK TO SAVEPOINT cmd", err, sizeof(err)),
-                     OD_OK);
-    ck_assert_int_eq(db_exec(db, "COMMIT", err, sizeof(err)), OD_OK);
+    ck_assert_int_eq(db_rollback_to(db, err, sizeof(err)), OD_OK);
+    ck_assert_int_eq(db_commit(db, err, sizeof(err)), OD_OK);
     ck_assert_int_eq(itest_int(db, "SELECT count(*) FROM it_pipe"), 1);
     ck_assert_int_eq(itest_int(db, "SELECT max(v) FROM it_pipe"), 1);
 }
@@ -104,20 +103,20 @@ START_TEST(test_commit_carries_queued_statements)
 {
     char err[512];
 
-    ck_assert_int_eq(db_exec(db, "BEGIN", err, sizeof(err)), OD_OK);
+    ck_assert_int_eq(db_begin(db, err, sizeof(err)), OD_OK);
     queue_insert("4", NULL);
     queue_insert("5", NULL);
-    ck_assert_int_eq(db_exec(db, "COMMIT", err, sizeof(err)), OD_OK);
+    ck_assert_int_eq(db_commit(db, err, sizeof(err)), OD_OK);
     ck_assert_int_eq(itest_int(db, "SELECT sum(v) FROM it_pipe"), 9);
 
     /* a queued failure: the COMMIT never ran, the transaction is open and
      * aborted until rolled back */
-    ck_assert_int_eq(db_exec(db, "BEGIN", err, sizeof(err)), OD_OK);
+    ck_assert_int_eq(db_begin(db, err, sizeof(err)), OD_OK);
     queue_insert("6", NULL);
     queue_insert("0", NULL);
-    ck_assert_int_eq(db_exec(db, "COMMIT", err, sizeof(err)), OD_FATAL);
+    ck_assert_int_eq(db_commit(db, err, sizeof(err)), OD_FATAL);
     ck_assert_int_eq(db_failed_queued(db), 1);
-    ck_assert_int_eq(db_exec(db, "ROLLBACK", err, sizeof(err)), OD_OK);
+    ck_assert_int_eq(db_rollback(db, err, sizeof(err)), OD_OK);
     ck_assert_int_eq(itest_int(db, "SELECT sum(v) FROM it_pipe"), 9);
 }
 END_TEST

@@ -225,7 +225,7 @@ START_TEST(test_insert_race_after_the_order_check)
     ck_assert_msg(a != NULL, "%s", err);
     fx_expect(fx_simple(db, 1, "vA", 100, 10, -1), "applied", NULL);
     fx_expect(fx_simple(db, 2, "vA", 100, 10, -1), "applied", NULL);
-    ck_assert_int_eq(db_exec(a, "BEGIN", err, sizeof(err)), OD_OK);
+    ck_assert_int_eq(db_begin(a, err, sizeof(err)), OD_OK);
     ck_assert_int_eq(apply_message(a, &itest_cfg, first, strlen(first), &src,
                                    &rep, err, sizeof(err)),
                      OD_OK);
@@ -240,7 +240,7 @@ START_TEST(test_insert_race_after_the_order_check)
         ck_assert_msg(od_mono_us() < end, "the late checkout never waited");
         nanosleep(&ts, NULL); /* polling interval */
     }
-    ck_assert_int_eq(db_exec(a, "COMMIT", err, sizeof(err)), OD_OK);
+    ck_assert_int_eq(db_commit(a, err, sizeof(err)), OD_OK);
     pthread_join(tid, NULL);
     fx_expect(late, "rejected", "order_exists");
     ck_assert_int_eq(itest_int(db, "SELECT stock FROM products WHERE id = 2"),

@@ -45,7 +45,7 @@ apply_batch(db_t *db, const apply_config_t *cfg, const char *const *msgs, int n,
     char err[1024];
     od_status_t st = OD_OK;
 
-    ck_assert_int_eq(db_exec(db, "BEGIN", err, sizeof(err)), OD_OK);
+    ck_assert_int_eq(db_begin(db, err, sizeof(err)), OD_OK);
     for (int i = 0; i < n && st == OD_OK; i++) {
         apply_source_t src = {
             &itest_source, "orders.commands", 0, 100 + i, od_now_us(), "1", 1};
@@ -54,10 +54,9 @@ apply_batch(db_t *db, const apply_config_t *cfg, const char *const *msgs, int n,
                            err, sizeof(err));
     }
     if (st == OD_OK)
-        ck_assert_msg(db_exec(db, "COMMIT", err, sizeof(err)) == OD_OK, "%s",
-                      err);
+        ck_assert_msg(db_commit(db, err, sizeof(err)) == OD_OK, "%s", err);
     else
-        ck_assert_int_eq(db_exec(db, "ROLLBACK", err, sizeof(err)), OD_OK);
+        ck_assert_int_eq(db_rollback(db, err, sizeof(err)), OD_OK);
     return st;
 }
 

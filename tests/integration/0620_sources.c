@@ -273,10 +273,10 @@ START_TEST(test_a_pay_whose_order_never_comes_is_refunded_once)
     /* the timeout passes (dated back rather than waited for) */
     itest_exec(db, "UPDATE deferred_commands SET created_at = now() -"
                    " interval '11 minutes'");
-    ck_assert_int_eq(db_exec(db, "BEGIN", err, sizeof(err)), OD_OK);
+    ck_assert_int_eq(db_begin(db, err, sizeof(err)), OD_OK);
     ck_assert_int_eq(
         apply_expire_deferred(db, &itest_cfg, &n, err, sizeof(err)), OD_OK);
-    ck_assert_int_eq(db_exec(db, "COMMIT", err, sizeof(err)), OD_OK);
+    ck_assert_int_eq(db_commit(db, err, sizeof(err)), OD_OK);
     ck_assert_int_eq(n, 1);
     ck_assert_int_eq(itest_int(db,
                                "SELECT count(*) FROM processed_commands WHERE"
@@ -292,10 +292,10 @@ START_TEST(test_a_pay_whose_order_never_comes_is_refunded_once)
                                "\"order_not_found\"}'"),
                      1);
     /* a later sweep and a redelivery change nothing */
-    ck_assert_int_eq(db_exec(db, "BEGIN", err, sizeof(err)), OD_OK);
+    ck_assert_int_eq(db_begin(db, err, sizeof(err)), OD_OK);
     ck_assert_int_eq(
         apply_expire_deferred(db, &itest_cfg, &n, err, sizeof(err)), OD_OK);
-    ck_assert_int_eq(db_exec(db, "COMMIT", err, sizeof(err)), OD_OK);
+    ck_assert_int_eq(db_commit(db, err, sizeof(err)), OD_OK);
     ck_assert_int_eq(n, 0);
     ev = pay_from(&payments, "pay-lost", O2, "pi_lost", 2380);
     ck_assert_str_eq(itest_outcome(ev), "duplicate");

@@ -147,12 +147,12 @@ itest_apply_from(db_t *db, const od_source_t *source, const char *json_cmd)
     json_t *ev;
     od_status_t st;
 
-    st = db_exec(db, "BEGIN", err, sizeof(err));
+    st = db_begin(db, err, sizeof(err));
     ck_assert_msg(st == OD_OK, "%s", err);
     st = apply_message(db, &itest_cfg, json_cmd, strlen(json_cmd), &src, &rep,
                        err, sizeof(err));
     ck_assert_msg(st == OD_OK, "apply_message: %s (command %s)", err, json_cmd);
-    st = db_exec(db, "COMMIT", err, sizeof(err));
+    st = db_commit(db, err, sizeof(err));
     ck_assert_msg(st == OD_OK, "%s", err);
     if (rep.event_id[0] == '\0')
         return NULL;
