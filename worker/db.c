@@ -2,6 +2,7 @@
  * classification. Every libpq call of orderd lives here. */
 #include "db.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,10 @@ struct db {
 struct db_rows {
     PGresult *res;
 };
+
+/* Every wait for the server's answer, on all connections of the process:
+ * what a batch costs in latency when the database is across a network. */
+static atomic_llong db_round_trips;
 
 static void
 db_notice_quiet(void *arg, const PGresult *res)
@@ -295,6 +300,7 @@ db_open(db_t *db, char *err, size_t errlen)
          * ANALYZE invalidates it: every orderd statement is a keyed
          * lookup, so sequential scans are off for its sessions.
          */
+        atomic_fetch_add(&db_round_trips, 1);
         res = PQexec(db->conn, "SET plan_cache_mode = force_generic_plan;"
                                " SET enable_seqscan = off");
         PQclear(res);
@@ -503,6 +509,8 @@ db_pipeline(db_t *db, const db_call_t *last, const char **what)
     }
     if (ok)
         ok = PQpipelineSync(db->conn);
+    if (ok)
+        atomic_fetch_add(&db_round_trips, 1);
     while (ok) {
         ExecStatusType status;
         int who;
@@ -586,6 +594,7 @@ db_utility(db_t *db, const char *sql, db_tx_t tx, char *err, size_t errlen)
 
         res = db_pipeline(db, &last, &what);
     } else {
+        atomic_fetch_add(&db_round_trips, 1);
         res = PQexec(db->conn, sql);
     }
     if (PQresultStatus(res) != PGRES_COMMAND_OK &&
@@ -759,12 +768,14 @@ db_run_ex(db_t *db, const db_stmt_t *stmt, int nparams,
             od_err(err, errlen, "too many prepared statements");
             return OD_FATAL;
         }
+        atomic_fetch_add(&db_round_trips, 1);
         res = PQprepare(db->conn, stmt->name, stmt->sql, 0, NULL);
         if (PQresultStatus(res) != PGRES_COMMAND_OK)
             return db_fail(db, res, stmt->name, err, errlen);
         PQclear(res);
         db->prepared[db->nprepared++] = stmt;
     }
+    atomic_fetch_add(&db_round_trips, 1);
     res = PQexecPrepared(db->conn, stmt->name, nparams, params, lengths,
                          formats, 0);
     return db_result(db, res, stmt->name, rows, err, errlen);
@@ -793,6 +804,7 @@ db_query(db_t *db, const char *sql, int nparams, const char *const *params,
         res = db_pipeline(db, &last, &what);
         return db_result(db, res, what, rows, err, errlen);
     }
+    atomic_fetch_add(&db_round_trips, 1);
     res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
     return db_result(db, res, "query", rows, err, errlen);
 }
@@ -860,4 +872,10 @@ db_int_param(char *buf, int64_t v)
 {
     snprintf(buf, 24, "%lld", (long long)v);
     return buf;
+}
+
+long long
+db_round_trips_total(void)
+{
+    return atomic_load(&db_round_trips);
 }

@@ -149,6 +149,11 @@ int db_bool(const db_rows_t *rows, int row, int col);
 unsigned char *db_bytea(const db_rows_t *rows, int row, int col, size_t *len);
 void db_rows_free(db_rows_t *rows);
 
+/* Round trips to the server so far, all connections of the process
+ * together: each pipeline sync and each synchronous statement counts one,
+ * as does the session setup at connect. */
+long long db_round_trips_total(void);
+
 /* Formats an int64 as a text parameter into buf (at least 24 bytes). */
 const char *db_int_param(char *buf, int64_t v);
 

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db.h"
 #include "metrics.h"
 #include "od.h"
 
@@ -72,7 +73,9 @@ render_metrics(char *buf, size_t len)
         "orderd_rebalances_total %lld\n"
         "# TYPE orderd_assigned_partitions gauge\n"
         "orderd_assigned_partitions %d\n"
-        "# TYPE orderd_ready gauge\norderd_ready %d\n",
+        "# TYPE orderd_ready gauge\norderd_ready %d\n"
+        "# TYPE orderd_db_round_trips_total counter\n"
+        "orderd_db_round_trips_total %lld\n",
         (long long)atomic_load(&metrics.dlq),
         (long long)atomic_load(&metrics.internal_errors),
         (long long)atomic_load(&metrics.batches),
@@ -84,7 +87,8 @@ render_metrics(char *buf, size_t len)
         (long long)atomic_load(&metrics.expiry_failures),
         (long long)atomic_load(&metrics.rebalances),
         atomic_load(&metrics.assigned_partitions),
-        atomic_load(&metrics.ready) && atomic_load(&metrics.db_down) == 0);
+        atomic_load(&metrics.ready) && atomic_load(&metrics.db_down) == 0,
+        db_round_trips_total());
     return n < len ? n : len - 1;
 }
 

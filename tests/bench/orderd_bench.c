@@ -2,15 +2,18 @@
  *
  *   orderd_bench produce --brokers B --topic T --count N [--rate R]
  *                        [--tag TAG] [--phase P] [--seed S]
+ *                        [--mix default|catalogue|single] [--products P]
  *       Generates the benchmark workload and produces it to T, keyed by the
  *       contract's key rule. Without --rate as fast as the broker takes it
  *       (the preload); with --rate at R messages per second, evenly spaced
  *       (the paced phase). Prints one line of key=value pairs.
  *   orderd_bench measure --brokers B --events-topic E --expect N
  *                        [--commands-topic C --from-ms MS] [--timeout S]
+ *                        [--type COMMAND_TYPE]
  *       Reads the events topic (from MS, else from the start) until N
  *       command.result events were seen; prints their count and the first
- *       and last Kafka timestamps. With --commands-topic it also reads the
+ *       and last Kafka timestamps. With --type only the results of that
+ *       command type count. With --commands-topic it also reads the
  *       commands produced since MS and prints the command-to-result latency
  *       (result CreateTime minus command CreateTime, matched by the result's
  *       source partition and offset): p50, p90, p99, max.
@@ -21,6 +24,10 @@
  * checkouts of 1-3 distinct products (quantity 1-3, quoted unit prices),
  * 12% pays and 6% cancels of earlier orders of this run (same key as their
  * checkout: the smallest product id), 2% exact re-sends of a recent message.
+ * The issue's stream instead (scripts/bench --stream): --mix catalogue
+ * sends N product_upsert commands for products 1..N (simple, priced with
+ * bench_price, a stock that no checkout of the stream exhausts), --mix
+ * single N one-line checkouts of one of products 1..P.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -38,6 +45,13 @@
 #define BENCH_RECENT 1024
 #define BENCH_MAX_PARTS 256
 #define BENCH_MSG_MAX 1024
+#define BENCH_STREAM_STOCK 1000000
+
+typedef enum bench_mix {
+    BENCH_MIX_DEFAULT,
+    BENCH_MIX_CATALOGUE,
+    BENCH_MIX_SINGLE
+} bench_mix_t;
 
 typedef struct bench_opts {
     const char *brokers;
@@ -52,6 +66,9 @@ typedef struct bench_opts {
     long long expect;
     long long from_ms;
     int timeout_s;
+    bench_mix_t mix;
+    int products;
+    const char *type;
 } bench_opts_t;
 
 typedef struct bench_order {
@@ -82,7 +99,9 @@ typedef struct bench_gen {
     bench_pool_t paid;
     bench_recent_t *recent;
     long long nrecent;
-    long long counts[4]; /* checkout, pay, cancel, resend */
+    long long counts[5]; /* checkout, pay, cancel, resend, product_upsert */
+    bench_mix_t mix;
+    int products;
 } bench_gen_t;
 
 static void
@@ -261,13 +280,64 @@ gen_cancel(bench_gen_t *g, char *buf, size_t len, char *key)
         g->tag, g->phase, g->seq, o.customer, o.id);
 }
 
+/* product_upsert of product seq + 1: the catalogue.sql row, by command */
+static size_t
+gen_upsert(bench_gen_t *g, char *buf, size_t len, char *key)
+{
+    long long id = g->seq + 1;
+
+    snprintf(key, 24, "%lld", id);
+    g->counts[4]++;
+    return (size_t)snprintf(
+        buf, len,
+        "{\"dedup_key\":\"pu:%s:%d:%lld\",\"type\":\"product_upsert\","
+        "\"actor\":{\"role\":\"admin\",\"id\":\"bench\"},"
+        "\"product_id\":%lld,\"vendor_id\":\"vendor-%lld\","
+        "\"name\":\"Bench product %lld\",\"sku\":\"BENCH-%lld\","
+        "\"currency\":\"EUR\",\"kind\":\"simple\",\"price_cents\":%" PRId64
+        ",\"stock\":%d}",
+        g->tag, g->phase, g->seq, id, id % 100, id, id,
+        bench_price((int64_t)id), BENCH_STREAM_STOCK);
+}
+
+/* a one-line checkout of one of products 1..g->products */
+static size_t
+gen_single(bench_gen_t *g, char *buf, size_t len, char *key)
+{
+    int64_t id = 1 + rng_below(&g->rng, g->products);
+    int64_t qty = 1 + rng_below(&g->rng, 3);
+    int customer = rng_below(&g->rng, 5000);
+
+    snprintf(key, 24, "%" PRId64, id);
+    g->counts[0]++;
+    return (size_t)snprintf(
+        buf, len,
+        "{\"dedup_key\":\"co:%s:%d:%lld\",\"type\":\"checkout\","
+        "\"actor\":{\"role\":\"customer\",\"id\":\"cust-%d\"},"
+        "\"order_id\":\"%08" PRIx32 "-%04x-4000-8000-%012llx\","
+        "\"customer_id\":\"cust-%d\",\"currency\":\"EUR\","
+        "\"items\":[{\"product_id\":%" PRId64 ",\"quantity\":%" PRId64
+        ",\"unit_price_cents\":%" PRId64 "}]}",
+        g->tag, g->phase, g->seq, customer, g->tag_hash,
+        (unsigned)g->phase & 0xffff, (unsigned long long)g->seq, customer, id,
+        qty, bench_price(id));
+}
+
 /* The next message of the workload into buf (and its key). */
 static size_t
 gen_next(bench_gen_t *g, char *buf, size_t len, char *key)
 {
-    int r = rng_below(&g->rng, 100);
+    int r;
     size_t n;
     bench_recent_t *slot;
+
+    if (g->mix != BENCH_MIX_DEFAULT) {
+        n = g->mix == BENCH_MIX_CATALOGUE ? gen_upsert(g, buf, len, key)
+                                          : gen_single(g, buf, len, key);
+        g->seq++;
+        return n;
+    }
+    r = rng_below(&g->rng, 100);
 
     if (r < 2 && g->nrecent > 0) {
         long long back = g->nrecent < BENCH_RECENT ? g->nrecent : BENCH_RECENT;
@@ -346,11 +416,15 @@ cmd_produce(const bench_opts_t *o)
 
     if (o->topic == NULL || o->count <= 0)
         die("produce needs --topic and --count");
+    if (o->products <= 0)
+        die("--products must be positive");
     memset(&g, 0, sizeof(g));
     g.rng = o->seed ^ ((uint64_t)o->phase << 32);
     g.tag = o->tag;
     g.tag_hash = fnv1a(o->tag);
     g.phase = o->phase;
+    g.mix = o->mix;
+    g.products = o->products;
     g.recent = calloc(BENCH_RECENT, sizeof(*g.recent));
     if (g.recent == NULL)
         die("out of memory");
@@ -393,11 +467,11 @@ cmd_produce(const bench_opts_t *o)
     elapsed = (double)(mono_ns() - t0) / 1e9;
     rd_kafka_destroy(rk);
     printf("sent=%lld failed=%lld checkouts=%lld pays=%lld cancels=%lld "
-           "resends=%lld start_ms=%lld end_ms=%lld elapsed_s=%.3f "
-           "rate=%.0f\n",
+           "resends=%lld upserts=%lld start_ms=%lld end_ms=%lld "
+           "elapsed_s=%.3f rate=%.0f\n",
            o->count - failed, failed, g.counts[0], g.counts[1], g.counts[2],
-           g.counts[3], (long long)start_ms, (long long)end_ms, elapsed,
-           elapsed > 0 ? (double)o->count / elapsed : 0.0);
+           g.counts[3], g.counts[4], (long long)start_ms, (long long)end_ms,
+           elapsed, elapsed > 0 ? (double)o->count / elapsed : 0.0);
     free(g.recent);
     free(g.pending.v);
     free(g.paid.v);
@@ -571,6 +645,18 @@ percentile(const double *v, size_t n, double p)
     return v[k - 1];
 }
 
+/* Whether a command.result event is the result of a command of this type. */
+static int
+result_of_type(const rd_kafka_message_t *m, const char *type)
+{
+    json_t *ev = json_loadb(m->payload, m->len, 0, NULL);
+    const char *t = json_string_value(json_object_get(ev, "command_type"));
+    int yes = t != NULL && strcmp(t, type) == 0;
+
+    json_decref(ev);
+    return yes;
+}
+
 static int
 cmd_measure(const bench_opts_t *o)
 {
@@ -609,6 +695,10 @@ cmd_measure(const bench_opts_t *o)
             continue;
         }
         events++;
+        if (o->type != NULL && !result_of_type(m, o->type)) {
+            rd_kafka_message_destroy(m);
+            continue;
+        }
         results++;
         ts = rd_kafka_message_timestamp(m, NULL);
         if (first == 0 || ts < first)
@@ -701,8 +791,11 @@ usage(void)
     fprintf(stderr,
             "usage: orderd_bench produce --brokers B --topic T --count N "
             "[--rate R] [--tag TAG] [--phase P] [--seed S]\n"
+            "                            [--mix default|catalogue|single] "
+            "[--products P]\n"
             "       orderd_bench measure --brokers B --events-topic E "
             "--expect N [--commands-topic C --from-ms MS] [--timeout S]\n"
+            "                            [--type COMMAND_TYPE]\n"
             "       orderd_bench delete-topics --brokers B TOPIC...\n");
     exit(2);
 }
@@ -733,6 +826,7 @@ main(int argc, char **argv)
     o.tag = "bench";
     o.seed = 42;
     o.timeout_s = 600;
+    o.products = BENCH_PRODUCTS;
     if (argc < 2)
         usage();
     cmd = argv[1];
@@ -768,7 +862,20 @@ main(int argc, char **argv)
             o.from_ms = parse_ll(v, a);
         else if (strcmp(a, "--timeout") == 0)
             o.timeout_s = (int)parse_ll(v, a);
-        else
+        else if (strcmp(a, "--type") == 0)
+            o.type = v;
+        else if (strcmp(a, "--products") == 0)
+            o.products = (int)parse_ll(v, a);
+        else if (strcmp(a, "--mix") == 0) {
+            if (strcmp(v, "default") == 0)
+                o.mix = BENCH_MIX_DEFAULT;
+            else if (strcmp(v, "catalogue") == 0)
+                o.mix = BENCH_MIX_CATALOGUE;
+            else if (strcmp(v, "single") == 0)
+                o.mix = BENCH_MIX_SINGLE;
+            else
+                die("--mix takes default, catalogue or single, not '%s'", v);
+        } else
             die("unknown option %s", a);
         i++;
     }

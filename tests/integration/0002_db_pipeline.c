@@ -1,7 +1,9 @@
 /* 0002_db_pipeline: statements queued with db_queue_run travel in the next
  * call's round trip on a real connection: their rows reach the caller, a
  * failure among them is the call's failure and says which statement
- * failed, and a rollback to a savepoint forgets the ones queued after it */
+ * failed, and a rollback to a savepoint forgets the ones queued after it;
+ * the round-trip counter (orderd_db_round_trips_total) counts a pipeline
+ * as one */
 #include "itest.h"
 
 #include <string.h>
@@ -121,6 +123,42 @@ START_TEST(test_commit_carries_queued_statements)
 }
 END_TEST
 
+START_TEST(test_round_trips_count_each_wait_for_the_server)
+{
+    static const db_stmt_t stmt_fresh = {"it_pipe_fresh", "SELECT 1"};
+    char err[512];
+    long long before;
+
+    before = db_round_trips_total();
+    ck_assert_int_eq(db_exec(db, "BEGIN", err, sizeof(err)), OD_OK);
+    ck_assert_int_eq(db_round_trips_total() - before, 1);
+
+    /* two queued statements (one of them prepared on the way) and the call:
+     * one pipeline, one round trip */
+    before = db_round_trips_total();
+    queue_insert("1", NULL);
+    queue_insert("2", NULL);
+    ck_assert_int_eq(db_round_trips_total() - before, 0);
+    ck_assert_int_eq(db_run(db, &stmt_count, 0, NULL, NULL, err, sizeof(err)),
+                     OD_OK);
+    ck_assert_int_eq(db_round_trips_total() - before, 1);
+
+    /* a statement run alone the first time: its Prepare, then its Execute */
+    before = db_round_trips_total();
+    ck_assert_int_eq(db_run(db, &stmt_fresh, 0, NULL, NULL, err, sizeof(err)),
+                     OD_OK);
+    ck_assert_int_eq(db_round_trips_total() - before, 2);
+    before = db_round_trips_total();
+    ck_assert_int_eq(db_run(db, &stmt_fresh, 0, NULL, NULL, err, sizeof(err)),
+                     OD_OK);
+    ck_assert_int_eq(db_round_trips_total() - before, 1);
+
+    before = db_round_trips_total();
+    ck_assert_int_eq(db_exec(db, "COMMIT", err, sizeof(err)), OD_OK);
+    ck_assert_int_eq(db_round_trips_total() - before, 1);
+}
+END_TEST
+
 static Suite *
 db_pipeline_suite(void)
 {
@@ -133,6 +171,7 @@ db_pipeline_suite(void)
     tcase_add_test(tc,
                    test_rollback_to_savepoint_forgets_what_was_queued_after_it);
     tcase_add_test(tc, test_commit_carries_queued_statements);
+    tcase_add_test(tc, test_round_trips_count_each_wait_for_the_server);
     suite_add_tcase(s, tc);
     return s;
 }
