@@ -16,16 +16,8 @@
 
 #include "../handlers/command.h"
 #include "batch.h"
+#include "deferred.h"
 #include "log.h"
-
-/* parked too long: the order never came (taken off the shelf) */
-static const db_stmt_t stmt_defer_timed_out = {
-    "apply_defer_timed_out",
-    "DELETE FROM deferred_commands WHERE id = ANY(ARRAY(SELECT id FROM"
-    " deferred_commands WHERE created_at < now() - $1::bigint *"
-    " interval '1 millisecond' ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED))"
-    " RETURNING payload, msg_ts_us, source_topic, source_partition,"
-    " source_offset, id, source, order_id::text"};
 
 void
 apply_config_init(apply_config_t *acfg, const od_config_t *cfg)
@@ -118,13 +110,11 @@ od_status_t
 apply_expire_deferred(db_t *db, const apply_config_t *cfg, int *n, char *err,
                       size_t errlen)
 {
-    char ms[24];
-    const char *params[1] = {db_int_param(ms, cfg->defer_timeout_ms)};
     db_rows_t *rows = NULL;
     od_status_t st;
 
     *n = 0;
-    st = db_run(db, &stmt_defer_timed_out, 1, params, &rows, err, errlen);
+    st = deferred_take_timed_out(db, cfg->defer_timeout_ms, &rows, err, errlen);
     for (int i = 0; st == OD_OK && i < db_nrows(rows); i++) {
         const od_source_t *known =
             sources_by_name(cfg->sources, db_val(rows, i, 6));

@@ -44,24 +44,9 @@ void
 batch_free(batch_t *b)
 {
     snap_free(&b->snap);
-    for (int i = 0; i < b->dedup.n; i++) {
-        batch_dedup_t *d = b->dedup.v[i];
-
-        if (d->owns_reason)
-            free((char *)d->reason);
-    }
-    vec_clear(&b->dedup);
-    for (int i = 0; i < b->parked.n; i++)
-        free(((batch_parked_t *)b->parked.v[i])->payload);
-    vec_clear(&b->parked);
-    for (int i = 0; i < b->events.n; i++) {
-        batch_event_t *e = b->events.v[i];
-
-        free(e->key);
-        free(e->payload);
-        free(e->headers);
-    }
-    vec_clear(&b->events);
+    dedup_rows_free(&b->dedup);
+    deferred_rows_free(&b->parked);
+    outbox_rows_free(&b->events);
     vec_clear(&b->held_orders);
     vec_clear(&b->held_products);
     memset(b, 0, sizeof(*b));
@@ -246,11 +231,11 @@ batch_msg_held(const batch_t *b, const batch_msg_t *m)
 
 /* --- deciding -------------------------------------------------------- */
 
-static batch_dedup_t *
+static dedup_row_t *
 dedup_find(batch_t *b, const char *source, const char *key)
 {
     for (int i = b->dedup.n - 1; i >= 0; i--) {
-        batch_dedup_t *d = b->dedup.v[i];
+        dedup_row_t *d = b->dedup.v[i];
 
         if (strcmp(d->key, key) == 0 && strcmp(d->source, source) == 0)
             return d;
@@ -264,7 +249,7 @@ add_event(batch_t *b, const char *topic, const void *key, size_t key_len,
           char *payload, size_t len, int hex, char *headers,
           const char *dedup_key, const char *event_id)
 {
-    batch_event_t *e = vec_add(&b->events, sizeof(*e));
+    outbox_row_t *e = vec_add(&b->events, sizeof(*e));
 
     if (e == NULL || (key_len > 0 && (e->key = malloc(key_len)) == NULL)) {
         if (e != NULL)
@@ -393,7 +378,7 @@ add_result(batch_t *b, const apply_config_t *cfg, batch_msg_t *m,
 /* The key was seen before: duplicate (same body) or dedup_key_reused. */
 static int
 decide_known(batch_t *b, const apply_config_t *cfg, batch_msg_t *m,
-             const batch_dedup_t *d)
+             const dedup_row_t *d)
 {
     cmd_result_t res;
     char event_id[37];
@@ -426,7 +411,7 @@ static void
 record_dedup(batch_t *b, const batch_msg_t *m, const cmd_result_t *res,
              const char *event_id, int *fail)
 {
-    batch_dedup_t *d =
+    dedup_row_t *d =
         m->resumed ? dedup_find(b, m->env.source, m->env.dedup_key) : NULL;
 
     if (d == NULL) {
@@ -477,7 +462,7 @@ release_parked(batch_t *b, const apply_config_t *cfg, const char *order_id,
                int *released, char *err, size_t errlen)
 {
     for (int i = 0; i < b->parked.n; i++) {
-        batch_parked_t *p = b->parked.v[i];
+        deferred_row_t *p = b->parked.v[i];
         const od_source_t *known;
         od_source_t gone = {"", NULL, ROLE_ALL};
         batch_msg_t pm;
@@ -525,7 +510,7 @@ release_parked(batch_t *b, const apply_config_t *cfg, const char *order_id,
 static int
 park(batch_t *b, const batch_msg_t *m)
 {
-    batch_parked_t *p = vec_add(&b->parked, sizeof(*p));
+    deferred_row_t *p = vec_add(&b->parked, sizeof(*p));
 
     if (p == NULL || (p->payload = malloc(m->len ? m->len : 1)) == NULL)
         return -1;
@@ -576,7 +561,7 @@ decide_one(batch_t *b, const apply_config_t *cfg, batch_msg_t *m, char *err,
     cmd_result_t res;
     snap_mark_t mark;
     char event_id[37];
-    batch_dedup_t *known;
+    dedup_row_t *known;
     int fail = 0;
 
     memset(&m->rep, 0, sizeof(m->rep));

@@ -7,6 +7,9 @@
 #include "../handlers/snapshot.h"
 #include "apply.h"
 #include "db.h"
+#include "dedup.h"
+#include "deferred.h"
+#include "outbox_store.h"
 #include "pgarray.h"
 
 /* One message of a batch: where it came from, and what became of it. */
@@ -38,60 +41,11 @@ typedef struct batch_needs {
     int ncheckouts;
 } batch_needs_t;
 
-/* A dedup row, loaded or written by the batch. */
-typedef struct batch_dedup {
-    char source[SNAP_SOURCE_MAX + 1];
-    char key[CMD_DEDUP_KEY_MAX + 1];
-    unsigned char fingerprint[32];
-    const char *outcome; /* static */
-    const char *reason;  /* static, or owned when owns_reason; NULL */
-    int owns_reason;
-    char event_id[37];
-    int is_new;   /* inserted by this batch */
-    int resolved; /* a parked command's final outcome (an UPDATE) */
-    /* for new rows */
-    const char *command_type;
-    char order_id[37];
-    char topic[256];
-    int32_t partition;
-    int64_t offset;
-} batch_dedup_t;
-
-/* A parked command: loaded for an order the batch creates, or parked by
- * this batch. */
-typedef struct batch_parked {
-    int64_t id; /* 0: parked by this batch (an INSERT) */
-    char order_id[37];
-    char source[SNAP_SOURCE_MAX + 1];
-    char key[CMD_DEDUP_KEY_MAX + 1];
-    unsigned char *payload;
-    size_t len;
-    int64_t ts_us;
-    char topic[256];
-    int32_t partition;
-    int64_t offset;
-    int taken; /* released by this batch (a DELETE, or no INSERT) */
-} batch_parked_t;
-
-/* One outbox row. payload is JSON text unless hex is set (DLQ copies of
- * arbitrary bytes). */
-typedef struct batch_event {
-    char event_id[37];
-    const char *topic;
-    unsigned char *key;
-    size_t key_len;
-    char *payload;
-    size_t len;
-    int hex;
-    char *headers; /* JSON text or NULL */
-    char dedup_key[CMD_DEDUP_KEY_MAX + 1];
-} batch_event_t;
-
 typedef struct batch {
     snapshot_t snap;
-    snap_vec_t dedup;  /* batch_dedup_t */
-    snap_vec_t parked; /* batch_parked_t */
-    snap_vec_t events; /* batch_event_t */
+    snap_vec_t dedup;  /* dedup_row_t */
+    snap_vec_t parked; /* deferred_row_t */
+    snap_vec_t events; /* outbox_row_t */
     /* rows held by another executor (try mode): what to carry */
     snap_vec_t held_orders;   /* char[37] */
     snap_vec_t held_products; /* int64_t */

@@ -6,8 +6,10 @@
  * that serialise parking a command with the checkout that releases it,
  * then orders, then products (those named and those of the orders'
  * items), then variants, ascending ids; then what needs no lock (tax
- * rates, the batch's dedup rows, order numbers) and the parked commands
- * of the orders the batch's checkouts create. In the first try (try_) the
+ * rates, order numbers), the batch's dedup rows (dedup.c) and the parked
+ * commands of the orders the batch's checkouts create (deferred.c). The
+ * catalogue's and the orders' statements live here: this file and
+ * batch_write.c are their room. In the first try (try_) the
  * locks are taken with SKIP LOCKED / pg_try_advisory_xact_lock and what
  * another executor holds is returned as held, so that the executor carries
  * the messages that need it to the next batch instead of waiting; the
@@ -103,19 +105,6 @@ static const db_stmt_t stmt_taxes = {"batch_taxes",
                                      "SELECT country, rate_bps FROM tax_rates"
                                      " WHERE country = ANY($1::text[])"};
 
-static const db_stmt_t stmt_dedup = {
-    "batch_dedup",
-    "SELECT p.source, p.dedup_key, encode(p.fingerprint, 'hex'), p.outcome,"
-    " p.reason, p.result_event_id::text"
-    " FROM unnest($1::text[], $2::text[]) AS k(s, d)"
-    " JOIN processed_commands p ON p.source = k.s AND p.dedup_key = k.d"};
-
-static const db_stmt_t stmt_parked = {
-    "batch_parked",
-    "SELECT id, order_id::text, source, dedup_key, payload, msg_ts_us,"
-    " source_topic, source_partition, source_offset FROM deferred_commands"
-    " WHERE order_id = ANY($1::uuid[]) ORDER BY id FOR UPDATE"};
-
 static const db_stmt_t stmt_numbers = {
     "batch_numbers",
     "SELECT nextval('order_number_seq') FROM generate_series(1, $1::int)"};
@@ -201,10 +190,10 @@ batch_load_queue(db_t *db, const batch_needs_t *cn, int try_,
     p2[0] = pgarray_str(&n->dsources);
     p2[1] = pgarray_str(&n->dkeys);
     if (st == OD_OK && n->dkeys.n > 0)
-        st = queue(db, l, L_DEDUP, &stmt_dedup, 2, p2, err, errlen);
+        st = dedup_queue_load(db, p2[0], p2[1], &l->rows[L_DEDUP], err, errlen);
     p2[0] = pgarray_str(&n->creates);
     if (st == OD_OK && n->creates.n > 0)
-        st = queue(db, l, L_PARKED, &stmt_parked, 1, p2, err, errlen);
+        st = deferred_queue_load(db, p2[0], &l->rows[L_PARKED], err, errlen);
     p2[0] = db_int_param(count, n->ncheckouts);
     if (st == OD_OK && n->ncheckouts > 0)
         st = queue(db, l, L_NUMBERS, &stmt_numbers, 1, p2, err, errlen);
@@ -376,74 +365,6 @@ take_taxes(batch_t *b, db_rows_t *rows)
 }
 
 static int
-hex_to_bytes(const char *hex, unsigned char *out, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        unsigned int v;
-
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-            return -1;
-        out[i] = (unsigned char)v;
-    }
-    return 0;
-}
-
-static int
-take_dedup(batch_t *b, db_rows_t *rows)
-{
-    static const char *const outcomes[] = {"applied", "rejected", "deferred"};
-
-    for (int r = 0; r < db_nrows(rows); r++) {
-        batch_dedup_t *d = calloc(1, sizeof(*d));
-
-        if (d == NULL)
-            return -1;
-        copy_str(d->source, sizeof(d->source), db_val(rows, r, 0));
-        copy_str(d->key, sizeof(d->key), db_val(rows, r, 1));
-        if (strlen(db_val(rows, r, 2)) != 64 ||
-            hex_to_bytes(db_val(rows, r, 2), d->fingerprint, 32) < 0)
-            memset(d->fingerprint, 0, 32);
-        d->outcome = "applied";
-        for (size_t i = 0; i < OD_ARRAY_LEN(outcomes); i++)
-            if (strcmp(db_val(rows, r, 3), outcomes[i]) == 0)
-                d->outcome = outcomes[i];
-        /* reasons are stable strings: keep the loaded one's own copy */
-        d->reason = db_isnull(rows, r, 4) ? NULL : strdup(db_val(rows, r, 4));
-        d->owns_reason = d->reason != NULL;
-        copy_str(d->event_id, sizeof(d->event_id), db_val(rows, r, 5));
-        if (push(&b->dedup, d) < 0)
-            return -1;
-    }
-    return 0;
-}
-
-static int
-take_parked(batch_t *b, db_rows_t *rows)
-{
-    for (int r = 0; r < db_nrows(rows); r++) {
-        batch_parked_t *p = calloc(1, sizeof(*p));
-
-        if (p == NULL)
-            return -1;
-        p->id = db_int64(rows, r, 0);
-        copy_str(p->order_id, sizeof(p->order_id), db_val(rows, r, 1));
-        copy_str(p->source, sizeof(p->source), db_val(rows, r, 2));
-        copy_str(p->key, sizeof(p->key), db_val(rows, r, 3));
-        p->payload = db_bytea(rows, r, 4, &p->len);
-        p->ts_us = db_int64(rows, r, 5);
-        copy_str(p->topic, sizeof(p->topic), db_val(rows, r, 6));
-        p->partition = (int32_t)db_int64(rows, r, 7);
-        p->offset = db_int64(rows, r, 8);
-        if (p->payload == NULL || push(&b->parked, p) < 0) {
-            free(p->payload);
-            free(p);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static int
 take_numbers(batch_t *b, db_rows_t *rows)
 {
     int n = db_nrows(rows);
@@ -475,9 +396,9 @@ batch_load_take(batch_t *b, batch_load_t *l, char *err, size_t errlen)
     if (rc == 0)
         rc = take_taxes(b, l->rows[L_TAXES]);
     if (rc == 0)
-        rc = take_dedup(b, l->rows[L_DEDUP]);
+        rc = dedup_take(l->rows[L_DEDUP], &b->dedup);
     if (rc == 0)
-        rc = take_parked(b, l->rows[L_PARKED]);
+        rc = deferred_take(l->rows[L_PARKED], &b->parked);
     if (rc == 0)
         rc = take_numbers(b, l->rows[L_NUMBERS]);
     for (int i = 0; i < L_N; i++)

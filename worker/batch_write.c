@@ -4,8 +4,10 @@
  * DESIGN: each table gets one statement whose parameters are arrays, one
  * per column, unnested side by side; tables that nothing changed get none.
  * Rows go in the order the foreign keys and the guards want: catalogue,
- * tax rates, new orders and their items, status changes, history, ledger,
- * dedup rows, parked commands, outbox. A status change is an UPDATE the
+ * tax rates, new orders and their items, status changes, history, ledger
+ * (their statements are here), then the dedup rows, the parking shelf and
+ * the outbox through the rooms that own those tables (dedup.c, deferred.c,
+ * outbox_store.c). A status change is an UPDATE the
  * transition guard checks, one per step: an order that moved twice in one
  * batch (pending, paid, processing) gets two statements, each moving every
  * order of that round one step, so the guard sees only legal single steps.
@@ -131,114 +133,14 @@ static const db_stmt_t stmt_ledger = {
     " $5::uuid[], $6::text[], $7::text[]) WITH ORDINALITY"
     " AS x(pid, vid, delta, reason, oid, dk, src, n) ORDER BY x.n"};
 
-static const db_stmt_t stmt_dedup_insert = {
-    "bw_dedup_insert",
-    "INSERT INTO processed_commands (source, dedup_key, fingerprint,"
-    " command_type, outcome, reason, result_event_id, order_id, source_topic,"
-    " source_partition, source_offset)"
-    " SELECT x.src, x.dk, decode(x.fp, 'hex'), x.type, x.outcome, x.reason,"
-    " x.eid, x.oid, x.topic, x.part, x.off"
-    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
-    " $6::text[], $7::uuid[], $8::uuid[], $9::text[], $10::int[],"
-    " $11::bigint[]) AS x(src, dk, fp, type, outcome, reason, eid, oid, topic,"
-    " part, off)"};
-
-/* a parked command's final outcome replaces 'deferred'. Every one must
- * find its row: a missing one fails the statement (an error the batch
- * could not predict: it is applied again command by command) */
-static const db_stmt_t stmt_dedup_resolve = {
-    "bw_dedup_resolve",
-    "WITH u AS (UPDATE processed_commands p SET outcome = x.outcome,"
-    " reason = x.reason, result_event_id = x.eid"
-    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::uuid[])"
-    " AS x(src, dk, outcome, reason, eid)"
-    " WHERE p.source = x.src AND p.dedup_key = x.dk"
-    " AND p.outcome = 'deferred' RETURNING 1)"
-    " SELECT CASE WHEN count(*) = cardinality($1::text[]) THEN 0 ELSE"
-    " ('parked command without its deferred dedup row: ' ||"
-    " (cardinality($1::text[]) - count(*)))::int END FROM u"};
-
-static const db_stmt_t stmt_parked_insert = {
-    "bw_parked_insert",
-    "INSERT INTO deferred_commands (order_id, source, dedup_key, payload,"
-    " msg_ts_us, source_topic, source_partition, source_offset)"
-    " SELECT x.oid, x.src, x.dk, decode(x.payload, 'hex'), x.ts, x.topic,"
-    " x.part, x.off"
-    " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[],"
-    " $5::bigint[], $6::text[], $7::int[], $8::bigint[]) WITH ORDINALITY"
-    " AS x(oid, src, dk, payload, ts, topic, part, off, n) ORDER BY x.n"};
-
-static const db_stmt_t stmt_parked_delete = {
-    "bw_parked_delete",
-    "DELETE FROM deferred_commands WHERE id = ANY($1::bigint[])"};
-
-static const db_stmt_t stmt_outbox = {
-    "bw_outbox",
-    "INSERT INTO outbox (event_id, topic, key, payload, headers, dedup_key)"
-    " SELECT x.eid, x.topic, decode(x.key, 'hex'),"
-    " CASE WHEN x.hex THEN decode(x.payload, 'hex')"
-    " ELSE convert_to(x.payload, 'UTF8') END, x.headers::jsonb,"
-    " NULLIF(x.dk, '')"
-    " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[],"
-    " $5::boolean[], $6::text[], $7::text[]) WITH ORDINALITY"
-    " AS x(eid, topic, key, payload, hex, headers, dk, n) ORDER BY x.n"};
-
-#define MAX_COLS 13
-
-/* One statement's columns while they are built. */
-typedef struct cols {
-    pgarray_t a[MAX_COLS];
-    int n;
-} cols_t;
-
-static void
-cols_init(cols_t *c, int n)
-{
-    memset(c, 0, sizeof(*c));
-    c->n = n;
-}
-
-static void
-cols_free(cols_t *c)
-{
-    for (int i = 0; i < c->n; i++)
-        pgarray_free(&c->a[i]);
-}
-
-/* Queues stmt with the columns as its parameters when it has rows;
- * frees the columns. */
-static od_status_t
-send(db_t *db, const db_stmt_t *stmt, cols_t *c, db_rows_t **rows, char *err,
-     size_t errlen)
-{
-    const char *params[MAX_COLS];
-    od_status_t st = OD_OK;
-
-    if (c->a[0].n > 0) {
-        for (int i = 0; i < c->n; i++) {
-            params[i] = pgarray_str(&c->a[i]);
-            if (params[i] == NULL) {
-                od_err(err, errlen, "out of memory writing a batch");
-                st = OD_RETRY;
-                goto out;
-            }
-        }
-        st =
-            db_queue_run(db, stmt, c->n, params, NULL, NULL, rows, err, errlen);
-    }
-out:
-    cols_free(c);
-    return st;
-}
-
 static od_status_t
 write_products(db_t *db, snapshot_t *s, char *err, size_t errlen)
 {
-    cols_t up, stock;
+    pgcols_t up, stock;
     od_status_t st;
 
-    cols_init(&up, 10);
-    cols_init(&stock, 2);
+    pgcols_init(&up, 10);
+    pgcols_init(&stock, 2);
     for (int i = 0; i < s->products.n; i++) {
         const snap_product_t *p = s->products.v[i];
 
@@ -258,22 +160,22 @@ write_products(db_t *db, snapshot_t *s, char *err, size_t errlen)
             pgarray_int(&stock.a[1], p->stock);
         }
     }
-    st = send(db, &stmt_products_upsert, &up, NULL, err, errlen);
+    st = db_queue_cols(db, &stmt_products_upsert, &up, NULL, err, errlen);
     if (st == OD_OK)
-        st = send(db, &stmt_products_stock, &stock, NULL, err, errlen);
+        st = db_queue_cols(db, &stmt_products_stock, &stock, NULL, err, errlen);
     else
-        cols_free(&stock);
+        pgcols_free(&stock);
     return st;
 }
 
 static od_status_t
 write_variants(db_t *db, snapshot_t *s, char *err, size_t errlen)
 {
-    cols_t up, stock;
+    pgcols_t up, stock;
     od_status_t st;
 
-    cols_init(&up, 7);
-    cols_init(&stock, 2);
+    pgcols_init(&up, 7);
+    pgcols_init(&stock, 2);
     for (int i = 0; i < s->variants.n; i++) {
         const snap_variant_t *v = s->variants.v[i];
 
@@ -290,20 +192,20 @@ write_variants(db_t *db, snapshot_t *s, char *err, size_t errlen)
             pgarray_int(&stock.a[1], v->stock);
         }
     }
-    st = send(db, &stmt_variants_upsert, &up, NULL, err, errlen);
+    st = db_queue_cols(db, &stmt_variants_upsert, &up, NULL, err, errlen);
     if (st == OD_OK)
-        st = send(db, &stmt_variants_stock, &stock, NULL, err, errlen);
+        st = db_queue_cols(db, &stmt_variants_stock, &stock, NULL, err, errlen);
     else
-        cols_free(&stock);
+        pgcols_free(&stock);
     return st;
 }
 
 static od_status_t
 write_taxes(db_t *db, snapshot_t *s, char *err, size_t errlen)
 {
-    cols_t c;
+    pgcols_t c;
 
-    cols_init(&c, 2);
+    pgcols_init(&c, 2);
     /* the newest version of each country: a rate set twice in one batch
      * is one row of the upsert */
     for (int i = s->taxes.n - 1; i >= 0; i--) {
@@ -318,17 +220,17 @@ write_taxes(db_t *db, snapshot_t *s, char *err, size_t errlen)
         pgarray_text(&c.a[0], t->country);
         pgarray_int(&c.a[1], t->rate_bps);
     }
-    return send(db, &stmt_taxes, &c, NULL, err, errlen);
+    return db_queue_cols(db, &stmt_taxes, &c, NULL, err, errlen);
 }
 
 static od_status_t
 write_orders(db_t *db, snapshot_t *s, char *err, size_t errlen)
 {
-    cols_t o, it;
+    pgcols_t o, it;
     od_status_t st;
 
-    cols_init(&o, 13);
-    cols_init(&it, 10);
+    pgcols_init(&o, 13);
+    pgcols_init(&it, 10);
     for (int i = 0; i < s->orders.n; i++) {
         const snap_order_t *r = s->orders.v[i];
 
@@ -362,11 +264,11 @@ write_orders(db_t *db, snapshot_t *s, char *err, size_t errlen)
             pgarray_int(&it.a[9], x->unit_price_cents);
         }
     }
-    st = send(db, &stmt_orders_insert, &o, NULL, err, errlen);
+    st = db_queue_cols(db, &stmt_orders_insert, &o, NULL, err, errlen);
     if (st == OD_OK)
-        st = send(db, &stmt_items_insert, &it, NULL, err, errlen);
+        st = db_queue_cols(db, &stmt_items_insert, &it, NULL, err, errlen);
     else
-        cols_free(&it);
+        pgcols_free(&it);
     return st;
 }
 
@@ -399,10 +301,10 @@ write_status(db_t *db, snapshot_t *s, char *err, size_t errlen)
         }
     }
     while (more && st == OD_OK) {
-        cols_t c;
+        pgcols_t c;
 
         more = 0;
-        cols_init(&c, 2);
+        pgcols_init(&c, 2);
         for (int i = 0; i < n; i++) {
             const snap_history_t *h = s->history.v[i];
 
@@ -413,7 +315,7 @@ write_status(db_t *db, snapshot_t *s, char *err, size_t errlen)
             pgarray_text(&c.a[0], h->order_id);
             pgarray_text(&c.a[1], fsm_status_name(h->to));
         }
-        st = send(db, &stmt_orders_status, &c, NULL, err, errlen);
+        st = db_queue_cols(db, &stmt_orders_status, &c, NULL, err, errlen);
         round++;
     }
     free(step);
@@ -423,9 +325,9 @@ write_status(db_t *db, snapshot_t *s, char *err, size_t errlen)
 static od_status_t
 write_payments(db_t *db, snapshot_t *s, char *err, size_t errlen)
 {
-    cols_t c;
+    pgcols_t c;
 
-    cols_init(&c, 4);
+    pgcols_init(&c, 4);
     for (int i = 0; i < s->orders.n; i++) {
         const snap_order_t *o = s->orders.v[i];
 
@@ -436,15 +338,15 @@ write_payments(db_t *db, snapshot_t *s, char *err, size_t errlen)
         pgarray_int(&c.a[2], o->paid_cents);
         pgarray_text(&c.a[3], o->tracking_number);
     }
-    return send(db, &stmt_orders_payment, &c, NULL, err, errlen);
+    return db_queue_cols(db, &stmt_orders_payment, &c, NULL, err, errlen);
 }
 
 static od_status_t
 write_history(db_t *db, snapshot_t *s, char *err, size_t errlen)
 {
-    cols_t c;
+    pgcols_t c;
 
-    cols_init(&c, 8);
+    pgcols_init(&c, 8);
     for (int i = 0; i < s->history.n; i++) {
         const snap_history_t *h = s->history.v[i];
 
@@ -459,15 +361,15 @@ write_history(db_t *db, snapshot_t *s, char *err, size_t errlen)
         pgarray_text(&c.a[6], h->note);
         pgarray_text(&c.a[7], h->source);
     }
-    return send(db, &stmt_history, &c, NULL, err, errlen);
+    return db_queue_cols(db, &stmt_history, &c, NULL, err, errlen);
 }
 
 static od_status_t
 write_ledger(db_t *db, snapshot_t *s, char *err, size_t errlen)
 {
-    cols_t c;
+    pgcols_t c;
 
-    cols_init(&c, 7);
+    pgcols_init(&c, 7);
     for (int i = 0; i < s->ledger.n; i++) {
         const snap_ledger_t *l = s->ledger.v[i];
 
@@ -479,104 +381,7 @@ write_ledger(db_t *db, snapshot_t *s, char *err, size_t errlen)
         pgarray_text(&c.a[5], l->dedup_key);
         pgarray_text(&c.a[6], l->source);
     }
-    return send(db, &stmt_ledger, &c, NULL, err, errlen);
-}
-
-static od_status_t
-write_dedup(db_t *db, batch_t *b, char *err, size_t errlen)
-{
-    cols_t ins, res;
-    od_status_t st;
-
-    cols_init(&ins, 11);
-    cols_init(&res, 5);
-    for (int i = 0; i < b->dedup.n; i++) {
-        const batch_dedup_t *d = b->dedup.v[i];
-
-        if (d->is_new) {
-            pgarray_text(&ins.a[0], d->source);
-            pgarray_text(&ins.a[1], d->key);
-            pgarray_hex(&ins.a[2], d->fingerprint, 32);
-            pgarray_text(&ins.a[3], d->command_type);
-            pgarray_text(&ins.a[4], d->outcome);
-            pgarray_text(&ins.a[5], d->reason);
-            pgarray_text(&ins.a[6], d->event_id);
-            pgarray_text(&ins.a[7], d->order_id[0] ? d->order_id : NULL);
-            pgarray_text(&ins.a[8], d->topic);
-            pgarray_int(&ins.a[9], d->partition);
-            pgarray_int(&ins.a[10], d->offset);
-        } else if (d->resolved) {
-            pgarray_text(&res.a[0], d->source);
-            pgarray_text(&res.a[1], d->key);
-            pgarray_text(&res.a[2], d->outcome);
-            pgarray_text(&res.a[3], d->reason);
-            pgarray_text(&res.a[4], d->event_id);
-        }
-    }
-    st = send(db, &stmt_dedup_insert, &ins, NULL, err, errlen);
-    if (st == OD_OK)
-        st = send(db, &stmt_dedup_resolve, &res, NULL, err, errlen);
-    else
-        cols_free(&res);
-    return st;
-}
-
-static od_status_t
-write_parked(db_t *db, batch_t *b, char *err, size_t errlen)
-{
-    cols_t ins, del;
-    od_status_t st;
-
-    cols_init(&ins, 8);
-    cols_init(&del, 1);
-    for (int i = 0; i < b->parked.n; i++) {
-        const batch_parked_t *p = b->parked.v[i];
-
-        if (p->id > 0 && p->taken) {
-            pgarray_int(&del.a[0], p->id);
-        } else if (p->id == 0 && !p->taken) {
-            pgarray_text(&ins.a[0], p->order_id);
-            pgarray_text(&ins.a[1], p->source);
-            pgarray_text(&ins.a[2], p->key);
-            pgarray_hex(&ins.a[3], p->payload, p->len);
-            pgarray_int(&ins.a[4], p->ts_us);
-            pgarray_text(&ins.a[5], p->topic);
-            pgarray_int(&ins.a[6], p->partition);
-            pgarray_int(&ins.a[7], p->offset);
-        }
-    }
-    st = send(db, &stmt_parked_delete, &del, NULL, err, errlen);
-    if (st == OD_OK)
-        st = send(db, &stmt_parked_insert, &ins, NULL, err, errlen);
-    else
-        cols_free(&ins);
-    return st;
-}
-
-static od_status_t
-write_outbox(db_t *db, batch_t *b, char *err, size_t errlen)
-{
-    cols_t c;
-
-    cols_init(&c, 7);
-    for (int i = 0; i < b->events.n; i++) {
-        const batch_event_t *e = b->events.v[i];
-
-        pgarray_text(&c.a[0], e->event_id);
-        pgarray_text(&c.a[1], e->topic);
-        if (e->key_len > 0)
-            pgarray_hex(&c.a[2], e->key, e->key_len);
-        else
-            pgarray_null(&c.a[2]);
-        if (e->hex)
-            pgarray_hex(&c.a[3], e->payload, e->len);
-        else
-            pgarray_text(&c.a[3], e->payload);
-        pgarray_bool(&c.a[4], e->hex);
-        pgarray_text(&c.a[5], e->headers);
-        pgarray_text(&c.a[6], e->dedup_key);
-    }
-    return send(db, &stmt_outbox, &c, NULL, err, errlen);
+    return db_queue_cols(db, &stmt_ledger, &c, NULL, err, errlen);
 }
 
 od_status_t
@@ -601,10 +406,10 @@ batch_write_queue(db_t *db, batch_t *b, char *err, size_t errlen)
     if (st == OD_OK)
         st = write_ledger(db, s, err, errlen);
     if (st == OD_OK)
-        st = write_dedup(db, b, err, errlen);
+        st = dedup_queue_write(db, &b->dedup, err, errlen);
     if (st == OD_OK)
-        st = write_parked(db, b, err, errlen);
+        st = deferred_queue_write(db, &b->parked, err, errlen);
     if (st == OD_OK)
-        st = write_outbox(db, b, err, errlen);
+        st = outbox_queue_write(db, &b->events, err, errlen);
     return st;
 }

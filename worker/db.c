@@ -879,3 +879,26 @@ db_round_trips_total(void)
 {
     return atomic_load(&db_round_trips);
 }
+
+od_status_t
+db_queue_cols(db_t *db, const db_stmt_t *stmt, pgcols_t *cols, db_rows_t **rows,
+              char *err, size_t errlen)
+{
+    const char *params[PGCOLS_MAX];
+    od_status_t st = OD_OK;
+
+    if (pgcols_rows(cols) > 0) {
+        for (int i = 0; i < cols->n && st == OD_OK; i++) {
+            params[i] = pgarray_str(&cols->a[i]);
+            if (params[i] == NULL) {
+                od_err(err, errlen, "out of memory building %s", stmt->name);
+                st = OD_RETRY;
+            }
+        }
+        if (st == OD_OK)
+            st = db_queue_run(db, stmt, cols->n, params, NULL, NULL, rows, err,
+                              errlen);
+    }
+    pgcols_free(cols);
+    return st;
+}

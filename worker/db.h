@@ -4,6 +4,7 @@
 #define OD_DB_H
 
 #include "od.h"
+#include "pgarray.h"
 
 typedef struct db db_t;
 typedef struct db_rows db_rows_t; /* one statement's result rows */
@@ -129,6 +130,15 @@ od_status_t db_queue_run(db_t *db, const db_stmt_t *stmt, int nparams,
                          const char *const *params, const int *lengths,
                          const int *formats, db_rows_t **rows, char *err,
                          size_t errlen) OD_MUSTCHECK;
+
+/*
+ * Queues stmt with the columns' array literals as its parameters (one per
+ * column, in order) when they hold at least one row; frees the columns
+ * either way. OD_OK, or OD_RETRY when out of memory.
+ */
+od_status_t db_queue_cols(db_t *db, const db_stmt_t *stmt, pgcols_t *cols,
+                          db_rows_t **rows, char *err,
+                          size_t errlen) OD_MUSTCHECK;
 
 /* 1 when the last call failed in a statement queued by db_queue_run */
 int db_failed_queued(const db_t *db);

@@ -27,6 +27,7 @@
 #include "db.h"
 #include "log.h"
 #include "metrics.h"
+#include "offsets.h"
 
 #define EXECUTOR_MAX_PARTS 256
 
@@ -82,23 +83,6 @@ struct executor {
     int halted;
     unsigned int seed;
 };
-
-static const db_stmt_t stmt_offset_lock = {
-    "exec_offset_lock",
-    "INSERT INTO consumer_offsets (grp, topic, partition, next_offset)"
-    " VALUES ($1, $2, $3, 0)"
-    " ON CONFLICT (grp, topic, partition)"
-    " DO UPDATE SET next_offset = consumer_offsets.next_offset"
-    " RETURNING next_offset, replay_until"};
-
-static const db_stmt_t stmt_offset_store = {
-    "exec_offset_store",
-    "UPDATE consumer_offsets SET next_offset = $4, updated_at = now()"
-    " WHERE grp = $1 AND topic = $2 AND partition = $3"};
-
-static const db_stmt_t stmt_offset_read = {
-    "exec_offset_read", "SELECT next_offset FROM consumer_offsets"
-                        " WHERE grp = $1 AND topic = $2 AND partition = $3"};
 
 static void
 backoff(executor_t *ex, int attempt)
@@ -159,7 +143,7 @@ collect_parts(executor_t *ex)
 /*
  * Queues the lock of every partition's offset row, in ascending order,
  * for the next statement's round trip (with flush, runs them now).
- * offsets_read picks up what they returned.
+ * stored_offsets picks up what they returned.
  */
 static od_status_t
 lock_offsets(executor_t *ex, int flush, char *err, size_t errlen)
@@ -168,12 +152,9 @@ lock_offsets(executor_t *ex, int flush, char *err, size_t errlen)
 
     for (int i = 0; i < ex->nparts && st == OD_OK; i++) {
         part_state_t *p = &ex->parts[i];
-        char part[24];
-        const char *params[3] = {ex->cfg->group, p->topic,
-                                 db_int_param(part, p->partition)};
+        offsets_key_t k = {ex->cfg->group, p->topic, p->partition};
 
-        st = db_queue_run(ex->db, &stmt_offset_lock, 3, params, NULL, NULL,
-                          &p->offset_rows, err, errlen);
+        st = offsets_queue_lock(ex->db, &k, &p->offset_rows, err, errlen);
     }
     if (st == OD_OK && flush)
         st = db_flush(ex->db, err, errlen);
@@ -182,19 +163,16 @@ lock_offsets(executor_t *ex, int flush, char *err, size_t errlen)
 
 /* The stored offsets the queued locks returned; frees their rows. */
 static od_status_t
-offsets_read(executor_t *ex, od_status_t st, char *err, size_t errlen)
+stored_offsets(executor_t *ex, od_status_t st, char *err, size_t errlen)
 {
     for (int i = 0; i < ex->nparts; i++) {
         part_state_t *p = &ex->parts[i];
 
-        if (st == OD_OK && db_nrows(p->offset_rows) != 1) {
+        if (st == OD_OK &&
+            offsets_locked(p->offset_rows, &p->stored, &p->replay_until) < 0) {
             od_err(err, errlen, "offset row of %s/%d not returned", p->topic,
                    (int)p->partition);
             st = OD_RETRY;
-        }
-        if (st == OD_OK) {
-            p->stored = db_int64(p->offset_rows, 0, 0);
-            p->replay_until = db_int64(p->offset_rows, 0, 1);
         }
         db_rows_free(p->offset_rows);
         p->offset_rows = NULL;
@@ -384,15 +362,11 @@ store_offsets(executor_t *ex, char *err, size_t errlen)
 
     for (int i = 0; i < ex->nparts && st == OD_OK; i++) {
         part_state_t *p = &ex->parts[i];
-        char part[24], next[24];
-        const char *params[4] = {ex->cfg->group, p->topic,
-                                 db_int_param(part, p->partition),
-                                 db_int_param(next, p->done + 1)};
+        offsets_key_t k = {ex->cfg->group, p->topic, p->partition};
 
         if (p->done < p->stored)
             continue;
-        st = db_queue_run(ex->db, &stmt_offset_store, 4, params, NULL, NULL,
-                          NULL, err, errlen);
+        st = offsets_queue_store(ex->db, &k, p->done + 1, err, errlen);
     }
     return st;
 }
@@ -426,7 +400,7 @@ process_one_by_one(executor_t *ex, const char *why, char *err, size_t errlen)
     batch_msgs(ex);
     db_queue_tx(ex->db, DB_TX_BEGIN);
     st = lock_offsets(ex, 1, err, errlen);
-    st = offsets_read(ex, st, err, errlen);
+    st = stored_offsets(ex, st, err, errlen);
     if (st != OD_OK)
         goto fail;
     for (int i = 0; i < ex->nparts; i++) {
@@ -504,7 +478,7 @@ process_batch(executor_t *ex, int blocking, int *dropped, int *busy, char *err,
             st = lst;
     }
     batch_needs_free(&needs);
-    st = offsets_read(ex, st, err, errlen);
+    st = stored_offsets(ex, st, err, errlen);
     if (st != OD_OK)
         goto fail;
     seek = needs_seek_back(ex);
@@ -731,25 +705,21 @@ idle_check(executor_t *ex)
         return;
     for (int i = 0; i < ex->nassigned; i++) {
         assigned_t *a = &ex->assigned[i];
-        char part[24];
-        const char *params[3] = {ex->cfg->group, a->topic,
-                                 db_int_param(part, a->partition)};
-        db_rows_t *rows = NULL;
-        int64_t pos;
+        offsets_key_t k = {ex->cfg->group, a->topic, a->partition};
+        int64_t pos, stored;
 
-        if (db_run(ex->db, &stmt_offset_read, 3, params, &rows, err,
-                   sizeof(err)) != OD_OK) {
+        if (offsets_read(ex->db, &k, &stored, err, sizeof(err)) != OD_OK) {
             log_debug("idle check: %s", err);
             return;
         }
         pos = consumer_position(ex->consumer, a->topic, a->partition);
         if (pos < 0)
             pos = a->start; /* nothing consumed since the assignment */
-        if (db_nrows(rows) == 1 && pos >= 0 && db_int64(rows, 0, 0) < pos) {
+        if (stored >= 0 && pos >= 0 && stored < pos) {
             part_state_t p = {.topic = a->topic,
                               .partition = a->partition,
                               .first = pos,
-                              .stored = db_int64(rows, 0, 0)};
+                              .stored = stored};
 
             if (!already_sought(ex, &p)) {
                 log_info("stored offset of %s/%d moved back to %lld: "
@@ -765,7 +735,6 @@ idle_check(executor_t *ex)
                 consumer_seek(ex->consumer, a->topic, a->partition, p.stored);
             }
         }
-        db_rows_free(rows);
     }
 }
 
@@ -787,23 +756,20 @@ on_assign(void *arg, consumer_part_t *parts, int n)
     }
     for (int i = 0; i < n; i++) {
         for (;;) {
-            char part[24];
-            const char *params[3] = {ex->cfg->group, parts[i].topic,
-                                     db_int_param(part, parts[i].partition)};
-            db_rows_t *rows = NULL;
+            offsets_key_t k = {ex->cfg->group, parts[i].topic,
+                               parts[i].partition};
+            int64_t stored = -1;
             od_status_t st = OD_OK;
 
             if (!db_ok(ex->db))
                 st = db_reconnect(ex->db, err, sizeof(err));
             if (st == OD_OK)
-                st = db_run(ex->db, &stmt_offset_read, 3, params, &rows, err,
-                            sizeof(err));
+                st = offsets_read(ex->db, &k, &stored, err, sizeof(err));
             if (st == OD_OK) {
-                parts[i].offset =
-                    db_nrows(rows) == 1 ? db_int64(rows, 0, 0) : -2;
+                /* -2: from the beginning, for a partition never stored */
+                parts[i].offset = stored >= 0 ? stored : -2;
                 if (i < EXECUTOR_MAX_PARTS)
                     ex->assigned[i].start = parts[i].offset;
-                db_rows_free(rows);
                 break;
             }
             log_warn("executor %d: could not read stored offsets: %s", ex->id,

@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include "db.h"
+#include "outbox_store.h"
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
@@ -41,15 +42,6 @@ struct outbox {
     atomic_int stop;
     int started;
 };
-
-static const db_stmt_t stmt_claim = {
-    "outbox_claim", "SELECT id, topic, key, payload, headers FROM outbox"
-                    " WHERE published_at IS NULL ORDER BY id LIMIT 1000"
-                    " FOR UPDATE SKIP LOCKED"};
-
-static const db_stmt_t stmt_mark = {
-    "outbox_mark",
-    "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])"};
 
 /* Delivery report, served on the publisher thread: the message's opaque
  * points at its row's delivered flag, the client's at the outbox. */
@@ -217,7 +209,7 @@ publish_round(outbox_t *ob, int *count, char *err, size_t errlen)
     st = db_begin(ob->db, err, errlen);
     if (st != OD_OK)
         return st;
-    st = db_run(ob->db, &stmt_claim, 0, NULL, &rows, err, errlen);
+    st = outbox_claim(ob->db, &rows, err, errlen);
     if (st != OD_OK)
         goto fail;
     n = db_nrows(rows);
@@ -270,9 +262,7 @@ publish_round(outbox_t *ob, int *count, char *err, size_t errlen)
     ids[idlen++] = '}';
     ids[idlen] = '\0';
     if (*count > 0) {
-        const char *params[1] = {ids};
-
-        st = db_run(ob->db, &stmt_mark, 1, params, NULL, err, errlen);
+        st = outbox_mark(ob->db, ids, err, errlen);
         if (st != OD_OK)
             goto fail;
     }

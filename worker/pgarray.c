@@ -133,3 +133,23 @@ pgarray_str(pgarray_t *a)
     a->buf[a->len + 1] = '\0';
     return a->buf;
 }
+
+void
+pgcols_init(pgcols_t *c, int n)
+{
+    memset(c, 0, sizeof(*c));
+    c->n = n;
+}
+
+void
+pgcols_free(pgcols_t *c)
+{
+    for (int i = 0; i < c->n; i++)
+        pgarray_free(&c->a[i]);
+}
+
+int
+pgcols_rows(const pgcols_t *c)
+{
+    return c->n > 0 ? c->a[0].n : 0;
+}

@@ -33,4 +33,18 @@ void pgarray_hex(pgarray_t *a, const void *data, size_t len);
  * NULL when out of memory. */
 const char *pgarray_str(pgarray_t *a);
 
+/* The columns of one set-based statement, one array each, filled row by
+ * row; db_queue_cols sends them. */
+#define PGCOLS_MAX 14
+
+typedef struct pgcols {
+    pgarray_t a[PGCOLS_MAX];
+    int n;
+} pgcols_t;
+
+void pgcols_init(pgcols_t *c, int n);
+void pgcols_free(pgcols_t *c);
+/* How many rows the columns hold (the first column's count). */
+int pgcols_rows(const pgcols_t *c);
+
 #endif

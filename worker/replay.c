@@ -17,6 +17,8 @@
 #include "../handlers/command.h"
 #include "cli.h"
 #include "db.h"
+#include "dedup.h"
+#include "offsets.h"
 #include "kafka.h"
 #include "log.h"
 
@@ -31,22 +33,6 @@ typedef struct replay_part {
 typedef struct replay_counts {
     long apply, duplicate, conflict, invalid, poison;
 } replay_counts_t;
-
-static const db_stmt_t stmt_stored = {
-    "replay_stored", "SELECT partition, next_offset FROM consumer_offsets"
-                     " WHERE grp = $1 AND topic = $2 ORDER BY partition"};
-
-static const db_stmt_t stmt_move = {
-    "replay_move",
-    "UPDATE consumer_offsets SET next_offset = $4,"
-    " replay_until = CASE WHEN $5 THEN LEAST(replay_until, $4)"
-    "  ELSE GREATEST(replay_until, next_offset) END, updated_at = now()"
-    " WHERE grp = $1 AND topic = $2 AND partition = $3"
-    " AND next_offset > $4"};
-
-static const db_stmt_t stmt_known = {
-    "replay_known", "SELECT fingerprint = $2 FROM processed_commands"
-                    " WHERE source = $3 AND dedup_key = $1"};
 
 static rd_kafka_t *
 replay_consumer(const od_config_t *cfg)
@@ -147,21 +133,17 @@ classify(db_t *db, const char *source, const rd_kafka_message_t *rkm,
     if (p == CMD_PARSE_POISON) {
         c->poison++;
     } else {
-        const char *params[3] = {env.dedup_key, (const char *)env.fingerprint,
-                                 source};
-        int lengths[3] = {0, 32, 0}, formats[3] = {0, 1, 0};
-        db_rows_t *rows = NULL;
+        int found = 0, same = 0;
 
-        if (db_run_ex(db, &stmt_known, 3, params, lengths, formats, &rows, err,
-                      sizeof(err)) != OD_OK)
+        if (dedup_lookup(db, source, env.dedup_key, env.fingerprint, &found,
+                         &same, err, sizeof(err)) != OD_OK)
             fprintf(stderr, "orderd replay: %s\n", err);
-        else if (db_nrows(rows) == 0)
+        else if (!found)
             p == CMD_PARSE_INVALID ? c->invalid++ : c->apply++;
-        else if (db_bool(rows, 0, 0))
+        else if (same)
             c->duplicate++;
         else
             c->conflict++;
-        db_rows_free(rows);
     }
     command_env_free(&env);
 }
@@ -222,14 +204,12 @@ replay_topic(const od_config_t *cfg, db_t *db, rd_kafka_t *rk,
     const od_source_t *src = sources_by_topic(&cfg->sources, topic);
     replay_part_t parts[REPLAY_MAX_PARTS];
     replay_counts_t counts = {0};
-    const char *params[5];
     char err[1024];
     db_rows_t *rows = NULL;
     int n = 0;
 
-    params[0] = cfg->group;
-    params[1] = topic;
-    if (db_run(db, &stmt_stored, 2, params, &rows, err, sizeof(err)) != OD_OK) {
+    if (offsets_of_topic(db, cfg->group, topic, &rows, err, sizeof(err)) !=
+        OD_OK) {
         fprintf(stderr, "orderd replay: %s\n", err);
         return -1;
     }
@@ -264,13 +244,10 @@ replay_topic(const od_config_t *cfg, db_t *db, rd_kafka_t *rk,
         return 0;
     }
     for (int i = 0; i < n; i++) {
-        char part[24], target[24];
+        offsets_key_t k = {cfg->group, topic, parts[i].partition};
 
-        params[2] = db_int_param(part, parts[i].partition);
-        params[3] = db_int_param(target, parts[i].target);
-        params[4] = loud ? "true" : "false";
-        if (db_run(db, &stmt_move, 5, params, NULL, err, sizeof(err)) !=
-            OD_OK) {
+        if (offsets_move_back(db, &k, parts[i].target, loud, err,
+                              sizeof(err)) != OD_OK) {
             fprintf(stderr, "orderd replay: %s\n", err);
             return -1;
         }

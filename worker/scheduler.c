@@ -30,8 +30,10 @@
 
 #include "apply.h"
 #include "db.h"
+#include "dedup.h"
 #include "log.h"
 #include "metrics.h"
+#include "outbox_store.h"
 
 #define SCHEDULER_LOCK_KEY "4242002"
 #define SCHEDULER_BATCH 100
@@ -61,33 +63,6 @@ static const db_stmt_t stmt_due = {
     " AND NOT EXISTS (SELECT 1 FROM processed_commands p"
     "  WHERE p.source = 'orderd' AND p.dedup_key = 'orderd-expire:' || o.id)"
     " ORDER BY expires_at, id LIMIT 100 FOR UPDATE SKIP LOCKED"};
-
-/*
- * Both purges stay cheap whatever the plan: the dedup purge walks the
- * created_at index in order and stops at the cutoff, the outbox purge
- * looks at the 1000 oldest rows only (by primary key) and deletes those
- * published before the cutoff. Rows still unpublished are never deleted.
- * The rows to delete are collected into an array first (an InitPlan) and
- * then deleted by key (for dedup rows, whose key is (source, dedup_key),
- * by their row address: a tid scan, and a row moved meanwhile by a
- * concurrent update is simply not deleted this tick): written as "WHERE id IN
- * (subquery)", a generic plan made while the table was empty joined the whole
- * table against the subquery in a nested loop, re-running it for every row
- * (seconds per tick at 30,000 outbox rows, and growing with the table).
- */
-static const db_stmt_t stmt_purge_dedup = {
-    "sched_purge_dedup",
-    "DELETE FROM processed_commands WHERE ctid = ANY(ARRAY("
-    " SELECT ctid FROM processed_commands"
-    " WHERE created_at < now() - $1::bigint * interval '1 millisecond'"
-    " ORDER BY created_at LIMIT 1000))"};
-
-static const db_stmt_t stmt_purge_outbox = {
-    "sched_purge_outbox",
-    "DELETE FROM outbox WHERE id = ANY(ARRAY("
-    " SELECT id FROM (SELECT id, published_at FROM outbox"
-    "  ORDER BY id LIMIT 1000) oldest"
-    " WHERE published_at < now() - $1::bigint * interval '1 millisecond'))"};
 
 static void
 rollback_quietly(db_t *db)
@@ -196,16 +171,6 @@ expire_parked(scheduler_t *s, char *err, size_t errlen)
 }
 
 static od_status_t
-purge(scheduler_t *s, const db_stmt_t *stmt, int64_t retention_ms, char *err,
-      size_t errlen)
-{
-    char ms[24];
-    const char *params[1] = {db_int_param(ms, retention_ms)};
-
-    return db_run(s->db, stmt, 1, params, NULL, err, errlen);
-}
-
-static od_status_t
 scheduler_tick(scheduler_t *s, char *err, size_t errlen)
 {
     due_cursor_t cur = {"-infinity", "00000000-0000-0000-0000-000000000000"};
@@ -239,10 +204,9 @@ scheduler_tick(scheduler_t *s, char *err, size_t errlen)
     st = expire_parked(s, err, errlen);
     if (st != OD_OK)
         return st;
-    st = purge(s, &stmt_purge_dedup, s->cfg->dedup_retention_ms, err, errlen);
+    st = dedup_purge(s->db, s->cfg->dedup_retention_ms, err, errlen);
     if (st == OD_OK)
-        st = purge(s, &stmt_purge_outbox, s->cfg->outbox_retention_ms, err,
-                   errlen);
+        st = outbox_purge(s->db, s->cfg->outbox_retention_ms, err, errlen);
     return st;
 }
 

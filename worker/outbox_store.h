@@ -1,0 +1,39 @@
+/* outbox_store.h - the outbox table: rows written with the effects they announce,
+ * claimed and marked by the publisher, purged after retention. Every
+ * statement on the table is here */
+#ifndef OD_OUTBOX_STORE_H
+#define OD_OUTBOX_STORE_H
+
+#include "../handlers/snapshot.h"
+#include "db.h"
+
+/* One outbox row. payload is JSON text unless hex is set (DLQ copies of
+ * arbitrary bytes). */
+typedef struct outbox_row {
+    char event_id[37];
+    const char *topic;
+    unsigned char *key;
+    size_t key_len;
+    char *payload;
+    size_t len;
+    int hex;
+    char *headers; /* JSON text or NULL */
+    char dedup_key[CMD_DEDUP_KEY_MAX + 1];
+} outbox_row_t;
+
+/* Queues the INSERT of rows (outbox_row_t), in order. */
+od_status_t outbox_queue_write(db_t *db, const snap_vec_t *rows, char *err,
+                               size_t errlen) OD_MUSTCHECK;
+/* Claims up to 1000 unpublished rows, oldest first (FOR UPDATE SKIP
+ * LOCKED), on the open transaction: id, topic, key, payload, headers. */
+od_status_t outbox_claim(db_t *db, db_rows_t **rows, char *err,
+                         size_t errlen) OD_MUSTCHECK;
+/* Marks the rows of a bigint[] literal of ids published. */
+od_status_t outbox_mark(db_t *db, const char *ids, char *err,
+                        size_t errlen) OD_MUSTCHECK;
+/* Deletes published rows older than retention_ms among the 1000 oldest. */
+od_status_t outbox_purge(db_t *db, int64_t retention_ms, char *err,
+                         size_t errlen) OD_MUSTCHECK;
+void outbox_rows_free(snap_vec_t *rows);
+
+#endif
