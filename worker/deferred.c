@@ -95,8 +95,7 @@ deferred_take(db_rows_t *rows, snap_vec_t *out)
 }
 
 od_status_t
-deferred_queue_write(db_t *db, const snap_vec_t *rows, char *err,
-                     size_t errlen)
+deferred_queue_write(db_t *db, const snap_vec_t *rows, char *err, size_t errlen)
 {
     pgcols_t ins, del;
     od_status_t st;

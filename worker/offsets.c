@@ -105,9 +105,9 @@ offsets_move_back(db_t *db, const offsets_key_t *k, int64_t target, int loud,
                   char *err, size_t errlen)
 {
     char part[24], off[24];
-    const char *params[5] = {k->group, k->topic,
-                             db_int_param(part, k->partition),
-                             db_int_param(off, target), loud ? "true" : "false"};
+    const char *params[5] = {
+        k->group, k->topic, db_int_param(part, k->partition),
+        db_int_param(off, target), loud ? "true" : "false"};
 
     return db_run(db, &stmt_move_back, 5, params, NULL, err, errlen);
 }

@@ -1,5 +1,5 @@
-/* outbox_store.h - the outbox table: rows written with the effects they announce,
- * claimed and marked by the publisher, purged after retention. Every
+/* outbox_store.h - the outbox table: rows written with the effects they
+ * announce, claimed and marked by the publisher, purged after retention. Every
  * statement on the table is here */
 #ifndef OD_OUTBOX_STORE_H
 #define OD_OUTBOX_STORE_H
