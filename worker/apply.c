@@ -74,7 +74,9 @@ apply_result_text(const cmd_env_t *env, const cmd_result_t *res,
         od_format_time(od_now_us(), at, sizeof(at)));
     if (ev == NULL)
         return NULL;
-    if (json_object_get(ev, "details") == NULL)
+    /* "O?" packs a missing value as null: the contract's details is an
+     * object, empty when there is nothing to say */
+    if (!json_is_object(json_object_get(ev, "details")))
         json_object_set_new(ev, "details", json_object());
     if (json_object_get(ev, "order") == NULL)
         json_object_set_new(ev, "order", json_null());

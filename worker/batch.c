@@ -406,13 +406,15 @@ decide_known(batch_t *b, const apply_config_t *cfg, batch_msg_t *m,
     return rc;
 }
 
-/* The static name of an outcome's reason: results keep static strings. */
+/* The dedup row of a decided command: a new one, a parked command's
+ * (resumed) or the internal_error refusal it takes over (retake, may be
+ * NULL) updated. */
 static void
 record_dedup(batch_t *b, const batch_msg_t *m, const cmd_result_t *res,
-             const char *event_id, int *fail)
+             const char *event_id, dedup_row_t *retake, int *fail)
 {
     dedup_row_t *d =
-        m->resumed ? dedup_find(b, m->env.source, m->env.dedup_key) : NULL;
+        m->resumed ? dedup_find(b, m->env.source, m->env.dedup_key) : retake;
 
     if (d == NULL) {
         d = vec_add(&b->dedup, sizeof(*d));
@@ -561,7 +563,7 @@ decide_one(batch_t *b, const apply_config_t *cfg, batch_msg_t *m, char *err,
     cmd_result_t res;
     snap_mark_t mark;
     char event_id[37];
-    dedup_row_t *known;
+    dedup_row_t *known, *retake = NULL;
     int fail = 0;
 
     memset(&m->rep, 0, sizeof(m->rep));
@@ -579,7 +581,14 @@ decide_one(batch_t *b, const apply_config_t *cfg, batch_msg_t *m, char *err,
     snprintf(m->rep.dedup_key, sizeof(m->rep.dedup_key), "%s",
              m->env.dedup_key);
     known = m->resumed ? NULL : dedup_find(b, m->env.source, m->env.dedup_key);
-    if (known != NULL)
+    /* a command refused internal_error may be applied when the same body
+     * comes again (a redrive from the dead-letter topic, once its cause
+     * is fixed): its row is taken over, not duplicated */
+    if (known != NULL && !known->is_new && known->reason != NULL &&
+        strcmp(known->reason, "internal_error") == 0 &&
+        memcmp(known->fingerprint, m->env.fingerprint, 32) == 0)
+        retake = known;
+    else if (known != NULL)
         return decide_known(b, cfg, m, known) < 0 ? -2 : 0;
 
     cmd_result_init(&res);
@@ -619,7 +628,7 @@ decide_one(batch_t *b, const apply_config_t *cfg, batch_msg_t *m, char *err,
             fail = 1;
     }
     od_uuid_v4(event_id);
-    record_dedup(b, m, &res, event_id, &fail);
+    record_dedup(b, m, &res, event_id, retake, &fail);
     m->rep.outcome = res.outcome;
     m->rep.reason = res.reason;
     if (fail || add_result(b, cfg, m, &res, event_id) < 0 ||
@@ -663,10 +672,11 @@ batch_decide(batch_t *b, const apply_config_t *cfg, batch_msg_t *msgs, int n,
 
 od_status_t
 batch_fail_message(batch_t *b, const apply_config_t *cfg, batch_msg_t *m,
-                   char *err, size_t errlen)
+                   int refused_before, char *err, size_t errlen)
 {
     cmd_result_t res;
     char event_id[37];
+    dedup_row_t *prior = NULL;
     int fail = 0;
 
     if (cfg->halt_on_internal_error) {
@@ -683,7 +693,18 @@ batch_fail_message(batch_t *b, const apply_config_t *cfg, batch_msg_t *m,
     m->rep.outcome = res.outcome;
     m->rep.reason = res.reason;
     od_uuid_v4(event_id);
-    record_dedup(b, m, &res, event_id, &fail);
+    if (refused_before) {
+        /* its earlier refusal stays, with this result's event */
+        prior = vec_add(&b->dedup, sizeof(*prior));
+        if (prior == NULL)
+            fail = 1;
+        else {
+            snprintf(prior->source, sizeof(prior->source), "%s", m->env.source);
+            snprintf(prior->key, sizeof(prior->key), "%s", m->env.dedup_key);
+            memcpy(prior->fingerprint, m->env.fingerprint, 32);
+        }
+    }
+    record_dedup(b, m, &res, event_id, prior, &fail);
     if (fail || add_result(b, cfg, m, &res, event_id) < 0 ||
         add_dlq(b, cfg, m, "internal_error", m->env.dedup_key) < 0)
         fail = 1;
@@ -731,6 +752,7 @@ batch_apply_isolated(db_t *db, const apply_config_t *cfg, batch_msg_t *m,
 {
     od_status_t st;
     batch_t b;
+    int refused_before = 0;
 
     db_queue_tx(db, DB_TX_SAVEPOINT);
     st = batch_run(db, cfg, m, 1, err, errlen);
@@ -744,8 +766,18 @@ batch_apply_isolated(db_t *db, const apply_config_t *cfg, batch_msg_t *m,
     st = db_rollback_to(db, err, errlen);
     if (st != OD_OK)
         return st;
+    /* a redriven command that fails again has its refusal's row */
+    if (m->parsed != CMD_PARSE_POISON) {
+        int found = 0, same = 0;
+
+        st = dedup_lookup(db, m->env.source, m->env.dedup_key,
+                          m->env.fingerprint, &found, &same, err, errlen);
+        if (st != OD_OK)
+            return st;
+        refused_before = found && same;
+    }
     batch_init(&b);
-    st = batch_fail_message(&b, cfg, m, err, errlen);
+    st = batch_fail_message(&b, cfg, m, refused_before, err, errlen);
     if (st == OD_OK)
         st = batch_write_queue(db, &b, err, errlen);
     batch_free(&b);

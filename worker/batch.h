@@ -113,10 +113,11 @@ od_status_t batch_apply_isolated(db_t *db, const apply_config_t *cfg,
                                  size_t errlen) OD_MUSTCHECK;
 
 /* Records m as rejected internal_error (its dedup row, its result and a
- * dead-letter copy) into an empty batch b, after its own writes failed.
- * OD_FATAL with --on-internal-error=halt. */
+ * dead-letter copy) into an empty batch b, after its own writes failed;
+ * refused_before: its dedup row exists (an internal_error refusal it was
+ * redriven from) and is updated. OD_FATAL with --on-internal-error=halt. */
 od_status_t batch_fail_message(batch_t *b, const apply_config_t *cfg,
-                               batch_msg_t *m, char *err,
+                               batch_msg_t *m, int refused_before, char *err,
                                size_t errlen) OD_MUSTCHECK;
 
 /* Queues the set-based writes of everything decided, one statement per

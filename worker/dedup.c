@@ -34,9 +34,10 @@ static const db_stmt_t stmt_insert = {
     " $11::bigint[]) AS x(src, dk, fp, type, outcome, reason, eid, oid, topic,"
     " part, off)"};
 
-/* a parked command's final outcome replaces 'deferred'. Every one must
- * find its row: a missing one fails the statement (an error the batch
- * could not predict: it is applied again command by command) */
+/* a parked command's final outcome replaces 'deferred', and a command
+ * refused internal_error that came again replaces its refusal. Every one
+ * must find its row: a missing one fails the statement (an error the
+ * batch could not predict: it is applied again command by command) */
 static const db_stmt_t stmt_resolve = {
     "dedup_resolve",
     "WITH u AS (UPDATE processed_commands p SET outcome = x.outcome,"
@@ -44,7 +45,8 @@ static const db_stmt_t stmt_resolve = {
     " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::uuid[])"
     " AS x(src, dk, outcome, reason, eid)"
     " WHERE p.source = x.src AND p.dedup_key = x.dk"
-    " AND p.outcome = 'deferred' RETURNING 1)"
+    " AND (p.outcome = 'deferred' OR p.reason = 'internal_error')"
+    " RETURNING 1)"
     " SELECT CASE WHEN count(*) = cardinality($1::text[]) THEN 0 ELSE"
     " ('parked command without its deferred dedup row: ' ||"
     " (cardinality($1::text[]) - count(*)))::int END FROM u"};

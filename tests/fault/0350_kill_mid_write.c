@@ -39,8 +39,8 @@ START_TEST(test_kill_during_the_write)
         ktest_send(&k, "1", line);
     }
     ktest_flush(&k);
-    w = ktest_worker_start(&k, (const char *const[]){"--batch-size", "500",
-                                                     NULL});
+    w = ktest_worker_start(&k,
+                           (const char *const[]){"--batch-size", "500", NULL});
     /* the batch's write is on the server, held by the trigger */
     seen = ktest_wait_sql(&k,
                           "SELECT count(*) FROM pg_stat_activity WHERE"
@@ -74,8 +74,7 @@ START_TEST(test_kill_during_the_write)
         const char *check[] = {"check", NULL};
         char *out = NULL;
 
-        ck_assert_msg(ktest_cli(&k, check, &out) == 0, "orderd check: %s",
-                      out);
+        ck_assert_msg(ktest_cli(&k, check, &out) == 0, "orderd check: %s", out);
         free(out);
     }
 }
