@@ -32,6 +32,9 @@ typedef struct apply_source {
     int64_t ts_us; /* Kafka message timestamp, 0 if none */
     const void *key;
     size_t key_len;
+    /* the W3C traceparent header the command carried (validated), NULL or
+     * "" when none: copied onto its result and domain events */
+    const char *traceparent;
 } apply_source_t;
 
 /* What happened, for metrics and logs. */

@@ -275,6 +275,22 @@ add_event(batch_t *b, const char *topic, const void *key, size_t key_len,
     return 0;
 }
 
+/* The headers of the events a message causes: its trace context, when
+ * it carried one (caller frees; NULL when none). */
+static char *
+trace_headers(const batch_msg_t *m)
+{
+    json_t *h;
+    char *text;
+
+    if (m->src.traceparent == NULL || m->src.traceparent[0] == '\0')
+        return NULL;
+    h = json_pack("{s:s}", "traceparent", m->src.traceparent);
+    text = h ? json_dumps(h, JSON_COMPACT) : NULL;
+    json_decref(h);
+    return text;
+}
+
 /* A copy of the message for the dead-letter topic, with the contract's
  * headers. */
 static int
@@ -290,6 +306,8 @@ add_dlq(batch_t *b, const apply_config_t *cfg, const batch_msg_t *m,
         od_escape(m->src.topic ? m->src.topic : "", etopic, sizeof(etopic)),
         "orderd-source-partition", (json_int_t)m->src.partition,
         "orderd-source-offset", (json_int_t)m->src.offset);
+    if (h != NULL && m->src.traceparent != NULL && m->src.traceparent[0])
+        json_object_set_new(h, "traceparent", json_string(m->src.traceparent));
     char *headers = h ? json_dumps(h, JSON_COMPACT) : NULL;
     char *copy = malloc(m->len + 1);
 
@@ -308,7 +326,7 @@ add_dlq(batch_t *b, const apply_config_t *cfg, const batch_msg_t *m,
 /* The extra events a result carries (order.expired, stock.low,
  * payment.refund_required), as outbox rows. */
 static int
-add_extra_events(batch_t *b, const apply_config_t *cfg, const cmd_env_t *env,
+add_extra_events(batch_t *b, const apply_config_t *cfg, const batch_msg_t *m,
                  const cmd_result_t *res)
 {
     size_t i;
@@ -333,9 +351,10 @@ add_extra_events(batch_t *b, const apply_config_t *cfg, const cmd_env_t *env,
                 json_string(od_format_time(od_now_us(), at, sizeof(at))));
         text = json_dumps(payload, JSON_COMPACT);
         json_decref(payload);
-        if (text == NULL || add_event(b, cfg->domain.events_topic, key,
-                                      key ? strlen(key) : 0, text, strlen(text),
-                                      0, NULL, env->dedup_key, event_id) < 0)
+        if (text == NULL ||
+            add_event(b, cfg->domain.events_topic, key, key ? strlen(key) : 0,
+                      text, strlen(text), 0, trace_headers(m), m->env.dedup_key,
+                      event_id) < 0)
             return -1;
     }
     return 0;
@@ -372,7 +391,8 @@ add_result(batch_t *b, const apply_config_t *cfg, batch_msg_t *m,
     key = res->order_id[0] ? res->order_id : m->env.dedup_key;
     snprintf(m->rep.event_id, sizeof(m->rep.event_id), "%s", event_id);
     return add_event(b, cfg->domain.events_topic, key, strlen(key), text,
-                     strlen(text), 0, NULL, m->env.dedup_key, event_id);
+                     strlen(text), 0, trace_headers(m), m->env.dedup_key,
+                     event_id);
 }
 
 /* The key was seen before: duplicate (same body) or dedup_key_reused. */
@@ -632,7 +652,7 @@ decide_one(batch_t *b, const apply_config_t *cfg, batch_msg_t *m, char *err,
     m->rep.outcome = res.outcome;
     m->rep.reason = res.reason;
     if (fail || add_result(b, cfg, m, &res, event_id) < 0 ||
-        add_extra_events(b, cfg, &m->env, &res) < 0 ||
+        add_extra_events(b, cfg, m, &res) < 0 ||
         (m->rep.internal_error &&
          (m->rep.dlq = 1,
           add_dlq(b, cfg, m, "internal_error", m->env.dedup_key) < 0))) {

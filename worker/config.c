@@ -55,8 +55,8 @@ static const opt_t options[] = {
     {"threads", "ORDERD_THREADS", OPT_INT, OFF(threads), "0",
      "executor threads (0: one per core)"},
     {"batch-size", "ORDERD_BATCH_SIZE", OPT_INT, OFF(batch_size), "50",
-     "commands per transaction at most (keep it under 64: see "
-     "docs/performance.md)"},
+     "commands per transaction at most (one load and one write per batch: "
+     "see docs/performance.md)"},
     {"batch-wait-ms", "ORDERD_BATCH_WAIT_MS", OPT_INT, OFF(batch_wait_ms), "5",
      "how long a batch waits to fill"},
     {"default-tax-bps", "ORDERD_DEFAULT_TAX_BPS", OPT_INT, OFF(default_tax_bps),

@@ -158,6 +158,21 @@ consumer_poll(consumer_t *c, int timeout_ms, consumer_msg_t *msg)
     msg->key_len = rkm->key_len;
     msg->payload = rkm->payload ? rkm->payload : "";
     msg->len = rkm->len;
+    msg->traceparent[0] = '\0';
+    {
+        rd_kafka_headers_t *hdrs;
+        const void *val;
+        size_t size;
+
+        if (rd_kafka_message_headers(rkm, &hdrs) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR &&
+            rd_kafka_header_get_last(hdrs, "traceparent", &val, &size) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR &&
+            od_traceparent_valid(val, size)) {
+            memcpy(msg->traceparent, val, size);
+            msg->traceparent[size] = '\0';
+        }
+    }
     msg->rkm = rkm;
     return 1;
 }

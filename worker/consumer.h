@@ -19,7 +19,8 @@ typedef struct consumer_msg {
     size_t key_len;
     const void *payload;
     size_t len;
-    void *rkm; /* the underlying message */
+    char traceparent[OD_TRACEPARENT_LEN + 1]; /* "" when none or invalid */
+    void *rkm;                                /* the underlying message */
 } consumer_msg_t;
 
 typedef struct consumer_part {

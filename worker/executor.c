@@ -301,6 +301,7 @@ batch_msgs(executor_t *ex)
         bm->src.key_len = m->key_len;
         bm->payload = m->payload;
         bm->len = m->len;
+        bm->src.traceparent = m->traceparent;
     }
 }
 

@@ -265,3 +265,34 @@ od_escape(const char *s, char *out, size_t outlen)
     out[o] = '\0';
     return out;
 }
+
+static int
+lower_hex(const char *s, size_t n, int *all_zero)
+{
+    *all_zero = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+        if (s[i] != '0')
+            *all_zero = 0;
+    }
+    return 1;
+}
+
+int
+od_traceparent_valid(const void *v, size_t len)
+{
+    const char *s = v;
+    int zero;
+
+    if (s == NULL || len != OD_TRACEPARENT_LEN || s[2] != '-' || s[35] != '-' ||
+        s[52] != '-')
+        return 0;
+    if (!lower_hex(s, 2, &zero) || (s[0] == 'f' && s[1] == 'f'))
+        return 0;
+    if (!lower_hex(s + 3, 32, &zero) || zero)
+        return 0;
+    if (!lower_hex(s + 36, 16, &zero) || zero)
+        return 0;
+    return lower_hex(s + 53, 2, &zero);
+}

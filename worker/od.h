@@ -40,6 +40,17 @@ int od_parse_time(const char *s, int64_t *out_us);
 /* Writes a fresh random (version 4) UUID as 36 chars + NUL into out. */
 void od_uuid_v4(char out[37]);
 
+/* The length of a W3C traceparent header value (version 00). */
+#define OD_TRACEPARENT_LEN 55
+
+/*
+ * 1 if the len bytes at s are a W3C trace context traceparent value that
+ * can be passed on: "vv-<32 hex trace id>-<16 hex parent id>-<2 hex
+ * flags>", lower-case hex, version not ff, ids not all zero. Anything else
+ * (from a producer we do not trust) is dropped, not copied.
+ */
+int od_traceparent_valid(const void *s, size_t len);
+
 /* 1 if s is a canonical lower- or upper-case 8-4-4-4-12 hex UUID */
 int od_is_uuid(const char *s);
 

@@ -208,11 +208,6 @@ cli_run(const od_config_t *cfg)
         log_error("--batch-size must be between 1 and 100000");
         return 2;
     }
-    if (cfg->batch_size > 64)
-        log_warn("--batch-size %lld: each command runs in a savepoint, and "
-                 "past 64 subtransactions Postgres overflows its per-backend "
-                 "cache and every batch gets several times slower",
-                 (long long)cfg->batch_size);
     if (cfg->http_max_connections < 1 || cfg->http_max_connections > 1000000) {
         log_error("--http-max-connections must be between 1 and 1000000");
         return 2;

@@ -99,8 +99,14 @@ expire_batch(scheduler_t *s, due_cursor_t *cur, int *n, char *err,
     *n = db_nrows(rows);
     for (int i = 0; i < *n; i++) {
         char cmd[512];
-        apply_source_t src = {
-            sources_orderd(), sources_orderd()->topic, -1, -1, 0, NULL, 0};
+        apply_source_t src = {sources_orderd(),
+                              sources_orderd()->topic,
+                              -1,
+                              -1,
+                              0,
+                              NULL,
+                              0,
+                              NULL};
         apply_report_t rep;
         int len;
 

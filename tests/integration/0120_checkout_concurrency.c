@@ -210,7 +210,7 @@ START_TEST(test_insert_race_after_the_order_check)
 {
     char err[512];
     apply_source_t src = {
-        &itest_source, "orders.commands", 0, 1, od_now_us(), "1", 1};
+        &itest_source, "orders.commands", 0, 1, od_now_us(), "1", 1, NULL};
     apply_report_t rep;
     const char *first = "{\"dedup_key\":\"race-1\",\"type\":\"checkout\","
                         "\"actor\":{\"role\":\"customer\",\"id\":\"c1\"},"

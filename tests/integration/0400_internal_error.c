@@ -48,7 +48,8 @@ apply_batch(db_t *db, const apply_config_t *cfg, const char *const *msgs, int n,
     ck_assert_int_eq(db_begin(db, err, sizeof(err)), OD_OK);
     for (int i = 0; i < n && st == OD_OK; i++) {
         apply_source_t src = {
-            &itest_source, "orders.commands", 0, 100 + i, od_now_us(), "1", 1};
+            &itest_source, "orders.commands", 0, 100 + i, od_now_us(), "1", 1,
+            NULL};
 
         st = apply_message(db, cfg, msgs[i], strlen(msgs[i]), &src, &reps[i],
                            err, sizeof(err));

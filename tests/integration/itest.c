@@ -166,7 +166,7 @@ json_t *
 itest_apply_from(db_t *db, const od_source_t *source, const char *json_cmd)
 {
     apply_source_t src = {source,      source->topic, 0, itest_offset++,
-                          od_now_us(), "1",           1};
+                          od_now_us(), "1",           1, NULL};
     apply_report_t rep;
     char err[1024], sql[200];
     db_rows_t *rows = NULL;
