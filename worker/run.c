@@ -237,12 +237,12 @@ schema_ready(const od_config_t *cfg)
 
     while (!atomic_load(&run_stop)) {
         db_t *db;
-
-        atomic_store(&run_beat, od_mono_us());
-        db = db_connect(cfg->pg, err, sizeof(err));
         db_rows_t *rows = NULL;
         od_status_t st;
         int ok = 0;
+
+        atomic_store(&run_beat, od_mono_us());
+        db = db_connect(cfg->pg, err, sizeof(err));
 
         if (db != NULL) {
             st = db_query(db,
@@ -376,6 +376,7 @@ cli_run(const od_config_t *cfg, cli_reload_fn reload, void *reload_arg)
         goto out;
     }
     atomic_store(&run_phase, "starting the publisher, scheduler, executors");
+    atomic_store(&run_beat, od_mono_us());
     ob = outbox_new(cfg, err, sizeof(err));
     if (ob == NULL || outbox_start(ob) < 0) {
         log_error("could not start the outbox publisher: %s", err);
@@ -391,6 +392,7 @@ cli_run(const od_config_t *cfg, cli_reload_fn reload, void *reload_arg)
         }
     }
     for (int i = 0; i < nthreads; i++) {
+        atomic_store(&run_beat, od_mono_us());
         ex[i] = executor_new(i, cfg, &run_stop, ob, err, sizeof(err));
         if (ex[i] == NULL || executor_start(ex[i]) < 0) {
             log_error("could not start executor %d: %s", i, err);
