@@ -82,6 +82,39 @@ sub_flag(int argc, char **argv, int i, void *arg)
     return 0;
 }
 
+/* the command line main parsed, for SIGHUP to parse again */
+typedef struct reload_ctx {
+    int argc;
+    char **argv;
+} reload_ctx_t;
+
+/* cli_reload_fn: the log settings of the configuration read as at start */
+static int
+reload_log(void *arg, log_level_t *level, int *json, char *err, size_t errlen)
+{
+    reload_ctx_t *ctx = arg;
+    od_config_t cfg;
+    sub_flags_t scratch = {0};
+    char *pos[2] = {NULL, NULL};
+    int npos = 0, rc = -1, lv;
+
+    config_init(&cfg);
+    if (config_parse(&cfg, ctx->argc, ctx->argv, sub_flag, &scratch, pos, 2,
+                     &npos, err, errlen) != 0)
+        goto out;
+    lv = log_level_parse(cfg.log_level);
+    if (lv < 0) {
+        od_err(err, errlen, "unknown log level '%s'", cfg.log_level);
+        goto out;
+    }
+    *level = (log_level_t)lv;
+    *json = strcmp(cfg.log_format, "json") == 0;
+    rc = 0;
+out:
+    config_free(&cfg);
+    return rc;
+}
+
 static void
 usage(FILE *out)
 {
@@ -168,7 +201,9 @@ main(int argc, char **argv)
     log_setup((log_level_t)level, strcmp(cfg.log_format, "json") == 0);
 
     if (strcmp(cmd, "run") == 0) {
-        rc = cli_run(&cfg);
+        reload_ctx_t ctx = {argc - 2, argv + 2};
+
+        rc = cli_run(&cfg, reload_log, &ctx);
     } else if (strcmp(cmd, "migrate") == 0) {
         rc = cli_migrate(&cfg);
     } else if (strcmp(cmd, "topics") == 0) {
