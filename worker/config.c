@@ -54,7 +54,7 @@ static const opt_t options[] = {
      "partitions of the commands and events topics (orderd topics)"},
     {"threads", "ORDERD_THREADS", OPT_INT, OFF(threads), "0",
      "executor threads (0: one per core)"},
-    {"batch-size", "ORDERD_BATCH_SIZE", OPT_INT, OFF(batch_size), "50",
+    {"batch-size", "ORDERD_BATCH_SIZE", OPT_INT, OFF(batch_size), "500",
      "commands per transaction at most (one load and one write per batch: "
      "see docs/performance.md)"},
     {"batch-wait-ms", "ORDERD_BATCH_WAIT_MS", OPT_INT, OFF(batch_wait_ms), "5",

@@ -14,4 +14,5 @@ INSERT INTO stock_ledger (product_id, variant_id, delta, reason, dedup_key,
 SELECT g, NULL, 1000000000, 'initial', 'bench-catalogue', 'bench'
   FROM generate_series(1, 10000) AS g;
 
-ANALYZE;
+ANALYZE products;
+ANALYZE stock_ledger;
