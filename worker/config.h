@@ -1,5 +1,6 @@
 /* config.h - one configuration table drives flags, ORDERD_* environment
- * variables, the configuration file and each subcommand's --help */
+ * variables, the configuration file and each subcommand's --help
+ * (config.c); librdkafka properties from -F and -X (config_kafka.c) */
 #ifndef OD_CONFIG_H
 #define OD_CONFIG_H
 
@@ -137,6 +138,10 @@ int config_parse_duration(const char *s, int64_t *ms);
  */
 OD_MUSTCHECK int config_load_kafka_file(od_config_t *cfg, const char *path,
                                         char *err, size_t errlen);
+/* Adds one -X key=value after every property before it. Returns 0, or -1
+ * with err (never the value: it may be a password). */
+OD_MUSTCHECK int config_add_kafka_prop(od_config_t *cfg, const char *kv,
+                                       char *err, size_t errlen);
 /* 1 if a librdkafka property holds a secret (a password, a private key, an
  * OAuth client secret): its value must never be shown. */
 int config_kafka_secret(const char *key);
