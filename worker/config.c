@@ -63,6 +63,7 @@ typedef struct opt {
 #define C CONFIG_CHECK
 #define O CONFIG_ORDER
 #define E CONFIG_EVENTS
+#define D CONFIG_DLQ
 #define PG (R | M | P | C | O)
 
 /* in the order --help lists them; a name may appear twice when two
@@ -102,7 +103,8 @@ static const opt_t options[] = {
      "orders.events", R | T | E, "TOPIC", 0, 0, NULL,
      "result and domain events topic"},
     {"dlq-topic", "ORDERD_DLQ_TOPIC", OPT_STR, OFF(dlq_topic),
-     "orders.commands.dlq", R | T, "TOPIC", 0, 0, NULL, "dead-letter topic"},
+     "orders.commands.dlq", R | T | D, "TOPIC", 0, 0, NULL,
+     "dead-letter topic"},
     {"partitions", "ORDERD_PARTITIONS", OPT_INT, OFF(partitions), "6", T, "N",
      1, 100000, NULL, "partitions of the commands and events topics"},
     {"threads", "ORDERD_THREADS", OPT_INT, OFF(threads), "0", R, "N", 0, 64,
@@ -128,10 +130,10 @@ static const opt_t options[] = {
      OFF(defer_timeout_ms), "10m", R, NULL, 0, 0, NULL,
      "how long a command for an unknown order stays parked"},
     {"max-clock-skew", "ORDERD_MAX_CLOCK_SKEW", OPT_DURATION,
-     OFF(max_clock_skew_ms), "5m", R, NULL, 0, 0, NULL,
+     OFF(max_clock_skew_ms), "5m", R | S, NULL, 0, 0, NULL,
      "issued_at may be this far after the Kafka timestamp"},
     {"max-event-age", "ORDERD_MAX_EVENT_AGE", OPT_DURATION,
-     OFF(max_event_age_ms), "72h", R, NULL, 0, 0, NULL,
+     OFF(max_event_age_ms), "72h", R | S, NULL, 0, 0, NULL,
      "issued_at may be this far before the Kafka timestamp"},
     {"dedup-retention", "ORDERD_DEDUP_RETENTION", OPT_DURATION,
      OFF(dedup_retention_ms), "30d", R, NULL, 0, 0, NULL,
@@ -175,6 +177,9 @@ static const opt_t options[] = {
      "send lines as they are, even if not JSON"},
     {"raw", NULL, OPT_FLAG, OFF(raw), "false", E, NULL, 0, 0, NULL,
      "print each event's JSON as it is"},
+    {"validate", NULL, OPT_FLAG, OFF(validate), "false", S, NULL, 0, 0, NULL,
+     "check every line with the worker's rules first; send none if one "
+     "fails (exit 2)"},
     {"count", NULL, OPT_INT, OFF(count), "0", E, "N", 0, 0, NULL,
      "stop after N events (0: no limit); fewer by the end: exit 1"},
     {"follow", NULL, OPT_FLAG, OFF(follow), "false", E, NULL, 0, 0, NULL,
@@ -182,6 +187,20 @@ static const opt_t options[] = {
      "--timeout)"},
     {"timeout", NULL, OPT_DURATION, OFF(timeout_ms), "30s", E, NULL, 0, 0, NULL,
      "give up after this long (0: never)"},
+    {"count", NULL, OPT_INT, OFF(dlq_count), "0", D, "N", 0, 0, NULL,
+     "at most N dead letters (0: every one selected)"},
+    {"timeout", NULL, OPT_DURATION, OFF(dlq_timeout_ms), "30s", D, NULL, 0, 0,
+     NULL, "give up reading after this long (0: 30s)"},
+    {"all", NULL, OPT_FLAG, OFF(dlq_all), "false", D, NULL, 0, 0, NULL,
+     "redrive: every dead letter"},
+    {"offsets", NULL, OPT_STR, OFF(dlq_offsets), "", D, "3,5-9", 0, 0, NULL,
+     "select these offsets (of --partition, default 0)"},
+    {"partition", NULL, OPT_INT, OFF(dlq_partition), "-1", D, "P", -1, 0, NULL,
+     "select this partition of the dead-letter topic (-1: every one)"},
+    {"error-class", NULL, OPT_ENUM, OFF(dlq_error_class), "", D, NULL, 0, 0,
+     "internal_error|poison", "select dead letters of this class"},
+    {"since", NULL, OPT_TIME, OFF(dlq_since), "", D, "RFC3339", 0, 0, NULL,
+     "select dead letters written at or after this time"},
     {"log-level", "ORDERD_LOG_LEVEL", OPT_ENUM, OFF(log_level), "info",
      CONFIG_ALL, NULL, 0, 0, "error|warn|info|debug", "log threshold"},
     {"log-format", "ORDERD_LOG_FORMAT", OPT_ENUM, OFF(log_format), "text",
@@ -196,10 +215,12 @@ static const opt_t options[] = {
 #undef C
 #undef O
 #undef E
+#undef D
 #undef PG
 
 static const char *const cmd_names[CONFIG_NCMDS] = {
-    "run", "migrate", "topics", "send", "replay", "check", "order", "events"};
+    "run",   "migrate", "topics", "send", "replay",
+    "check", "order",   "events", "dlq"};
 
 const char *
 config_cmd_name(unsigned cmd)
@@ -335,7 +356,9 @@ set_opt(od_config_t *cfg, const opt_t *o, const char *value, int append,
         return 0;
     }
     case OPT_ENUM:
-        if (!is_choice(o->choices, value)) {
+        /* "" only where the default is "" (not given) */
+        if (!is_choice(o->choices, value) &&
+            !(*value == '\0' && o->def[0] == '\0')) {
             snprintf(what, sizeof(what), "one of %s", o->choices);
             bad_value(err, errlen, where, echo, value, what);
             return -1;
@@ -375,8 +398,10 @@ set_opt(od_config_t *cfg, const opt_t *o, const char *value, int append,
 
         errno = 0;
         n = strtoll(value, &end, 10);
-        if (errno != 0 || !isdigit((unsigned char)*value) || *end != '\0' ||
-            n < o->min || (o->max > 0 && n > o->max)) {
+        if (errno != 0 ||
+            !(isdigit((unsigned char)*value) ||
+              (o->min < 0 && *value == '-')) ||
+            *end != '\0' || n < o->min || (o->max > 0 && n > o->max)) {
             if (o->max > 0)
                 snprintf(what, sizeof(what), "an integer from %lld to %lld",
                          (long long)o->min, (long long)o->max);

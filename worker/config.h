@@ -24,14 +24,16 @@ typedef enum config_cmd {
     CONFIG_REPLAY = 1u << 4,
     CONFIG_CHECK = 1u << 5,
     CONFIG_ORDER = 1u << 6,
-    CONFIG_EVENTS = 1u << 7
+    CONFIG_EVENTS = 1u << 7,
+    CONFIG_DLQ = 1u << 8
 } config_cmd_t;
 
-#define CONFIG_NCMDS 8
+#define CONFIG_NCMDS 9
 #define CONFIG_ALL ((1u << CONFIG_NCMDS) - 1)
 /* the subcommands that talk to Kafka (-X, -F, --brokers) */
 #define CONFIG_KAFKA                                                           \
-    (CONFIG_RUN | CONFIG_TOPICS | CONFIG_SEND | CONFIG_REPLAY | CONFIG_EVENTS)
+    (CONFIG_RUN | CONFIG_TOPICS | CONFIG_SEND | CONFIG_REPLAY |                \
+     CONFIG_EVENTS | CONFIG_DLQ)
 /* the subcommands that use the sources (--source, --commands-topic) */
 #define CONFIG_SOURCES                                                         \
     (CONFIG_RUN | CONFIG_TOPICS | CONFIG_SEND | CONFIG_REPLAY)
@@ -70,6 +72,7 @@ typedef struct od_config {
     int64_t max_messages; /* run: stop after this many (0: never) */
     /* subcommand flags, command line only */
     int64_t raw;            /* send, events */
+    int64_t validate;       /* send: check every line, then send */
     int64_t dry_run;        /* migrate, replay */
     int64_t from_beginning; /* replay */
     char *from_time;        /* replay ("": not given) */
@@ -79,6 +82,13 @@ typedef struct od_config {
     int64_t count;          /* events: stop after this many (0: no limit) */
     int64_t timeout_ms;     /* events: give up after this long (0: never) */
     int64_t follow;         /* events: wait for new events past the end */
+    int64_t dlq_count;      /* dlq: at most this many (0: all selected) */
+    int64_t dlq_timeout_ms; /* dlq: give up reading after this long */
+    int64_t dlq_all;        /* dlq redrive: every dead letter */
+    int64_t dlq_partition;  /* dlq: -1, every partition */
+    char *dlq_offsets;      /* dlq: "3,5-9" ("": not given) */
+    char *dlq_error_class;  /* dlq: internal_error | poison ("": any) */
+    char *dlq_since;        /* dlq: RFC 3339 ("": not given) */
     /* librdkafka properties, passed on as is: first those of -F files (the
      * first nkafka_file), then -X key=value, each in command-line order */
     char *kafka_keys[CONFIG_MAX_KAFKA_PROPS];

@@ -23,6 +23,7 @@ typedef int (*cmd_fn)(const od_config_t *cfg, char **pos);
 typedef struct cmd {
     unsigned bit;         /* CONFIG_*: its name and options */
     int npos;             /* positional arguments it needs */
+    int maxpos;           /* positional arguments it takes (at most 2) */
     const char *synopsis; /* after "orderd NAME" */
     const char *summary;
     cmd_fn fn;
@@ -50,7 +51,8 @@ static int
 cmd_send(const od_config_t *cfg, char **pos)
 {
     return cli_send(cfg, (int)cfg->raw,
-                    cfg->send_source[0] ? cfg->send_source : NULL);
+                    cfg->send_source[0] ? cfg->send_source : NULL,
+                    (int)cfg->validate);
 }
 
 static int
@@ -84,26 +86,52 @@ cmd_events(const od_config_t *cfg, char **pos)
     return cli_events(cfg);
 }
 
+static int
+cmd_dlq(const od_config_t *cfg, char **pos)
+{
+    cli_dlq_opts_t opt = {0};
+
+    if (pos[0] != NULL && strcmp(pos[0], "redrive") != 0) {
+        fprintf(stderr,
+                "orderd dlq: expected no argument or 'redrive', not "
+                "'%s'\n",
+                pos[0]);
+        return CLI_EXIT_USAGE;
+    }
+    opt.count = (long)cfg->dlq_count;
+    opt.timeout_s = (int)((cfg->dlq_timeout_ms + 999) / 1000);
+    opt.all = (int)cfg->dlq_all;
+    opt.partition = (int)cfg->dlq_partition;
+    opt.offsets = cfg->dlq_offsets[0] ? cfg->dlq_offsets : NULL;
+    opt.error_class = cfg->dlq_error_class[0] ? cfg->dlq_error_class : NULL;
+    opt.since = cfg->dlq_since[0] ? cfg->dlq_since : NULL;
+    return cli_dlq(cfg, &opt, pos[0] != NULL);
+}
+
 static const cmd_t commands[] = {
-    {CONFIG_RUN, 0, "",
+    {CONFIG_RUN, 0, 0, "",
      "the worker: executors, scheduler, outbox publisher, metrics", cmd_run},
-    {CONFIG_MIGRATE, 0, "[--dry-run]",
+    {CONFIG_MIGRATE, 0, 0, "[--dry-run]",
      "apply the pending schema migrations (--dry-run: list them)", cmd_migrate},
-    {CONFIG_TOPICS, 0, "",
+    {CONFIG_TOPICS, 0, 0, "",
      "create the sources', events and dead-letter topics if missing",
      cmd_topics},
-    {CONFIG_SEND, 0, "[--raw] [--source NAME] < commands.jsonl",
+    {CONFIG_SEND, 0, 0, "[--raw | --validate] [--source NAME] < FILE",
      "produce JSON command lines from stdin to a source's topic", cmd_send},
-    {CONFIG_REPLAY, 0,
+    {CONFIG_REPLAY, 0, 0,
      "--from-beginning | --from-time T [--topic NAME] [--dry-run] [--loud]",
      "move the stored offsets back for re-reading", cmd_replay},
-    {CONFIG_CHECK, 0, "",
+    {CONFIG_CHECK, 0, 0, "",
      "verify the invariants (exit 1: violations, 5: could not check)",
      cmd_check},
-    {CONFIG_ORDER, 1, "ID|NUMBER",
+    {CONFIG_ORDER, 1, 1, "ID|NUMBER",
      "print an order with items and history as JSON", cmd_order},
-    {CONFIG_EVENTS, 0, "[--count N] [--timeout D] [--follow] [--raw]",
+    {CONFIG_EVENTS, 0, 0, "[--count N] [--timeout D] [--follow] [--raw]",
      "print the events topic from the beginning to its end", cmd_events},
+    {CONFIG_DLQ, 0, 1, "[redrive] [--all | SELECTION] [--count N]",
+     "print dead letters as JSON lines, or (redrive) produce chosen ones "
+     "again to their source topic",
+     cmd_dlq},
 };
 
 static const char exit_table[] =
@@ -237,8 +265,8 @@ main(int argc, char **argv)
                 argv[1]);
         return CLI_EXIT_USAGE;
     }
-    rc = config_load(&cfg, c->bit, argc - 2, argv + 2, pos, c->npos, &npos, err,
-                     sizeof(err));
+    rc = config_load(&cfg, c->bit, argc - 2, argv + 2, pos, c->maxpos, &npos,
+                     err, sizeof(err));
     if (rc == 1) {
         cmd_usage(stdout, c);
         config_free(&cfg);

@@ -220,6 +220,8 @@ START_TEST(test_refuses_other_options)
          "orderd order: option --follow does not apply to order"},
         {{"events", "--migrate-pg", "x", NULL},
          "orderd events: option --migrate-pg does not apply to events"},
+        {{"dlq", "redrive", "--follow", NULL},
+         "orderd dlq: option --follow does not apply to dlq"},
         {{"frobnicate", NULL}, "orderd: unknown command 'frobnicate'"},
     };
 

@@ -262,15 +262,16 @@ START_TEST(test_subcommands_refuse_other_options)
     } cases[] = {
         {CONFIG_RUN,
          {"--count", "3", NULL},
-         "option --count does not apply to run (it is an option of events)"},
+         "option --count does not apply to run (it is an option of events and "
+         "dlq)"},
         {CONFIG_MIGRATE,
          {"--brokers", "k:9092", NULL},
          "option --brokers does not apply to migrate (it is an option of "
-         "run, topics, send, replay and events)"},
+         "run, topics, send, replay, events and dlq)"},
         {CONFIG_CHECK,
          {"-X", "a=b", NULL},
          "option -X does not apply to check (it is an option of run, "
-         "topics, send, replay and events)"},
+         "topics, send, replay, events and dlq)"},
         {CONFIG_TOPICS,
          {"--threads=2", NULL},
          "option --threads does not apply to topics (it is an option of "
