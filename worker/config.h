@@ -36,7 +36,7 @@ typedef enum config_cmd {
      CONFIG_EVENTS | CONFIG_DLQ)
 /* the subcommands that use the sources (--source, --commands-topic) */
 #define CONFIG_SOURCES                                                         \
-    (CONFIG_RUN | CONFIG_TOPICS | CONFIG_SEND | CONFIG_REPLAY)
+    (CONFIG_RUN | CONFIG_TOPICS | CONFIG_SEND | CONFIG_REPLAY | CONFIG_DLQ)
 
 typedef struct od_config {
     char *config_file; /* --config, ORDERD_CONFIG ("": none) */
