@@ -27,7 +27,7 @@ function(orderd_integration_test file)
   add_dependencies(it_${name} orderd)
   add_test(NAME it_${name} COMMAND it_${name})
   set_tests_properties(it_${name} PROPERTIES LABELS integration
-    ENVIRONMENT "ORDERD_BIN=$<TARGET_FILE:orderd>;CK_DEFAULT_TIMEOUT=300;ORDERD_TEST_NAME=${name}"
+    ENVIRONMENT "ORDERD_BIN=$<TARGET_FILE:orderd>;CK_DEFAULT_TIMEOUT=300;ORDERD_TEST_NAME=${name};ORDERD_TEST_BUILD_DIR=${CMAKE_BINARY_DIR};ORDERD_TEST_CMAKE=${CMAKE_COMMAND}"
     TIMEOUT 600 FIXTURES_REQUIRED contract_events)
 endfunction()
 
@@ -60,3 +60,14 @@ set_tests_properties(contract_events_reset PROPERTIES
 add_test(NAME contract_events COMMAND ${PYTHON3} ${CONTRACT_CHECK} events)
 set_tests_properties(contract_events PROPERTIES FIXTURES_CLEANUP contract_events
   SKIP_RETURN_CODE 77)
+
+# deploy/: the Prometheus alert rules parse, and each fires on the series it
+# is for and stays quiet on the others (promtool, Debian's prometheus
+# package, which scripts/test installs). The systemd unit is verified as
+# installed, by integration test 0780_install.
+add_test(NAME deploy_alert_rules_check
+  COMMAND promtool check rules ${CMAKE_SOURCE_DIR}/deploy/orderd-alerts.yml)
+add_test(NAME deploy_alert_rules_test
+  COMMAND promtool test rules ${CMAKE_SOURCE_DIR}/deploy/orderd-alerts.test.yml)
+set_tests_properties(deploy_alert_rules_check deploy_alert_rules_test
+  PROPERTIES LABELS unit)

@@ -3,6 +3,7 @@
 #define OD_CLI_H
 
 #include "config.h"
+#include "log.h"
 
 /*
  * Exit statuses, one table for every subcommand (docs/operations.md,
@@ -40,7 +41,15 @@ int cli_replay(const od_config_t *cfg, const char *from_time, int dry_run,
                const char *topic, int loud);
 int cli_check(const od_config_t *cfg);
 int cli_order(const od_config_t *cfg, const char *order_id);
-int cli_run(const od_config_t *cfg);
+/*
+ * What SIGHUP re-reads: the log level and format the configuration gives
+ * now (read as at start). Returns 0, or -1 with err filled.
+ */
+typedef int (*cli_reload_fn)(void *arg, log_level_t *level, int *json,
+                             char *err, size_t errlen);
+/* The worker. reload (may be NULL: SIGHUP changes nothing) is called from
+ * the main thread, never from the signal handler. */
+int cli_run(const od_config_t *cfg, cli_reload_fn reload, void *reload_arg);
 /* Prints events of the events topic from the beginning, one line each (raw
  * JSON with cfg->raw), until cfg->count events (0: no limit), the end of
  * the topic (unless cfg->follow) or cfg->timeout_ms (0: none). */

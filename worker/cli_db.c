@@ -10,10 +10,6 @@
 #include "log.h"
 #include "migrate.h"
 
-#ifndef ORDERD_SCHEMA_DIR
-#define ORDERD_SCHEMA_DIR "schema"
-#endif
-
 static db_t *
 cli_connect_to(const char *conninfo)
 {
@@ -48,8 +44,7 @@ print_pending(const char *name, void *arg)
 int
 cli_migrate(const od_config_t *cfg)
 {
-    char err[1024], masked[512];
-    const char *dir = getenv("ORDERD_SCHEMA_DIR");
+    char err[1024], masked[512], dir[4096];
     const char *conninfo = cfg->migrate_pg[0] ? cfg->migrate_pg : cfg->pg;
     db_t *db;
     int applied = 0;
@@ -60,18 +55,22 @@ cli_migrate(const od_config_t *cfg)
                         "(not shown: it may hold a password)\n");
         return CLI_EXIT_USAGE;
     }
-    log_info("%s postgres '%s' (%s)",
+    if (migrate_schema_dir(cfg->schema_dir, dir, sizeof(dir), err,
+                           sizeof(err)) < 0) {
+        fprintf(stderr, "orderd migrate: %s\n", err);
+        return CLI_EXIT_FAILURE;
+    }
+    log_info("%s postgres '%s' (%s) with the migrations in %s",
              cfg->dry_run ? "listing pending migrations of" : "migrating",
-             masked, cfg->migrate_pg[0] ? "--migrate-pg" : "--pg");
+             masked, cfg->migrate_pg[0] ? "--migrate-pg" : "--pg", dir);
     db = cli_connect_to(conninfo);
     if (db == NULL)
         return CLI_EXIT_FAILURE;
     if (cfg->dry_run)
-        st = migrate_pending(db, dir && *dir ? dir : ORDERD_SCHEMA_DIR,
-                             print_pending, NULL, &applied, err, sizeof(err));
+        st = migrate_pending(db, dir, print_pending, NULL, &applied, err,
+                             sizeof(err));
     else
-        st = migrate_run(db, dir && *dir ? dir : ORDERD_SCHEMA_DIR, &applied,
-                         err, sizeof(err));
+        st = migrate_run(db, dir, &applied, err, sizeof(err));
     db_destroy(db);
     if (st != OD_OK) {
         fprintf(stderr, "orderd migrate: %s\n", err);

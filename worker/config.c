@@ -78,6 +78,10 @@ static const opt_t options[] = {
     {"migrate-pg", "ORDERD_MIGRATE_PG", OPT_STR, OFF(migrate_pg), "", M,
      "CONNINFO", 0, 0, NULL,
      "connection string of the schema owner (empty: --pg)"},
+    {"schema-dir", "ORDERD_SCHEMA_DIR", OPT_STR, OFF(schema_dir), "", M, "DIR",
+     0, 0, NULL,
+     "directory of the NNNN_*.sql migrations (empty: share/orderd/schema "
+     "beside the binary's bin/)"},
     {"brokers", "ORDERD_BROKERS", OPT_STR, OFF(brokers), "127.0.0.1:9092",
      CONFIG_KAFKA, "HOST:PORT,...", 0, 0, NULL, "Kafka bootstrap servers"},
     {"F", NULL, OPT_KAFKA_FILE, 0, NULL, CONFIG_KAFKA, "FILE", 0, 0, NULL,

@@ -29,10 +29,38 @@ typedef struct cmd {
     cmd_fn fn;
 } cmd_t;
 
+/* run's command line, for SIGHUP to read the configuration again */
+typedef struct reload_ctx {
+    int argc;
+    char **argv;
+} reload_ctx_t;
+
+static reload_ctx_t run_args;
+
+/* cli_reload_fn: the log settings as a start would read them now, from the
+ * configuration file, the variables and the flags */
+static int
+reload_log(void *arg, log_level_t *level, int *json, char *err, size_t errlen)
+{
+    reload_ctx_t *ctx = arg;
+    od_config_t cfg;
+    int rc = -1;
+
+    if (config_load(&cfg, CONFIG_RUN, ctx->argc, ctx->argv, NULL, 0, NULL, err,
+                    errlen) != 0)
+        goto out;
+    *level = (log_level_t)log_level_parse(cfg.log_level);
+    *json = strcmp(cfg.log_format, "json") == 0;
+    rc = 0;
+out:
+    config_free(&cfg);
+    return rc;
+}
+
 static int
 cmd_run(const od_config_t *cfg, char **pos)
 {
-    return cli_run(cfg);
+    return cli_run(cfg, reload_log, &run_args);
 }
 
 static int
@@ -290,6 +318,8 @@ main(int argc, char **argv)
     }
     log_setup((log_level_t)log_level_parse(cfg.log_level),
               strcmp(cfg.log_format, "json") == 0);
+    run_args.argc = argc - 2;
+    run_args.argv = argv + 2;
     rc = c->fn(&cfg, pos);
     config_free(&cfg);
     return rc;
