@@ -357,6 +357,25 @@ START_TEST(test_help_and_positionals)
 }
 END_TEST
 
+/* the example the install ships parses, and says what it means to */
+START_TEST(test_shipped_example)
+{
+    const char *args[] = {
+        "--config", ORDERD_SCHEMA_DIR "/../deploy/orderd.conf.example", NULL};
+    od_config_t cfg;
+    char err[512];
+
+    clear_env();
+    ck_assert_msg(load(&cfg, CONFIG_RUN, args, err, sizeof(err)) == 0, "%s",
+                  err);
+    ck_assert_ptr_nonnull(strstr(cfg.pg, "user=orderd_app"));
+    ck_assert_str_eq(cfg.metrics_addr, "127.0.0.1:9464");
+    ck_assert_int_eq(config_finish(&cfg, err, sizeof(err)), 0);
+    ck_assert_int_eq(cfg.sources.n, 3);
+    config_free(&cfg);
+}
+END_TEST
+
 static Suite *
 config_file_suite(void)
 {
@@ -366,6 +385,7 @@ config_file_suite(void)
     tc = tcase_create("format");
     tcase_add_test(tc, test_format);
     tcase_add_test(tc, test_file_shared_by_subcommands);
+    tcase_add_test(tc, test_shipped_example);
     suite_add_tcase(s, tc);
     tc = tcase_create("precedence");
     tcase_add_test(tc, test_precedence);
