@@ -1,4 +1,4 @@
-/* 0710_cli: the orderd binary as an operator meets it: each subcommand
+/* 0720_cli: the orderd binary as an operator meets it: each subcommand
  * refuses another's options and bad values before doing anything (exit 2,
  * saying which), has its own --help, prints its version; a configuration
  * file sits under the variables and the flags; migrate --dry-run changes
@@ -49,7 +49,7 @@ slurp_fd(int fd)
 static int
 temp_fd(void)
 {
-    char path[] = "/tmp/orderd-0710-XXXXXX";
+    char path[] = "/tmp/orderd-0720-XXXXXX";
     int fd = mkstemp(path);
 
     ck_assert_int_ge(fd, 0);
@@ -116,7 +116,7 @@ write_file(char *path, size_t len, const char *text)
 {
     int fd;
 
-    snprintf(path, len, "/tmp/orderd-0710-conf-XXXXXX");
+    snprintf(path, len, "/tmp/orderd-0720-conf-XXXXXX");
     fd = mkstemp(path);
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
@@ -311,16 +311,16 @@ START_TEST(test_config_precedence)
 {
     char good[1024], bad[1024], missing[1100], conf[64], text[1200];
     char env_good[1100], env_conf[100];
-    db_t *g = itest_fresh_db("0710_good", good, sizeof(good));
-    db_t *b = itest_fresh_db("0710_bad", bad, sizeof(bad));
+    db_t *g = itest_fresh_db("0720_good", good, sizeof(good));
+    db_t *b = itest_fresh_db("0720_bad", bad, sizeof(bad));
     const char *check[] = {"check", NULL};
     run_t r;
 
     db_destroy(g);
     db_destroy(b);
-    make_violation("0710_bad");
+    make_violation("0720_bad");
     /* the last dbname= of a libpq string wins */
-    snprintf(missing, sizeof(missing), "%s dbname=it_0710_missing", good);
+    snprintf(missing, sizeof(missing), "%s dbname=it_0720_missing", good);
     snprintf(text, sizeof(text), "# which database\npg = %s\n", bad);
     write_file(conf, sizeof(conf), text);
     snprintf(env_good, sizeof(env_good), "ORDERD_PG=%s", good);
@@ -361,16 +361,16 @@ END_TEST
 START_TEST(test_migrate_dry_run_changes_nothing)
 {
     char owner[1024], env[1100];
-    db_t *admin = itest_fresh_db("0710_admin", NULL, 0);
+    db_t *admin = itest_fresh_db("0720_admin", NULL, 0);
     db_t *fresh;
     run_t r;
     int files = 0;
 
     db_destroy(admin);
-    itest_owner_exec("0710_admin",
-                     "DROP DATABASE IF EXISTS it_0710_empty WITH (FORCE)");
-    itest_owner_exec("0710_admin", "CREATE DATABASE it_0710_empty");
-    itest_owner_conninfo("0710_empty", owner, sizeof(owner));
+    itest_owner_exec("0720_admin",
+                     "DROP DATABASE IF EXISTS it_0720_empty WITH (FORCE)");
+    itest_owner_exec("0720_admin", "CREATE DATABASE it_0720_empty");
+    itest_owner_conninfo("0720_empty", owner, sizeof(owner));
     snprintf(env, sizeof(env), "ORDERD_MIGRATE_PG=%s", owner);
     const char *envs[] = {env, NULL};
     const char *dry[] = {"migrate", "--dry-run", NULL};
@@ -386,7 +386,7 @@ START_TEST(test_migrate_dry_run_changes_nothing)
     run_free(&r);
 
     /* nothing at all was created, not even schema_migrations */
-    fresh = itest_owner_db("0710_empty");
+    fresh = itest_owner_db("0720_empty");
     ck_assert_int_eq(itest_int(fresh, "SELECT count(*) FROM pg_class c JOIN"
                                       " pg_namespace n ON n.oid ="
                                       " c.relnamespace WHERE n.nspname ="
@@ -436,7 +436,7 @@ START_TEST(test_events_count_returns_when_fewer_exist)
     run_t r;
     int64_t t0;
 
-    ktest_setup(&k, "0710_events", 2);
+    ktest_setup(&k, "0720_events", 2);
     snprintf(brokers, sizeof(brokers), "ORDERD_BROKERS=%s", k.brokers);
     snprintf(topic, sizeof(topic), "ORDERD_EVENTS_TOPIC=%s", k.events);
     const char *env[] = {brokers, topic, NULL};
@@ -523,14 +523,14 @@ slurp_path(const char *path)
 START_TEST(test_run_logs_metrics_address)
 {
     ktest_t k;
-    char log[] = "/tmp/orderd-0710-log-XXXXXX", addr[64], want[128];
+    char log[] = "/tmp/orderd-0720-log-XXXXXX", addr[64], want[128];
     const char *extra[] = {"--metrics-addr", addr, "--log-level", "info", NULL};
     int fd = mkstemp(log), found = 0;
     pid_t pid;
 
     ck_assert_int_ge(fd, 0);
     close(fd);
-    ktest_setup(&k, "0710_metrics", 1);
+    ktest_setup(&k, "0720_metrics", 1);
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", free_port());
     snprintf(want, sizeof(want), "metrics and health on http://%s", addr);
     pid = ktest_worker_start_logged(&k, extra, log);
@@ -558,7 +558,7 @@ END_TEST
 static Suite *
 cli_suite(void)
 {
-    Suite *s = suite_create("0710_cli");
+    Suite *s = suite_create("0720_cli");
     TCase *tc;
 
     tc = tcase_create("usage");
