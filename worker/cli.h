@@ -5,8 +5,31 @@
 #include "config.h"
 #include "log.h"
 
-/* Each returns the process exit status; extra arguments after the
- * subcommand's flags arrive in pos. */
+/*
+ * Exit statuses, one table for every subcommand (docs/operations.md,
+ * "Exit status"):
+ *   CLI_EXIT_OK        done
+ *   CLI_EXIT_FAILURE   the command ran and failed, or found what it looks
+ *                      for missing: a server refused or failed an
+ *                      operation, check found violations, order found no
+ *                      such order, events saw fewer than --count
+ *   CLI_EXIT_USAGE     bad command line, variable or configuration file:
+ *                      nothing was done
+ *   CLI_EXIT_HALTED    run stopped on an internal error
+ *                      (--on-internal-error halt)
+ *   CLI_EXIT_WATCHDOG  run's orderly shutdown hung and was cut short
+ *   CLI_EXIT_UNCHECKED check could not check (database unreachable, a
+ *                      query failed): says nothing about the invariants
+ */
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_FAILURE 1
+#define CLI_EXIT_USAGE 2
+#define CLI_EXIT_HALTED 3
+#define CLI_EXIT_WATCHDOG 4
+#define CLI_EXIT_UNCHECKED 5
+
+/* Each returns the process exit status (CLI_EXIT_*). */
+/* migrate: applies the pending migrations, or lists them (cfg->dry_run) */
 int cli_migrate(const od_config_t *cfg);
 int cli_topics(const od_config_t *cfg);
 /* source_name: the source whose topic gets the lines (NULL: "default");
@@ -28,8 +51,9 @@ typedef int (*cli_reload_fn)(void *arg, log_level_t *level, int *json,
  * the main thread, never from the signal handler. */
 int cli_run(const od_config_t *cfg, cli_reload_fn reload, void *reload_arg);
 /* Prints events of the events topic from the beginning, one line each (raw
- * JSON with raw), until count events (0: no limit) or timeout_s (0: none). */
-int cli_events(const od_config_t *cfg, long count, int timeout_s, int raw);
+ * JSON with cfg->raw), until cfg->count events (0: no limit), the end of
+ * the topic (unless cfg->follow) or cfg->timeout_ms (0: none). */
+int cli_events(const od_config_t *cfg);
 
 /* orderd dlq: which dead letters, and how long to read */
 typedef struct cli_dlq_opts {

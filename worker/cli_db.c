@@ -27,11 +27,19 @@ cli_connect(const od_config_t *cfg)
     return cli_connect_to(cfg->pg);
 }
 
+static void
+print_pending(const char *name, void *arg)
+{
+    (void)arg;
+    printf("pending %s\n", name);
+}
+
 /*
  * Migrations are DDL, so they run as the schema owner (--migrate-pg) while
  * every other subcommand runs as the runtime role (--pg), which owns
  * nothing and may not change the schema (docs/operations.md, "PostgreSQL
- * roles"). Without --migrate-pg both are one role, as before.
+ * roles"). Without --migrate-pg both are one role, as before. --dry-run
+ * only reads: it lists what would be applied.
  */
 int
 cli_migrate(const od_config_t *cfg)
@@ -45,26 +53,34 @@ cli_migrate(const od_config_t *cfg)
     if (db_conninfo_masked(conninfo, masked, sizeof(masked)) < 0) {
         fprintf(stderr, "orderd migrate: the connection string is malformed "
                         "(not shown: it may hold a password)\n");
-        return 2;
+        return CLI_EXIT_USAGE;
     }
     if (migrate_schema_dir(cfg->schema_dir, dir, sizeof(dir), err,
                            sizeof(err)) < 0) {
         fprintf(stderr, "orderd migrate: %s\n", err);
-        return 1;
+        return CLI_EXIT_FAILURE;
     }
-    log_info("migrating postgres '%s' (%s) with the migrations in %s", masked,
-             cfg->migrate_pg[0] ? "--migrate-pg" : "--pg", dir);
+    log_info("%s postgres '%s' (%s) with the migrations in %s",
+             cfg->dry_run ? "listing pending migrations of" : "migrating",
+             masked, cfg->migrate_pg[0] ? "--migrate-pg" : "--pg", dir);
     db = cli_connect_to(conninfo);
     if (db == NULL)
-        return 1;
-    st = migrate_run(db, dir, &applied, err, sizeof(err));
+        return CLI_EXIT_FAILURE;
+    if (cfg->dry_run)
+        st = migrate_pending(db, dir, print_pending, NULL, &applied, err,
+                             sizeof(err));
+    else
+        st = migrate_run(db, dir, &applied, err, sizeof(err));
     db_destroy(db);
     if (st != OD_OK) {
         fprintf(stderr, "orderd migrate: %s\n", err);
-        return 1;
+        return CLI_EXIT_FAILURE;
     }
-    printf("migrations applied: %d\n", applied);
-    return 0;
+    if (cfg->dry_run)
+        printf("migrations pending: %d (dry run: nothing applied)\n", applied);
+    else
+        printf("migrations applied: %d\n", applied);
+    return CLI_EXIT_OK;
 }
 
 /* One invariant: a query listing the violations, one text column each. */
@@ -142,13 +158,13 @@ cli_check(const od_config_t *cfg)
     char err[1024];
 
     if (db == NULL)
-        return 2;
+        return CLI_EXIT_UNCHECKED;
     /* one snapshot for every check */
     if (db_exec(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err,
                 sizeof(err)) != OD_OK) {
         fprintf(stderr, "orderd check: %s\n", err);
         db_destroy(db);
-        return 2;
+        return CLI_EXIT_UNCHECKED;
     }
     for (size_t i = 0; i < OD_ARRAY_LEN(checks); i++) {
         db_rows_t *rows = NULL;
@@ -158,7 +174,7 @@ cli_check(const od_config_t *cfg)
             OD_OK) {
             fprintf(stderr, "orderd check: %s: %s\n", checks[i].name, err);
             db_destroy(db);
-            return 2;
+            return CLI_EXIT_UNCHECKED;
         }
         n = db_nrows(rows);
         printf("%-52s %s\n", checks[i].name, n == 0 ? "ok" : "VIOLATED");
@@ -174,10 +190,10 @@ cli_check(const od_config_t *cfg)
     db_destroy(db);
     if (violations > 0) {
         printf("%d violation(s)\n", violations);
-        return 1;
+        return CLI_EXIT_FAILURE;
     }
     printf("all invariants hold\n");
-    return 0;
+    return CLI_EXIT_OK;
 }
 
 int
@@ -198,16 +214,16 @@ cli_order(const od_config_t *cfg, const char *order_id)
     db_t *db = cli_connect(cfg);
     db_rows_t *rows = NULL;
     char err[1024];
-    int rc = 0;
+    int rc = CLI_EXIT_OK;
 
     if (db == NULL)
-        return 2;
+        return CLI_EXIT_FAILURE;
     if (db_query(db, sql, 1, params, &rows, err, sizeof(err)) != OD_OK) {
         fprintf(stderr, "orderd order: %s\n", err);
-        rc = 2;
+        rc = CLI_EXIT_FAILURE;
     } else if (db_nrows(rows) == 0) {
         fprintf(stderr, "orderd order: no order %s\n", order_id);
-        rc = 1;
+        rc = CLI_EXIT_FAILURE;
     } else {
         json_t *j = json_loads(db_val(rows, 0, 0), 0, NULL);
         char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);

@@ -41,13 +41,13 @@ cli_topics(const od_config_t *cfg)
     conf = kafka_conf_new(cfg, "orderd-admin", NULL, err, sizeof(err));
     if (conf == NULL) {
         fprintf(stderr, "orderd topics: %s\n", err);
-        return 2;
+        return CLI_EXIT_USAGE;
     }
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     if (rk == NULL) {
         fprintf(stderr, "orderd topics: %s\n", errstr);
         rd_kafka_conf_destroy(conf);
-        return 2;
+        return CLI_EXIT_USAGE;
     }
     for (int i = 0; i < n; i++)
         nt[i] = rd_kafka_NewTopic_new(names[i], parts[i], -1, errstr,
@@ -416,13 +416,25 @@ print_event(const json_t *ev, int raw, const char *payload, size_t len)
     fflush(stdout);
 }
 
+/*
+ * Without --follow the reader stops at the end of the topic: each
+ * partition's end is where librdkafka reports partition EOF (asked for
+ * with enable.partition.eof), so "fewer than --count exist" ends the
+ * command instead of leaving it waiting for events that may never come.
+ * --timeout bounds it in every case.
+ */
 int
-cli_events(const od_config_t *cfg, long count, int timeout_s, int raw)
+cli_events(const od_config_t *cfg)
 {
-    static const char *const defaults[] = {
-        "group.id", "orderd-events-reader", "enable.auto.commit",
-        "false",    "auto.offset.reset",    "earliest",
-        NULL};
+    static const char *const defaults[] = {"group.id",
+                                           "orderd-events-reader",
+                                           "enable.auto.commit",
+                                           "false",
+                                           "auto.offset.reset",
+                                           "earliest",
+                                           "enable.partition.eof",
+                                           "true",
+                                           NULL};
     rd_kafka_conf_t *conf;
     rd_kafka_t *rk;
     rd_kafka_topic_partition_list_t *l;
@@ -431,17 +443,19 @@ cli_events(const od_config_t *cfg, long count, int timeout_s, int raw)
     char err[512], errstr[512];
     long seen = 0;
     int64_t end;
+    int nparts, at_end = 0, rc = CLI_EXIT_OK;
+    unsigned char *eof;
 
     conf = kafka_conf_new(cfg, "orderd-events", defaults, err, sizeof(err));
     if (conf == NULL) {
         fprintf(stderr, "orderd events: %s\n", err);
-        return 2;
+        return CLI_EXIT_USAGE;
     }
     rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
     if (rk == NULL) {
         fprintf(stderr, "orderd events: %s\n", errstr);
         rd_kafka_conf_destroy(conf);
-        return 2;
+        return CLI_EXIT_USAGE;
     }
     rkt = rd_kafka_topic_new(rk, cfg->events_topic, NULL);
     if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) != 0 || md->topic_cnt != 1 ||
@@ -451,10 +465,12 @@ cli_events(const od_config_t *cfg, long count, int timeout_s, int raw)
             rd_kafka_metadata_destroy(md);
         rd_kafka_topic_destroy(rkt);
         rd_kafka_destroy(rk);
-        return 1;
+        return CLI_EXIT_FAILURE;
     }
-    l = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
-    for (int p = 0; p < md->topics[0].partition_cnt; p++)
+    nparts = md->topics[0].partition_cnt;
+    eof = calloc((size_t)nparts, 1);
+    l = rd_kafka_topic_partition_list_new(nparts);
+    for (int p = 0; p < nparts; p++)
         rd_kafka_topic_partition_list_add(l, cfg->events_topic, p)->offset =
             RD_KAFKA_OFFSET_BEGINNING;
     rd_kafka_metadata_destroy(md);
@@ -462,17 +478,29 @@ cli_events(const od_config_t *cfg, long count, int timeout_s, int raw)
     rd_kafka_assign(rk, l);
     rd_kafka_topic_partition_list_destroy(l);
 
-    end = od_mono_us() + (int64_t)timeout_s * 1000000;
-    while ((count == 0 || seen < count) &&
-           (timeout_s == 0 || od_mono_us() < end)) {
+    end = od_mono_us() + cfg->timeout_ms * 1000;
+    while (eof != NULL && (cfg->count == 0 || seen < cfg->count) &&
+           (cfg->follow || at_end < nparts) &&
+           (cfg->timeout_ms == 0 || od_mono_us() < end)) {
         rd_kafka_message_t *rkm = rd_kafka_consumer_poll(rk, 200);
         json_t *ev;
+        int32_t p;
 
         if (rkm == NULL)
             continue;
-        if (rkm->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        p = rkm->partition;
+        if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            if (p >= 0 && p < nparts && !eof[p]) {
+                eof[p] = 1;
+                at_end++;
+            }
+        } else if (rkm->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            if (p >= 0 && p < nparts && eof[p]) {
+                eof[p] = 0; /* --follow: a new event past the end */
+                at_end--;
+            }
             ev = json_loadb(rkm->payload, rkm->len, 0, NULL);
-            print_event(ev, raw, rkm->payload, rkm->len);
+            print_event(ev, (int)cfg->raw, rkm->payload, rkm->len);
             json_decref(ev);
             seen++;
         }
@@ -480,10 +508,17 @@ cli_events(const od_config_t *cfg, long count, int timeout_s, int raw)
     }
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
-    if (count > 0 && seen < count) {
-        fprintf(stderr, "orderd events: %ld of %ld events within %ds\n", seen,
-                count, timeout_s);
-        return 1;
+    if (eof == NULL) {
+        fprintf(stderr, "orderd events: out of memory\n");
+        return CLI_EXIT_FAILURE;
     }
-    return 0;
+    free(eof);
+    if (cfg->count > 0 && seen < cfg->count) {
+        fprintf(stderr, "orderd events: %ld of %lld events (%s)\n", seen,
+                (long long)cfg->count,
+                !cfg->follow && at_end == nparts ? "the end of the topic"
+                                                 : "timed out");
+        rc = CLI_EXIT_FAILURE;
+    }
+    return rc;
 }

@@ -1,5 +1,16 @@
-/* config.c - the configuration table: flags, ORDERD_* variables, --help;
- * librdkafka properties from -F files and -X */
+/* config.c - the configuration table: flags, ORDERD_* variables, the
+ * configuration file, each subcommand's --help (-F and -X are read in
+ * command-line order here, stored by config_kafka.c)
+ *
+ * DESIGN: one table row per option says its type, variable, default, the
+ * subcommands that take it (a bitmask) and its help, so that parsing,
+ * validation and --help cannot disagree. config_load reads the command
+ * line first without applying it (to find --config and to refuse another
+ * subcommand's flags before anything is read), then applies the layers
+ * from the lowest: defaults, the file, the variables, the flags. Values
+ * are checked as they are set, in every layer, so a bad value stops the
+ * process at start with its origin (flag, variable, or file:line).
+ */
 #include "config.h"
 
 #include <ctype.h>
@@ -10,101 +21,228 @@
 #include <strings.h>
 #include <sys/types.h>
 
-/* OPT_LIST: a repeatable flag whose values are joined with ';' (the
- * variable gives the joined form itself) */
+/*
+ * OPT_LIST: a repeatable option whose values are joined with ';' (the
+ * variable gives the joined form itself). OPT_FLAG takes no value.
+ * OPT_CONFIG, OPT_KAFKA_PROP and OPT_KAFKA_FILE are read by config_load
+ * itself (--config, -X, -F).
+ */
 typedef enum opt_type {
     OPT_STR,
     OPT_INT,
     OPT_DURATION,
     OPT_BOOL,
-    OPT_LIST
+    OPT_LIST,
+    OPT_ENUM,
+    OPT_TIME,
+    OPT_FLAG,
+    OPT_CONFIG,
+    OPT_KAFKA_PROP,
+    OPT_KAFKA_FILE
 } opt_type_t;
 
 typedef struct opt {
-    const char *name; /* flag without the leading -- */
-    const char *env;
+    const char *name; /* flag without "--"; one letter: a short flag "-X" */
+    const char *env;  /* NULL: a command-line flag only (not in a file) */
     opt_type_t type;
     size_t offset;
     const char *def;
+    unsigned cmds;       /* CONFIG_* bits of the subcommands that take it */
+    const char *arg;     /* placeholder in --help (NULL: from the type) */
+    int64_t min, max;    /* OPT_INT, OPT_DURATION (ms); max 0: unbounded */
+    const char *choices; /* OPT_ENUM: "a|b|c" */
     const char *help;
 } opt_t;
 
 #define OFF(f) offsetof(od_config_t, f)
+#define R CONFIG_RUN
+#define M CONFIG_MIGRATE
+#define T CONFIG_TOPICS
+#define S CONFIG_SEND
+#define P CONFIG_REPLAY
+#define C CONFIG_CHECK
+#define O CONFIG_ORDER
+#define E CONFIG_EVENTS
+#define D CONFIG_DLQ
+#define PG (R | M | P | C | O)
 
+/* in the order --help lists them; a name may appear twice when two
+ * subcommands give one flag different meanings (--dry-run, --source) */
 static const opt_t options[] = {
-    {"pg", "ORDERD_PG", OPT_STR, OFF(pg), "",
+    {"config", "ORDERD_CONFIG", OPT_CONFIG, OFF(config_file), "", CONFIG_ALL,
+     "FILE", 0, 0, NULL,
+     "configuration file: name = value lines with the long option names "
+     "(flags and variables override it)"},
+    {"pg", "ORDERD_PG", OPT_STR, OFF(pg), "", PG, "CONNINFO", 0, 0, NULL,
      "libpq connection string (empty: the standard PG* variables)"},
-    {"migrate-pg", "ORDERD_MIGRATE_PG", OPT_STR, OFF(migrate_pg), "",
-     "migrate: connection string of the schema owner (empty: --pg)"},
+    {"migrate-pg", "ORDERD_MIGRATE_PG", OPT_STR, OFF(migrate_pg), "", M,
+     "CONNINFO", 0, 0, NULL,
+     "connection string of the schema owner (empty: --pg)"},
+    {"schema-dir", "ORDERD_SCHEMA_DIR", OPT_STR, OFF(schema_dir), "", M, "DIR",
+     0, 0, NULL,
+     "directory of the NNNN_*.sql migrations (empty: share/orderd/schema "
+     "beside the binary's bin/)"},
     {"brokers", "ORDERD_BROKERS", OPT_STR, OFF(brokers), "127.0.0.1:9092",
-     "Kafka bootstrap servers"},
-    {"group", "ORDERD_GROUP", OPT_STR, OFF(group), "orderd",
+     CONFIG_KAFKA, "HOST:PORT,...", 0, 0, NULL, "Kafka bootstrap servers"},
+    {"F", NULL, OPT_KAFKA_FILE, 0, NULL, CONFIG_KAFKA, "FILE", 0, 0, NULL,
+     "librdkafka properties file (key=value lines, # comments; read before "
+     "any -X, as kcat; keeps secrets off the command line)"},
+    {"X", NULL, OPT_KAFKA_PROP, 0, NULL, CONFIG_KAFKA, "key=value", 0, 0, NULL,
+     "any librdkafka property (as kcat), repeatable"},
+    {"group", "ORDERD_GROUP", OPT_STR, OFF(group), "orderd", R | P, "NAME", 0,
+     0, NULL,
      "consumer group (offsets are stored in Postgres under this name)"},
     {"commands-topic", "ORDERD_COMMANDS_TOPIC", OPT_STR, OFF(commands_topic),
-     "orders.commands", "input topic"},
-    {"source", "ORDERD_SOURCES", OPT_LIST, OFF(source_spec), "",
+     "orders.commands", CONFIG_SOURCES, "TOPIC", 0, 0, NULL,
+     "input topic when no --source is given (the source \"default\")"},
+    {"source", "ORDERD_SOURCES", OPT_LIST, OFF(source_spec), "", CONFIG_SOURCES,
+     "NAME=TOPIC:ROLES", 0, 0, NULL,
      "NAME=TOPIC:ROLE[,ROLE...], repeatable (variable: ';' between): the "
      "roles a topic's commands may claim (none: --commands-topic admits "
      "every role)"},
+    {"source", NULL, OPT_STR, OFF(send_source), "", S, "NAME", 0, 0, NULL,
+     "a bare name (no '='): the source whose topic gets the lines "
+     "(default: the source \"default\")"},
     {"events-topic", "ORDERD_EVENTS_TOPIC", OPT_STR, OFF(events_topic),
-     "orders.events", "result and domain events topic"},
+     "orders.events", R | T | E, "TOPIC", 0, 0, NULL,
+     "result and domain events topic"},
     {"dlq-topic", "ORDERD_DLQ_TOPIC", OPT_STR, OFF(dlq_topic),
-     "orders.commands.dlq", "dead-letter topic"},
-    {"partitions", "ORDERD_PARTITIONS", OPT_INT, OFF(partitions), "6",
-     "partitions of the commands and events topics (orderd topics)"},
-    {"threads", "ORDERD_THREADS", OPT_INT, OFF(threads), "0",
-     "executor threads (0: one per core)"},
-    {"batch-size", "ORDERD_BATCH_SIZE", OPT_INT, OFF(batch_size), "500",
+     "orders.commands.dlq", R | T | D, "TOPIC", 0, 0, NULL,
+     "dead-letter topic"},
+    {"partitions", "ORDERD_PARTITIONS", OPT_INT, OFF(partitions), "6", T, "N",
+     1, 100000, NULL, "partitions of the commands and events topics"},
+    {"threads", "ORDERD_THREADS", OPT_INT, OFF(threads), "0", R, "N", 0, 64,
+     NULL, "executor threads (0: one per core, at most 64)"},
+    {"batch-size", "ORDERD_BATCH_SIZE", OPT_INT, OFF(batch_size), "500", R, "N",
+     1, 100000, NULL,
      "commands per transaction at most (one load and one write per batch: "
      "see docs/performance.md)"},
     {"batch-wait-ms", "ORDERD_BATCH_WAIT_MS", OPT_INT, OFF(batch_wait_ms), "5",
-     "how long a batch waits to fill"},
+     R, "MS", 0, 60000, NULL, "how long a batch waits to fill"},
     {"default-tax-bps", "ORDERD_DEFAULT_TAX_BPS", OPT_INT, OFF(default_tax_bps),
-     "0", "tax rate (basis points) for countries without a tax_rate_set"},
+     "0", R, "BPS", 0, 10000, NULL,
+     "tax rate (basis points) for countries without a tax_rate_set"},
     {"pending-ttl", "ORDERD_PENDING_TTL", OPT_DURATION, OFF(pending_ttl_ms),
-     "15m", "how long a pending order waits for payment"},
+     "15m", R, NULL, 0, 0, NULL, "how long a pending order waits for payment"},
     {"expiry-grace", "ORDERD_EXPIRY_GRACE", OPT_DURATION, OFF(expiry_grace_ms),
-     "0s", "a payment this late after the deadline is still accepted"},
+     "0s", R, NULL, 0, 0, NULL,
+     "a payment this late after the deadline is still accepted"},
     {"expiry-interval", "ORDERD_EXPIRY_INTERVAL", OPT_DURATION,
-     OFF(expiry_interval_ms), "5s", "expiry scheduler scan interval"},
+     OFF(expiry_interval_ms), "5s", R, NULL, 1, 0, NULL,
+     "expiry scheduler scan interval"},
     {"defer-timeout", "ORDERD_DEFER_TIMEOUT", OPT_DURATION,
-     OFF(defer_timeout_ms), "10m",
+     OFF(defer_timeout_ms), "10m", R, NULL, 0, 0, NULL,
      "how long a command for an unknown order stays parked"},
     {"max-clock-skew", "ORDERD_MAX_CLOCK_SKEW", OPT_DURATION,
-     OFF(max_clock_skew_ms), "5m",
+     OFF(max_clock_skew_ms), "5m", R | S, NULL, 0, 0, NULL,
      "issued_at may be this far after the Kafka timestamp"},
     {"max-event-age", "ORDERD_MAX_EVENT_AGE", OPT_DURATION,
-     OFF(max_event_age_ms), "72h",
+     OFF(max_event_age_ms), "72h", R | S, NULL, 0, 0, NULL,
      "issued_at may be this far before the Kafka timestamp"},
     {"dedup-retention", "ORDERD_DEDUP_RETENTION", OPT_DURATION,
-     OFF(dedup_retention_ms), "30d",
+     OFF(dedup_retention_ms), "30d", R, NULL, 0, 0, NULL,
      "dedup rows kept at least this long (must cover any replay window)"},
     {"outbox-retention", "ORDERD_OUTBOX_RETENTION", OPT_DURATION,
-     OFF(outbox_retention_ms), "7d", "published outbox rows kept this long"},
+     OFF(outbox_retention_ms), "7d", R, NULL, 0, 0, NULL,
+     "published outbox rows kept this long"},
     {"order-prefix", "ORDERD_ORDER_PREFIX", OPT_STR, OFF(order_prefix), "ORD-",
-     "prefix of human order numbers"},
-    {"on-internal-error", "ORDERD_ON_INTERNAL_ERROR", OPT_STR,
-     OFF(on_internal_error), "continue",
-     "continue (reject internal_error, DLQ copy) or halt"},
+     R, "TEXT", 0, 0, NULL, "prefix of human order numbers"},
+    {"on-internal-error", "ORDERD_ON_INTERNAL_ERROR", OPT_ENUM,
+     OFF(on_internal_error), "continue", R, NULL, 0, 0, "continue|halt",
+     "continue (reject internal_error, DLQ copy) or halt (exit 3)"},
     {"metrics-addr", "ORDERD_METRICS_ADDR", OPT_STR, OFF(metrics_addr),
-     "127.0.0.1:9464", "metrics and health endpoint (off: none)"},
+     "127.0.0.1:9464", R, "HOST:PORT", 0, 0, NULL,
+     "metrics and health endpoint (off: none)"},
     {"http-max-connections", "ORDERD_HTTP_MAX_CONNECTIONS", OPT_INT,
-     OFF(http_max_connections), "4096",
+     OFF(http_max_connections), "4096", R, "N", 1, 1000000, NULL,
      "connections the metrics endpoint holds at once"},
     {"http-timeout", "ORDERD_HTTP_TIMEOUT", OPT_DURATION, OFF(http_timeout_ms),
-     "10s", "the metrics endpoint closes a connection idle this long"},
-    {"log-level", "ORDERD_LOG_LEVEL", OPT_STR, OFF(log_level), "info",
-     "error, warn, info or debug"},
-    {"log-format", "ORDERD_LOG_FORMAT", OPT_STR, OFF(log_format), "text",
-     "text or json"},
-    {"schema-dir", "ORDERD_SCHEMA_DIR", OPT_STR, OFF(schema_dir), "",
-     "migrate: directory of the NNNN_*.sql migrations (empty: "
-     "share/orderd/schema beside the binary's bin/)"},
-    {"scheduler", "ORDERD_SCHEDULER", OPT_BOOL, OFF(scheduler), "true",
+     "10s", R, NULL, 1000, 86400000, NULL,
+     "the metrics endpoint closes a connection idle this long"},
+    {"scheduler", "ORDERD_SCHEDULER", OPT_BOOL, OFF(scheduler), "true", R, NULL,
+     0, 0, NULL,
      "run the expiry scheduler and retention purge in this process"},
-    {"max-messages", "ORDERD_MAX_MESSAGES", OPT_INT, OFF(max_messages), "0",
-     "run: exit after applying this many messages (0: run until stopped)"},
+    {"max-messages", "ORDERD_MAX_MESSAGES", OPT_INT, OFF(max_messages), "0", R,
+     "N", 0, 0, NULL,
+     "exit after applying this many messages (0: run until stopped)"},
+    {"dry-run", NULL, OPT_FLAG, OFF(dry_run), "false", M, NULL, 0, 0, NULL,
+     "list the pending migrations, apply nothing"},
+    {"dry-run", NULL, OPT_FLAG, OFF(dry_run), "false", P, NULL, 0, 0, NULL,
+     "classify the range against the dedup rows, move nothing"},
+    {"from-beginning", NULL, OPT_FLAG, OFF(from_beginning), "false", P, NULL, 0,
+     0, NULL, "replay from each partition's first message"},
+    {"from-time", NULL, OPT_TIME, OFF(from_time), "", P, "RFC3339", 0, 0, NULL,
+     "replay from the first message at or after this time"},
+    {"topic", NULL, OPT_STR, OFF(topic), "", P, "TOPIC", 0, 0, NULL,
+     "replay this topic only (default: every source's topic)"},
+    {"loud", NULL, OPT_FLAG, OFF(loud), "false", P, NULL, 0, 0, NULL,
+     "re-emit result events for re-read duplicates"},
+    {"raw", NULL, OPT_FLAG, OFF(raw), "false", S, NULL, 0, 0, NULL,
+     "send lines as they are, even if not JSON"},
+    {"raw", NULL, OPT_FLAG, OFF(raw), "false", E, NULL, 0, 0, NULL,
+     "print each event's JSON as it is"},
+    {"validate", NULL, OPT_FLAG, OFF(validate), "false", S, NULL, 0, 0, NULL,
+     "check every line with the worker's rules first; send none if one "
+     "fails (exit 2)"},
+    {"count", NULL, OPT_INT, OFF(count), "0", E, "N", 0, 0, NULL,
+     "stop after N events (0: no limit); fewer by the end: exit 1"},
+    {"follow", NULL, OPT_FLAG, OFF(follow), "false", E, NULL, 0, 0, NULL,
+     "at the end of the topic, wait for new events (until --count or "
+     "--timeout)"},
+    {"timeout", NULL, OPT_DURATION, OFF(timeout_ms), "30s", E, NULL, 0, 0, NULL,
+     "give up after this long (0: never)"},
+    {"count", NULL, OPT_INT, OFF(dlq_count), "0", D, "N", 0, 0, NULL,
+     "at most N dead letters (0: every one selected)"},
+    {"timeout", NULL, OPT_DURATION, OFF(dlq_timeout_ms), "30s", D, NULL, 0, 0,
+     NULL, "give up reading after this long (0: 30s)"},
+    {"all", NULL, OPT_FLAG, OFF(dlq_all), "false", D, NULL, 0, 0, NULL,
+     "redrive: every dead letter"},
+    {"offsets", NULL, OPT_STR, OFF(dlq_offsets), "", D, "3,5-9", 0, 0, NULL,
+     "select these offsets (of --partition, default 0)"},
+    {"partition", NULL, OPT_INT, OFF(dlq_partition), "-1", D, "P", -1, 0, NULL,
+     "select this partition of the dead-letter topic (-1: every one)"},
+    {"error-class", NULL, OPT_ENUM, OFF(dlq_error_class), "", D, NULL, 0, 0,
+     "internal_error|poison", "select dead letters of this class"},
+    {"since", NULL, OPT_TIME, OFF(dlq_since), "", D, "RFC3339", 0, 0, NULL,
+     "select dead letters written at or after this time"},
+    {"log-level", "ORDERD_LOG_LEVEL", OPT_ENUM, OFF(log_level), "info",
+     CONFIG_ALL, NULL, 0, 0, "error|warn|info|debug", "log threshold"},
+    {"log-format", "ORDERD_LOG_FORMAT", OPT_ENUM, OFF(log_format), "text",
+     CONFIG_ALL, NULL, 0, 0, "text|json", "log lines as text or JSON"},
 };
+
+#undef R
+#undef M
+#undef T
+#undef S
+#undef P
+#undef C
+#undef O
+#undef E
+#undef D
+#undef PG
+
+static const char *const cmd_names[CONFIG_NCMDS] = {
+    "run",   "migrate", "topics", "send", "replay",
+    "check", "order",   "events", "dlq"};
+
+const char *
+config_cmd_name(unsigned cmd)
+{
+    for (int i = 0; i < CONFIG_NCMDS; i++)
+        if (cmd == 1u << i)
+            return cmd_names[i];
+    return NULL;
+}
+
+unsigned
+config_cmd_parse(const char *name)
+{
+    for (int i = 0; i < CONFIG_NCMDS; i++)
+        if (strcmp(name, cmd_names[i]) == 0)
+            return 1u << i;
+    return 0;
+}
 
 int
 config_parse_duration(const char *s, int64_t *ms)
@@ -136,12 +274,73 @@ config_parse_duration(const char *s, int64_t *ms)
     return 0;
 }
 
-/* append: a repeated OPT_LIST flag adds to the values given before it */
+/* ms in the largest whole unit, for messages: "1d", "90s", "250ms" */
+static const char *
+format_duration(int64_t ms, char *buf, size_t len)
+{
+    static const struct {
+        int64_t ms;
+        const char *unit;
+    } units[] = {{86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}};
+
+    for (size_t i = 0; i < OD_ARRAY_LEN(units); i++)
+        if (ms != 0 && ms % units[i].ms == 0) {
+            snprintf(buf, len, "%lld%s", (long long)(ms / units[i].ms),
+                     units[i].unit);
+            return buf;
+        }
+    snprintf(buf, len, "%lldms", (long long)ms);
+    return buf;
+}
+
+/* 1 if value is one of choices ("a|b|c") */
+static int
+is_choice(const char *choices, const char *value)
+{
+    size_t len = strlen(value);
+
+    for (const char *c = choices; *c != '\0';) {
+        const char *bar = strchr(c, '|');
+        size_t n = bar ? (size_t)(bar - c) : strlen(c);
+
+        if (n == len && strncmp(c, value, n) == 0)
+            return 1;
+        c += bar ? n + 1 : n;
+    }
+    return 0;
+}
+
+/*
+ * "WHERE: 'VALUE' is not WHAT", or without the value when echo is 0 (a
+ * value read from a file is never repeated: a misplaced password would
+ * reach the terminal or a log).
+ */
+static void
+bad_value(char *err, size_t errlen, const char *where, int echo,
+          const char *value, const char *what)
+{
+    char shown[OD_ESCAPE_SIZE(64)], cut[65];
+
+    if (!echo) {
+        od_err(err, errlen, "%s: the value is not %s", where, what);
+        return;
+    }
+    snprintf(cut, sizeof(cut), "%s", value);
+    od_err(err, errlen, "%s: '%s' is not %s", where,
+           od_escape(cut, shown, sizeof(shown)), what);
+}
+
+/*
+ * Sets one option from text. append: a repeated OPT_LIST adds to the
+ * values given before it in the same layer. where names the origin for
+ * errors ("--threads", "ORDERD_THREADS", "FILE:LINE: threads").
+ */
 static int
 set_opt(od_config_t *cfg, const opt_t *o, const char *value, int append,
-        char *err, size_t errlen)
+        const char *where, int echo, char *err, size_t errlen)
 {
     char *base = (char *)cfg;
+    char what[128], lo[32], hi[32];
 
     switch (o->type) {
     case OPT_LIST: {
@@ -154,23 +353,45 @@ set_opt(od_config_t *cfg, const opt_t *o, const char *value, int append,
         len = strlen(*dst) + strlen(value) + 2;
         joined = malloc(len);
         if (joined == NULL)
-            return -1;
+            goto oom;
         snprintf(joined, len, "%s;%s", *dst, value);
         free(*dst);
         *dst = joined;
         return 0;
+    }
+    case OPT_ENUM:
+        /* "" only where the default is "" (not given) */
+        if (!is_choice(o->choices, value) &&
+            !(*value == '\0' && o->def[0] == '\0')) {
+            snprintf(what, sizeof(what), "one of %s", o->choices);
+            bad_value(err, errlen, where, echo, value, what);
+            return -1;
+        }
+        break;
+    case OPT_TIME: {
+        int64_t us;
+
+        if (*value != '\0' && od_parse_time(value, &us) < 0) {
+            bad_value(err, errlen, where, echo, value,
+                      "an RFC 3339 time (e.g. 2026-11-21T09:00:00Z)");
+            return -1;
+        }
+        break;
     }
     default:
         break;
     }
     switch (o->type) {
     case OPT_LIST:
-    case OPT_STR: {
+    case OPT_STR:
+    case OPT_ENUM:
+    case OPT_TIME:
+    case OPT_CONFIG: {
         char **dst = (char **)(base + o->offset);
         char *copy = strdup(value);
 
         if (copy == NULL)
-            return -1;
+            goto oom;
         free(*dst);
         *dst = copy;
         return 0;
@@ -181,106 +402,91 @@ set_opt(od_config_t *cfg, const opt_t *o, const char *value, int append,
 
         errno = 0;
         n = strtoll(value, &end, 10);
-        if (errno != 0 || *value == '\0' || *end != '\0' || n < 0) {
-            od_err(err, errlen, "--%s: '%s' is not a non-negative integer",
-                   o->name, value);
+        if (errno != 0 ||
+            !(isdigit((unsigned char)*value) ||
+              (o->min < 0 && *value == '-')) ||
+            *end != '\0' || n < o->min || (o->max > 0 && n > o->max)) {
+            if (o->max > 0)
+                snprintf(what, sizeof(what), "an integer from %lld to %lld",
+                         (long long)o->min, (long long)o->max);
+            else
+                snprintf(what, sizeof(what), "an integer of at least %lld",
+                         (long long)o->min);
+            bad_value(err, errlen, where, echo, value, what);
             return -1;
         }
         *(int64_t *)(base + o->offset) = n;
         return 0;
     }
-    case OPT_DURATION:
-        if (config_parse_duration(value, (int64_t *)(base + o->offset)) < 0) {
-            od_err(err, errlen,
-                   "--%s: '%s' is not a duration (e.g. 500ms, 5s, 15m, 30d)",
-                   o->name, value);
+    case OPT_DURATION: {
+        int64_t ms;
+
+        if (config_parse_duration(value, &ms) < 0 || ms < o->min ||
+            (o->max > 0 && ms > o->max)) {
+            if (o->max > 0)
+                snprintf(what, sizeof(what), "a duration from %s to %s",
+                         format_duration(o->min, lo, sizeof(lo)),
+                         format_duration(o->max, hi, sizeof(hi)));
+            else if (o->min > 0)
+                snprintf(what, sizeof(what), "a duration of at least %s",
+                         format_duration(o->min, lo, sizeof(lo)));
+            else
+                snprintf(what, sizeof(what),
+                         "a duration (e.g. 500ms, 5s, 15m, 30d)");
+            bad_value(err, errlen, where, echo, value, what);
             return -1;
         }
-        return 0;
-    case OPT_BOOL:
-        if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0 ||
-            strcmp(value, "on") == 0)
-            *(int64_t *)(base + o->offset) = 1;
-        else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0 ||
-                 strcmp(value, "off") == 0)
-            *(int64_t *)(base + o->offset) = 0;
-        else {
-            od_err(err, errlen, "--%s: '%s' is not true or false", o->name,
-                   value);
-            return -1;
-        }
+        *(int64_t *)(base + o->offset) = ms;
         return 0;
     }
+    case OPT_BOOL:
+    case OPT_FLAG:
+        if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0 ||
+            strcmp(value, "on") == 0 || strcmp(value, "yes") == 0)
+            *(int64_t *)(base + o->offset) = 1;
+        else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0 ||
+                 strcmp(value, "off") == 0 || strcmp(value, "no") == 0)
+            *(int64_t *)(base + o->offset) = 0;
+        else {
+            bad_value(err, errlen, where, echo, value, "true or false");
+            return -1;
+        }
+        return 0;
+    case OPT_KAFKA_PROP:
+    case OPT_KAFKA_FILE:
+        break;
+    }
+    od_err(err, errlen, "%s: cannot be set here", where);
+    return -1;
+oom:
+    od_err(err, errlen, "out of memory");
     return -1;
 }
 
-void
-config_init(od_config_t *cfg)
+/* options that hold a value in od_config_t (not -X, -F) */
+static int
+has_storage(const opt_t *o)
+{
+    return o->type != OPT_KAFKA_PROP && o->type != OPT_KAFKA_FILE;
+}
+
+static int
+is_string(const opt_t *o)
+{
+    return o->type == OPT_STR || o->type == OPT_LIST || o->type == OPT_ENUM ||
+           o->type == OPT_TIME || o->type == OPT_CONFIG;
+}
+
+static void
+set_defaults(od_config_t *cfg)
 {
     char err[256];
 
-    memset(cfg, 0, sizeof(*cfg));
-    for (size_t i = 0; i < OD_ARRAY_LEN(options); i++) {
-        const char *env = getenv(options[i].env);
-
-        if (set_opt(cfg, &options[i], options[i].def, 0, err, sizeof(err)) < 0)
+    for (size_t i = 0; i < OD_ARRAY_LEN(options); i++)
+        if (has_storage(&options[i]) &&
+            set_opt(cfg, &options[i], options[i].def, 0, options[i].name, 1,
+                    err, sizeof(err)) < 0)
             abort(); /* a bad default is a programming error */
-        if (env != NULL &&
-            set_opt(cfg, &options[i], env, 0, err, sizeof(err)) < 0)
-            fprintf(stderr, "orderd: ignoring %s: %s\n", options[i].env, err);
-    }
-}
-
-/*
- * Inserts one librdkafka property at index at, moving later ones up, so
- * properties read from -F files stay in front of every -X whatever the
- * order of the flags: the command line has the last word.
- */
-static OD_MUSTCHECK int
-insert_kafka_prop(od_config_t *cfg, int at, const char *key, size_t keylen,
-                  const char *value, char *err, size_t errlen)
-{
-    char *k, *v;
-
-    if (cfg->nkafka == CONFIG_MAX_KAFKA_PROPS) {
-        od_err(err, errlen, "too many Kafka properties (at most %d)",
-               CONFIG_MAX_KAFKA_PROPS);
-        return -1;
-    }
-    k = strndup(key, keylen);
-    v = strdup(value);
-    if (k == NULL || v == NULL) {
-        free(k);
-        free(v);
-        od_err(err, errlen, "out of memory");
-        return -1;
-    }
-    memmove(&cfg->kafka_keys[at + 1], &cfg->kafka_keys[at],
-            (size_t)(cfg->nkafka - at) * sizeof(cfg->kafka_keys[0]));
-    memmove(&cfg->kafka_values[at + 1], &cfg->kafka_values[at],
-            (size_t)(cfg->nkafka - at) * sizeof(cfg->kafka_values[0]));
-    cfg->kafka_keys[at] = k;
-    cfg->kafka_values[at] = v;
-    cfg->nkafka++;
-    return 0;
-}
-
-static OD_MUSTCHECK int
-add_kafka_prop(od_config_t *cfg, const char *kv, char *err, size_t errlen)
-{
-    const char *eq = strchr(kv, '=');
-
-    if (eq == NULL) {
-        od_err(err, errlen, "-X takes key=value, not '%s'", kv);
-        return -1;
-    }
-    if (eq == kv) {
-        /* the text after '=' may be a secret: never echo it */
-        od_err(err, errlen, "-X takes key=value: the key is missing");
-        return -1;
-    }
-    return insert_kafka_prop(cfg, cfg->nkafka, kv, (size_t)(eq - kv), eq + 1,
-                             err, errlen);
 }
 
 static int
@@ -289,71 +495,146 @@ is_blank(int c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
+/* The row for a file's or a variable's name: one with a variable. */
+static const opt_t *
+find_settable(const char *name, size_t len)
+{
+    for (size_t i = 0; i < OD_ARRAY_LEN(options); i++)
+        if (options[i].env != NULL && strlen(options[i].name) == len &&
+            strncmp(options[i].name, name, len) == 0)
+            return &options[i];
+    return NULL;
+}
+
+/* The row of a flag for cmd (cmd 0: for any subcommand). */
+static const opt_t *
+find_flag(const char *name, size_t len, unsigned cmd)
+{
+    for (size_t i = 0; i < OD_ARRAY_LEN(options); i++)
+        if (strlen(options[i].name) == len &&
+            strncmp(options[i].name, name, len) == 0 &&
+            (cmd == 0 || (options[i].cmds & cmd)))
+            return &options[i];
+    return NULL;
+}
+
+/* "run, topics and send": the subcommands of cmds, into buf */
+static const char *
+cmds_text(unsigned cmds, char *buf, size_t len)
+{
+    int n = 0, total = 0;
+
+    for (int i = 0; i < CONFIG_NCMDS; i++)
+        if (cmds & (1u << i))
+            total++;
+    buf[0] = '\0';
+    for (int i = 0; i < CONFIG_NCMDS; i++) {
+        size_t used = strlen(buf);
+
+        if (!(cmds & (1u << i)))
+            continue;
+        snprintf(buf + used, len - used, "%s%s",
+                 n == 0           ? ""
+                 : n == total - 1 ? " and "
+                                  : ", ",
+                 cmd_names[i]);
+        n++;
+    }
+    return buf;
+}
+
 int
-config_load_kafka_file(od_config_t *cfg, const char *path, char *err,
-                       size_t errlen)
+config_load_file(od_config_t *cfg, const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
     int lineno = 0, rc = -1;
+    /* where each option was set, to refuse a name given twice */
+    int set_at[OD_ARRAY_LEN(options)] = {0};
 
     if (f == NULL) {
-        od_err(err, errlen, "could not open -F file %s: %s", path,
+        od_err(err, errlen, "could not open configuration file %s: %s", path,
                strerror(errno));
         return -1;
     }
     while ((len = getline(&line, &cap, f)) >= 0) {
-        char *key = line, *eq, *kend, *value;
+        char *name = line, *eq, *nend, *value, where[512];
+        const opt_t *o;
+        size_t idx;
 
         lineno++;
         while (len > 0 && is_blank((unsigned char)line[len - 1]))
             line[--len] = '\0';
-        while (is_blank((unsigned char)*key))
-            key++;
-        if (*key == '\0' || *key == '#')
+        while (is_blank((unsigned char)*name))
+            name++;
+        if (*name == '\0' || *name == '#')
             continue;
-        /* Never quote the line back: a misplaced password would reach the
-         * terminal, a log or a CI transcript. */
-        if (strlen(key) != (size_t)(len - (key - line))) {
+        /* Never quote the line back: it may hold a password. */
+        if (strlen(name) != (size_t)(len - (name - line))) {
             od_err(err, errlen, "%s:%d: NUL byte in line", path, lineno);
             goto out;
         }
-        eq = strchr(key, '=');
+        eq = strchr(name, '=');
         if (eq == NULL) {
-            od_err(err, errlen, "%s:%d: expected key=value", path, lineno);
+            od_err(err, errlen, "%s:%d: expected name = value", path, lineno);
             goto out;
         }
-        kend = eq;
-        while (kend > key && is_blank((unsigned char)kend[-1]))
-            kend--;
-        if (kend == key) {
-            od_err(err, errlen, "%s:%d: expected key=value, the key is empty",
+        nend = eq;
+        while (nend > name && is_blank((unsigned char)nend[-1]))
+            nend--;
+        if (nend == name) {
+            od_err(err, errlen,
+                   "%s:%d: expected name = value, the name is "
+                   "empty",
                    path, lineno);
             goto out;
         }
-        for (const char *c = key; c < kend; c++)
-            if (is_blank((unsigned char)*c)) {
-                od_err(err, errlen, "%s:%d: a key cannot contain blanks", path,
-                       lineno);
+        for (const char *c = name; c < nend; c++)
+            if (!islower((unsigned char)*c) && !isdigit((unsigned char)*c) &&
+                *c != '-') {
+                od_err(err, errlen,
+                       "%s:%d: expected name = value, with a long option "
+                       "name (lower case, digits, '-') before the '='",
+                       path, lineno);
                 goto out;
             }
+        *nend = '\0';
         value = eq + 1;
         while (is_blank((unsigned char)*value))
             value++;
-        if (insert_kafka_prop(cfg, cfg->nkafka_file, key, (size_t)(kend - key),
-                              value, err, errlen) < 0) {
-            char why[128];
-
-            snprintf(why, sizeof(why), "%s", err);
-            od_err(err, errlen, "%s:%d: %s", path, lineno, why);
+        o = find_settable(name, strlen(name));
+        if (o == NULL) {
+            if (find_flag(name, strlen(name), 0) != NULL)
+                od_err(err, errlen,
+                       "%s:%d: %s is a command-line flag, not a setting of "
+                       "a configuration file",
+                       path, lineno, name);
+            else
+                od_err(err, errlen, "%s:%d: unknown option '%s'", path, lineno,
+                       name);
             goto out;
         }
-        cfg->nkafka_file++;
+        if (o->type == OPT_CONFIG) {
+            od_err(err, errlen,
+                   "%s:%d: a configuration file cannot name another", path,
+                   lineno);
+            goto out;
+        }
+        idx = (size_t)(o - options);
+        if (set_at[idx] != 0 && o->type != OPT_LIST) {
+            od_err(err, errlen, "%s:%d: %s is already set on line %d", path,
+                   lineno, name, set_at[idx]);
+            goto out;
+        }
+        snprintf(where, sizeof(where), "%s:%d: %s", path, lineno, name);
+        if (set_opt(cfg, o, value, set_at[idx] != 0, where, 0, err, errlen) < 0)
+            goto out;
+        set_at[idx] = lineno;
     }
     if (ferror(f)) {
-        od_err(err, errlen, "could not read -F file %s: %s", path,
+        od_err(err, errlen, "could not read configuration file %s: %s", path,
                strerror(errno));
         goto out;
     }
@@ -364,124 +645,182 @@ out:
     return rc;
 }
 
-int
-config_kafka_secret(const char *key)
+/* one flag of the command line, found but not yet applied */
+typedef struct config_arg {
+    const opt_t *o;
+    const char *value; /* NULL for OPT_FLAG */
+} config_arg_t;
+
+/*
+ * First pass over argv: finds each flag's row for cmd and its value,
+ * refusing unknown flags and other subcommands' flags before anything is
+ * read or applied. Returns the number of flags in args, -1 with err, or
+ * -2 when --help was asked.
+ */
+static int
+scan_args(unsigned cmd, int argc, char **argv, config_arg_t *args, char **pos,
+          int npos, int *npos_out, char *err, size_t errlen)
 {
-    static const char *const secret[] = {
-        "sasl.password",
-        "ssl.key.password",
-        "ssl.keystore.password",
-        "sasl.oauthbearer.client.secret",
-        "sasl.oauthbearer.config",
-        "ssl.key.pem",
-        "ssl_key",
-    };
-    size_t len = strlen(key);
-
-    for (size_t i = 0; i < OD_ARRAY_LEN(secret); i++)
-        if (strcasecmp(key, secret[i]) == 0)
-            return 1;
-    /* whatever a later librdkafka or plugin calls a password or secret */
-    return (len >= 9 && strcasecmp(key + len - 9, ".password") == 0) ||
-           (len >= 6 && strcasecmp(key + len - 6, "secret") == 0);
-}
-
-void
-config_kafka_props_masked(const od_config_t *cfg, char *out, size_t len)
-{
-    size_t used = 0;
-
-    if (len == 0)
-        return;
-    out[0] = '\0';
-    for (int i = 0; i < cfg->nkafka && used < len; i++) {
-        int n = snprintf(
-            out + used, len - used, "%s%s=%s", i ? " " : "", cfg->kafka_keys[i],
-            config_kafka_secret(cfg->kafka_keys[i]) ? "***"
-                                                    : cfg->kafka_values[i]);
-
-        if (n < 0)
-            break;
-        used += (size_t)n;
-    }
-}
-
-int
-config_parse(od_config_t *cfg, int argc, char **argv, config_extra_fn extra,
-             void *extra_arg, char **pos, int npos, int *npos_out, char *err,
-             size_t errlen)
-{
-    int n = 0;
-    /* a flag replaces the variable's value; a repeated list flag appends */
-    unsigned char seen[OD_ARRAY_LEN(options)] = {0};
+    const char *cname = config_cmd_name(cmd);
+    int n = 0, np = 0, options_end = 0;
 
     for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        const opt_t *o = NULL;
-        const char *value = NULL;
-        int used;
+        const char *a = argv[i], *name, *value = NULL, *eq;
+        size_t len;
+        const opt_t *o;
 
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
-            return 1;
-        if (strcmp(a, "-X") == 0) {
-            if (i + 1 >= argc) {
-                od_err(err, errlen, "-X needs key=value");
-                return -1;
-            }
-            if (add_kafka_prop(cfg, argv[++i], err, errlen) < 0)
-                return -1;
-            continue;
-        }
-        if (strcmp(a, "-F") == 0) {
-            if (i + 1 >= argc) {
-                od_err(err, errlen, "-F needs a file name");
-                return -1;
-            }
-            if (config_load_kafka_file(cfg, argv[++i], err, errlen) < 0)
-                return -1;
-            continue;
-        }
-        if (extra != NULL && (used = extra(argc, argv, i, extra_arg)) > 0) {
-            i += used - 1;
-            continue;
-        }
-        if (strncmp(a, "--", 2) != 0) {
-            if (n == npos) {
+        if (!options_end && (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0))
+            return -2;
+        if (options_end || a[0] != '-' || a[1] == '\0') {
+            if (np == npos) {
                 od_err(err, errlen, "unexpected argument '%s'", a);
                 return -1;
             }
-            pos[n++] = argv[i];
+            pos[np++] = argv[i];
             continue;
         }
-        for (size_t k = 0; k < OD_ARRAY_LEN(options); k++) {
-            size_t len = strlen(options[k].name);
-
-            if (strncmp(a + 2, options[k].name, len) == 0 &&
-                (a[2 + len] == '\0' || a[2 + len] == '=')) {
-                o = &options[k];
-                if (a[2 + len] == '=')
-                    value = a + 3 + len;
-                break;
-            }
+        if (strcmp(a, "--") == 0) {
+            options_end = 1;
+            continue;
         }
-        if (o == NULL) {
-            od_err(err, errlen, "unknown option '%s' (see --help)", a);
+        /* -X and -F are single letters; everything else is --name */
+        name = a[1] == '-' ? a + 2 : a + 1;
+        eq = a[1] == '-' ? strchr(name, '=') : NULL;
+        len = eq ? (size_t)(eq - name) : strlen(name);
+        if ((a[1] == '-') != (len > 1)) {
+            od_err(err, errlen, "unknown option '%.*s' (see orderd %s --help)",
+                   (int)(name - a + len), a, cname);
             return -1;
         }
-        if (value == NULL) {
-            if (i + 1 >= argc) {
-                od_err(err, errlen, "--%s needs a value", o->name);
+        o = find_flag(name, len, cmd);
+        if (o == NULL) {
+            unsigned others = 0;
+            char list[128];
+
+            for (size_t k = 0; k < OD_ARRAY_LEN(options); k++)
+                if (strlen(options[k].name) == len &&
+                    strncmp(options[k].name, name, len) == 0)
+                    others |= options[k].cmds;
+            /* the name only, never what follows '=': it may be a secret */
+            if (others != 0)
+                od_err(err, errlen,
+                       "option %.*s does not apply to %s (it is an option "
+                       "of %s)",
+                       (int)(name - a + len), a, cname,
+                       cmds_text(others, list, sizeof(list)));
+            else
+                od_err(err, errlen,
+                       "unknown option '%.*s' (see orderd %s --help)",
+                       (int)(name - a + len), a, cname);
+            return -1;
+        }
+        if (o->type == OPT_FLAG) {
+            if (eq != NULL) {
+                od_err(err, errlen, "option --%s takes no value", o->name);
                 return -1;
             }
+        } else if (eq != NULL) {
+            value = eq + 1;
+        } else if (i + 1 < argc) {
             value = argv[++i];
-        }
-        if (set_opt(cfg, o, value, seen[o - options], err, errlen) < 0)
+        } else {
+            od_err(err, errlen, "option %s%s needs a value%s%s",
+                   len > 1 ? "--" : "-", o->name, o->arg ? ": " : "",
+                   o->arg ? o->arg : "");
             return -1;
-        seen[o - options] = 1;
+        }
+        /* send: --source NAME=TOPIC:ROLES defines a source, a bare
+         * --source NAME picks the one to send to (the next row) */
+        if (o->type == OPT_LIST && cmd == CONFIG_SEND &&
+            strchr(value, '=') == NULL)
+            for (const opt_t *s = o + 1; s < options + OD_ARRAY_LEN(options);
+                 s++)
+                if (strcmp(s->name, o->name) == 0 && (s->cmds & cmd)) {
+                    o = s;
+                    break;
+                }
+        args[n].o = o;
+        args[n].value = value;
+        n++;
     }
     if (npos_out != NULL)
-        *npos_out = n;
-    return 0;
+        *npos_out = np;
+    return n;
+}
+
+int
+config_load(od_config_t *cfg, unsigned cmd, int argc, char **argv, char **pos,
+            int npos, int *npos_out, char *err, size_t errlen)
+{
+    config_arg_t *args = calloc((size_t)argc + 1, sizeof(*args));
+    /* a flag replaces what the file or the variable said; a repeated list
+     * flag appends to the flags before it */
+    unsigned char seen[OD_ARRAY_LEN(options)] = {0};
+    const char *file = NULL;
+    int n, rc = -1;
+
+    memset(cfg, 0, sizeof(*cfg));
+    if (args == NULL) {
+        od_err(err, errlen, "out of memory");
+        return -1;
+    }
+    set_defaults(cfg);
+    n = scan_args(cmd, argc, argv, args, pos, npos, npos_out, err, errlen);
+    if (n == -2) {
+        rc = 1;
+        goto out;
+    }
+    if (n < 0)
+        goto out;
+
+    for (int i = 0; i < n; i++)
+        if (args[i].o->type == OPT_CONFIG)
+            file = args[i].value;
+    if (file == NULL)
+        file = getenv("ORDERD_CONFIG");
+    if (file != NULL && *file != '\0' &&
+        config_load_file(cfg, file, err, errlen) < 0)
+        goto out;
+
+    for (size_t i = 0; i < OD_ARRAY_LEN(options); i++) {
+        const opt_t *o = &options[i];
+        const char *env = o->env ? getenv(o->env) : NULL;
+
+        /* the same variable on two rows is read once */
+        if (env != NULL && find_settable(o->name, strlen(o->name)) == o &&
+            set_opt(cfg, o, env, 0, o->env, 1, err, errlen) < 0)
+            goto out;
+    }
+
+    for (int i = 0; i < n; i++) {
+        const opt_t *o = args[i].o;
+        char where[64];
+
+        switch (o->type) {
+        case OPT_KAFKA_PROP:
+            if (config_add_kafka_prop(cfg, args[i].value, err, errlen) < 0)
+                goto out;
+            continue;
+        case OPT_KAFKA_FILE:
+            if (config_load_kafka_file(cfg, args[i].value, err, errlen) < 0)
+                goto out;
+            continue;
+        case OPT_FLAG:
+            *(int64_t *)((char *)cfg + o->offset) = 1;
+            continue;
+        default:
+            break;
+        }
+        snprintf(where, sizeof(where), "--%s", o->name);
+        if (set_opt(cfg, o, args[i].value, seen[o - options], where, 1, err,
+                    errlen) < 0)
+            goto out;
+        seen[o - options] = 1;
+    }
+    rc = 0;
+out:
+    free(args);
+    return rc;
 }
 
 int
@@ -491,28 +830,80 @@ config_finish(od_config_t *cfg, char *err, size_t errlen)
                          err, errlen);
 }
 
-void
-config_usage(FILE *out)
+/* Prints text wrapped at about 76 columns, each line indented. */
+static void
+print_wrapped(FILE *out, const char *text, int indent)
 {
-    fprintf(out, "options (flag, environment variable, default):\n");
-    for (size_t i = 0; i < OD_ARRAY_LEN(options); i++)
-        fprintf(out, "  --%-20s %-26s %-16s %s\n", options[i].name,
-                options[i].env, options[i].def[0] ? options[i].def : "\"\"",
-                options[i].help);
-    fprintf(out, "  -F FILE                  librdkafka properties file "
-                 "(key=value lines, # comments;\n"
-                 "                           read before any -X, as kcat; "
-                 "keeps secrets off the command line)\n");
-    fprintf(out, "  -X key=value             any librdkafka property "
-                 "(as kcat)\n");
+    const int width = 76 - indent;
+
+    while (*text != '\0') {
+        int n = (int)strlen(text), cut = n;
+
+        if (n > width) {
+            cut = width;
+            while (cut > 0 && text[cut] != ' ')
+                cut--;
+            if (cut == 0)
+                cut = width;
+        }
+        fprintf(out, "%*s%.*s\n", indent, "", cut, text);
+        text += cut;
+        while (*text == ' ')
+            text++;
+    }
+}
+
+void
+config_usage(FILE *out, unsigned cmds)
+{
+    fprintf(out, "options (a flag overrides its variable, which overrides "
+                 "--config FILE):\n");
+    for (size_t i = 0; i < OD_ARRAY_LEN(options); i++) {
+        const opt_t *o = &options[i];
+        const char *arg = o->arg;
+        char flag[64], def[96];
+
+        if (!(o->cmds & cmds))
+            continue;
+        if (arg == NULL)
+            arg = o->type == OPT_DURATION ? "DURATION"
+                  : o->type == OPT_BOOL   ? "true|false"
+                  : o->type == OPT_ENUM   ? o->choices
+                  : o->type == OPT_INT    ? "N"
+                                          : "VALUE";
+        if (o->type == OPT_FLAG)
+            snprintf(flag, sizeof(flag), "--%s", o->name);
+        else
+            snprintf(flag, sizeof(flag), "%s%s %s",
+                     strlen(o->name) > 1 ? "--" : "-", o->name, arg);
+        if (o->def == NULL || o->type == OPT_FLAG ||
+            (o->env == NULL && o->def[0] == '\0'))
+            def[0] = '\0';
+        else
+            snprintf(def, sizeof(def), "default %s",
+                     o->def[0] ? o->def : "\"\"");
+        if (o->env == NULL && def[0] == '\0')
+            fprintf(out, "  %s\n", flag);
+        else
+            fprintf(out, "  %-28s%s%s%s%s\n", flag,
+                    strlen(flag) > 28 ? "\n                               "
+                                      : " ",
+                    o->env ? o->env : "", o->env && def[0] ? ", " : "", def);
+        print_wrapped(out, o->help, 6);
+    }
 }
 
 void
 config_free(od_config_t *cfg)
 {
     for (size_t i = 0; i < OD_ARRAY_LEN(options); i++)
-        if (options[i].type == OPT_STR || options[i].type == OPT_LIST)
-            free(*(char **)((char *)cfg + options[i].offset));
+        if (is_string(&options[i])) {
+            char **p = (char **)((char *)cfg + options[i].offset);
+
+            /* two rows may share a field (--dry-run, --raw) */
+            free(*p);
+            *p = NULL;
+        }
     sources_free(&cfg->sources);
     for (int i = 0; i < cfg->nkafka; i++) {
         free(cfg->kafka_keys[i]);

@@ -1,5 +1,6 @@
 /* config.h - one configuration table drives flags, ORDERD_* environment
- * variables and --help */
+ * variables, the configuration file and each subcommand's --help
+ * (config.c); librdkafka properties from -F and -X (config_kafka.c) */
 #ifndef OD_CONFIG_H
 #define OD_CONFIG_H
 
@@ -10,9 +11,37 @@
 
 #define CONFIG_MAX_KAFKA_PROPS 64
 
+/*
+ * The subcommands, one bit each: every option of the table names the
+ * subcommands that take it, so a subcommand refuses the others' options
+ * and its --help lists only its own.
+ */
+typedef enum config_cmd {
+    CONFIG_RUN = 1u << 0,
+    CONFIG_MIGRATE = 1u << 1,
+    CONFIG_TOPICS = 1u << 2,
+    CONFIG_SEND = 1u << 3,
+    CONFIG_REPLAY = 1u << 4,
+    CONFIG_CHECK = 1u << 5,
+    CONFIG_ORDER = 1u << 6,
+    CONFIG_EVENTS = 1u << 7,
+    CONFIG_DLQ = 1u << 8
+} config_cmd_t;
+
+#define CONFIG_NCMDS 9
+#define CONFIG_ALL ((1u << CONFIG_NCMDS) - 1)
+/* the subcommands that talk to Kafka (-X, -F, --brokers) */
+#define CONFIG_KAFKA                                                           \
+    (CONFIG_RUN | CONFIG_TOPICS | CONFIG_SEND | CONFIG_REPLAY |                \
+     CONFIG_EVENTS | CONFIG_DLQ)
+/* the subcommands that use the sources (--source, --commands-topic) */
+#define CONFIG_SOURCES                                                         \
+    (CONFIG_RUN | CONFIG_TOPICS | CONFIG_SEND | CONFIG_REPLAY | CONFIG_DLQ)
+
 typedef struct od_config {
-    char *pg;         /* every subcommand but migrate: the runtime role */
-    char *migrate_pg; /* migrate: the schema owner ("" means pg) */
+    char *config_file; /* --config, ORDERD_CONFIG ("": none) */
+    char *pg;          /* every subcommand but migrate: the runtime role */
+    char *migrate_pg;  /* migrate: the schema owner ("" means pg) */
     char *brokers;
     char *group;
     char *commands_topic;
@@ -42,6 +71,25 @@ typedef struct od_config {
     char *schema_dir;     /* migrate: "" means next to the binary */
     int64_t scheduler;    /* 1: run the expiry scheduler in this process */
     int64_t max_messages; /* run: stop after this many (0: never) */
+    /* subcommand flags, command line only */
+    int64_t raw;            /* send, events */
+    int64_t validate;       /* send: check every line, then send */
+    int64_t dry_run;        /* migrate, replay */
+    int64_t from_beginning; /* replay */
+    char *from_time;        /* replay ("": not given) */
+    char *topic;            /* replay ("": every source's topic) */
+    int64_t loud;           /* replay */
+    char *send_source;      /* send --source NAME ("": the default source) */
+    int64_t count;          /* events: stop after this many (0: no limit) */
+    int64_t timeout_ms;     /* events: give up after this long (0: never) */
+    int64_t follow;         /* events: wait for new events past the end */
+    int64_t dlq_count;      /* dlq: at most this many (0: all selected) */
+    int64_t dlq_timeout_ms; /* dlq: give up reading after this long */
+    int64_t dlq_all;        /* dlq redrive: every dead letter */
+    int64_t dlq_partition;  /* dlq: -1, every partition */
+    char *dlq_offsets;      /* dlq: "3,5-9" ("": not given) */
+    char *dlq_error_class;  /* dlq: internal_error | poison ("": any) */
+    char *dlq_since;        /* dlq: RFC 3339 ("": not given) */
     /* librdkafka properties, passed on as is: first those of -F files (the
      * first nkafka_file), then -X key=value, each in command-line order */
     char *kafka_keys[CONFIG_MAX_KAFKA_PROPS];
@@ -51,23 +99,42 @@ typedef struct od_config {
     od_sources_t sources; /* built by config_finish */
 } od_config_t;
 
-/* Fills cfg with defaults, then ORDERD_* variables. */
-void config_init(od_config_t *cfg);
+/* The subcommand's name ("run") for its bit, or NULL. */
+const char *config_cmd_name(unsigned cmd);
+/* The bit of the subcommand called name, or 0 if there is none. */
+unsigned config_cmd_parse(const char *name);
+
 /*
- * Parses flags from argv (after the subcommand). Unknown flags are an
- * error unless extra (may be NULL) accepts them: extra returns the number
- * of argv entries it consumed (0: not its flag). Positional arguments are
- * collected into pos (at most npos; *npos_out set). Returns 0, or -1 with
- * err filled; 1 when --help was asked.
+ * Builds cfg for the subcommand cmd (one CONFIG_* bit) from argv, the
+ * arguments after the subcommand. Each layer overrides the one before:
+ * the defaults, the configuration file (--config FILE, else
+ * ORDERD_CONFIG), the ORDERD_* variables, the flags. A repeated --source
+ * adds to the sources of its own layer. Every value is checked, in every
+ * layer, whether cmd uses it or not; a flag cmd does not take is refused.
+ * Arguments that are not options go to pos (at most npos; *npos_out
+ * receives how many, may be NULL). Returns 0; 1 when --help was asked; -1
+ * with err filled (the process should exit 2). Never quotes a value read
+ * from a file (it may be a password). The caller frees cfg with
+ * config_free in every case.
  */
-typedef int (*config_extra_fn)(int argc, char **argv, int i, void *arg);
-int config_parse(od_config_t *cfg, int argc, char **argv, config_extra_fn extra,
-                 void *extra_arg, char **pos, int npos, int *npos_out,
-                 char *err, size_t errlen);
-/* After parsing: builds cfg->sources from --source (or the default
+int config_load(od_config_t *cfg, unsigned cmd, int argc, char **argv,
+                char **pos, int npos, int *npos_out, char *err,
+                size_t errlen) OD_MUSTCHECK;
+/*
+ * Reads a configuration file into cfg: "name = value" lines with the long
+ * option names, blanks around both ignored, blank lines and lines starting
+ * with # skipped; "source" may repeat (its entries add up), any other name
+ * may appear once. Errors name the file and line, never the value.
+ * config_load calls it; exposed for tests. Returns 0 or -1 with err.
+ */
+int config_load_file(od_config_t *cfg, const char *path, char *err,
+                     size_t errlen) OD_MUSTCHECK;
+/* After config_load: builds cfg->sources from --source (or the default
  * source). Returns 0, or -1 with err. */
 int config_finish(od_config_t *cfg, char *err, size_t errlen) OD_MUSTCHECK;
-void config_usage(FILE *out);
+/* Prints the options of the subcommands in cmds (bits), with their
+ * variables and defaults. */
+void config_usage(FILE *out, unsigned cmds);
 void config_free(od_config_t *cfg);
 
 /* Parses "250ms", "5s", "15m", "2h", "30d" or plain seconds into ms. */
@@ -82,6 +149,10 @@ int config_parse_duration(const char *s, int64_t *ms);
  */
 OD_MUSTCHECK int config_load_kafka_file(od_config_t *cfg, const char *path,
                                         char *err, size_t errlen);
+/* Adds one -X key=value after every property before it. Returns 0, or -1
+ * with err (never the value: it may be a password). */
+OD_MUSTCHECK int config_add_kafka_prop(od_config_t *cfg, const char *kv,
+                                       char *err, size_t errlen);
 /* 1 if a librdkafka property holds a secret (a password, a private key, an
  * OAuth client secret): its value must never be shown. */
 int config_kafka_secret(const char *key);

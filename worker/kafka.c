@@ -61,3 +61,14 @@ fail:
     rd_kafka_conf_destroy(conf);
     return NULL;
 }
+
+int
+kafka_conf_check(const od_config_t *cfg, char *err, size_t errlen)
+{
+    rd_kafka_conf_t *conf = kafka_conf_new(cfg, "orderd", NULL, err, errlen);
+
+    if (conf == NULL)
+        return -1;
+    rd_kafka_conf_destroy(conf);
+    return 0;
+}

@@ -1,118 +1,187 @@
-/* main.c - the orderd binary: subcommand dispatch, configuration, logging */
+/* main.c - the orderd binary: subcommand dispatch, configuration, logging
+ *
+ * DESIGN: every subcommand is a row of the table below; its options come
+ * from the configuration table (config.c), which says which subcommands
+ * take each one. Everything that can be checked without doing any work
+ * is checked here, before the subcommand starts: options, values, the
+ * sources, the connection strings, the Kafka properties. A mistake there
+ * exits CLI_EXIT_USAGE (2) whatever the subcommand, and nothing was done.
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "config.h"
+#include "db.h"
+#include "kafka.h"
 #include "log.h"
 #include "version.h"
 
-typedef struct sub_flags {
-    int raw;
-    int validate;
-    int dry_run;
-    int from_beginning;
-    int loud;
-    const char *from_time;
-    const char *topic;
-    const char *source; /* send --source NAME (a name, not NAME=...) */
-    long count;
-    int timeout_s;
-    cli_dlq_opts_t dlq; /* dlq: --all, --offsets, --partition, ... */
-} sub_flags_t;
+typedef int (*cmd_fn)(const od_config_t *cfg, char **pos);
 
-/* subcommand-only flags, recognised before the configuration table */
-static int
-sub_flag(int argc, char **argv, int i, void *arg)
-{
-    sub_flags_t *f = arg;
+typedef struct cmd {
+    unsigned bit;         /* CONFIG_*: its name and options */
+    int npos;             /* positional arguments it needs */
+    int maxpos;           /* positional arguments it takes (at most 2) */
+    const char *synopsis; /* after "orderd NAME" */
+    const char *summary;
+    cmd_fn fn;
+} cmd_t;
 
-    if (strcmp(argv[i], "--raw") == 0)
-        return f->raw = 1;
-    if (strcmp(argv[i], "--validate") == 0)
-        return f->validate = 1;
-    if (strcmp(argv[i], "--all") == 0)
-        return f->dlq.all = 1;
-    if (strcmp(argv[i], "--offsets") == 0 && i + 1 < argc) {
-        f->dlq.offsets = argv[i + 1];
-        return 2;
-    }
-    if (strcmp(argv[i], "--partition") == 0 && i + 1 < argc) {
-        f->dlq.partition = atoi(argv[i + 1]);
-        return 2;
-    }
-    if (strcmp(argv[i], "--error-class") == 0 && i + 1 < argc) {
-        f->dlq.error_class = argv[i + 1];
-        return 2;
-    }
-    if (strcmp(argv[i], "--since") == 0 && i + 1 < argc) {
-        f->dlq.since = argv[i + 1];
-        return 2;
-    }
-    if (strcmp(argv[i], "--dry-run") == 0)
-        return f->dry_run = 1;
-    if (strcmp(argv[i], "--from-beginning") == 0)
-        return f->from_beginning = 1;
-    if (strcmp(argv[i], "--loud") == 0)
-        return f->loud = 1;
-    if (strcmp(argv[i], "--from-time") == 0 && i + 1 < argc) {
-        f->from_time = argv[i + 1];
-        return 2;
-    }
-    if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) {
-        f->count = atol(argv[i + 1]);
-        return 2;
-    }
-    if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
-        f->timeout_s = atoi(argv[i + 1]);
-        return 2;
-    }
-    /* --source NAME=TOPIC:ROLES defines a source (the configuration
-     * table); --source NAME picks one to send to */
-    if (strcmp(argv[i], "--source") == 0 && i + 1 < argc &&
-        strchr(argv[i + 1], '=') == NULL) {
-        f->source = argv[i + 1];
-        return 2;
-    }
-    if (strcmp(argv[i], "--topic") == 0 && i + 1 < argc) {
-        f->topic = argv[i + 1];
-        return 2;
-    }
-    return 0;
-}
-
-/* the command line main parsed, for SIGHUP to parse again */
+/* run's command line, for SIGHUP to read the configuration again */
 typedef struct reload_ctx {
     int argc;
     char **argv;
 } reload_ctx_t;
 
-/* cli_reload_fn: the log settings of the configuration read as at start */
+static reload_ctx_t run_args;
+
+/* cli_reload_fn: the log settings as a start would read them now, from the
+ * configuration file, the variables and the flags */
 static int
 reload_log(void *arg, log_level_t *level, int *json, char *err, size_t errlen)
 {
     reload_ctx_t *ctx = arg;
     od_config_t cfg;
-    sub_flags_t scratch = {0};
-    char *pos[2] = {NULL, NULL};
-    int npos = 0, rc = -1, lv;
+    int rc = -1;
 
-    config_init(&cfg);
-    if (config_parse(&cfg, ctx->argc, ctx->argv, sub_flag, &scratch, pos, 2,
-                     &npos, err, errlen) != 0)
+    if (config_load(&cfg, CONFIG_RUN, ctx->argc, ctx->argv, NULL, 0, NULL, err,
+                    errlen) != 0)
         goto out;
-    lv = log_level_parse(cfg.log_level);
-    if (lv < 0) {
-        od_err(err, errlen, "unknown log level '%s'", cfg.log_level);
-        goto out;
-    }
-    *level = (log_level_t)lv;
+    *level = (log_level_t)log_level_parse(cfg.log_level);
     *json = strcmp(cfg.log_format, "json") == 0;
     rc = 0;
 out:
     config_free(&cfg);
     return rc;
+}
+
+static int
+cmd_run(const od_config_t *cfg, char **pos)
+{
+    return cli_run(cfg, reload_log, &run_args);
+}
+
+static int
+cmd_migrate(const od_config_t *cfg, char **pos)
+{
+    return cli_migrate(cfg);
+}
+
+static int
+cmd_topics(const od_config_t *cfg, char **pos)
+{
+    return cli_topics(cfg);
+}
+
+static int
+cmd_send(const od_config_t *cfg, char **pos)
+{
+    return cli_send(cfg, (int)cfg->raw,
+                    cfg->send_source[0] ? cfg->send_source : NULL,
+                    (int)cfg->validate);
+}
+
+static int
+cmd_replay(const od_config_t *cfg, char **pos)
+{
+    if (cfg->from_beginning == (cfg->from_time[0] != '\0')) {
+        fprintf(stderr, "orderd replay: give exactly one of "
+                        "--from-beginning and --from-time T\n");
+        return CLI_EXIT_USAGE;
+    }
+    return cli_replay(cfg, cfg->from_time[0] ? cfg->from_time : NULL,
+                      (int)cfg->dry_run, cfg->topic[0] ? cfg->topic : NULL,
+                      (int)cfg->loud);
+}
+
+static int
+cmd_check(const od_config_t *cfg, char **pos)
+{
+    return cli_check(cfg);
+}
+
+static int
+cmd_order(const od_config_t *cfg, char **pos)
+{
+    return cli_order(cfg, pos[0]);
+}
+
+static int
+cmd_events(const od_config_t *cfg, char **pos)
+{
+    return cli_events(cfg);
+}
+
+static int
+cmd_dlq(const od_config_t *cfg, char **pos)
+{
+    cli_dlq_opts_t opt = {0};
+
+    if (pos[0] != NULL && strcmp(pos[0], "redrive") != 0) {
+        fprintf(stderr,
+                "orderd dlq: expected no argument or 'redrive', not "
+                "'%s'\n",
+                pos[0]);
+        return CLI_EXIT_USAGE;
+    }
+    opt.count = (long)cfg->dlq_count;
+    opt.timeout_s = (int)((cfg->dlq_timeout_ms + 999) / 1000);
+    opt.all = (int)cfg->dlq_all;
+    opt.partition = (int)cfg->dlq_partition;
+    opt.offsets = cfg->dlq_offsets[0] ? cfg->dlq_offsets : NULL;
+    opt.error_class = cfg->dlq_error_class[0] ? cfg->dlq_error_class : NULL;
+    opt.since = cfg->dlq_since[0] ? cfg->dlq_since : NULL;
+    return cli_dlq(cfg, &opt, pos[0] != NULL);
+}
+
+static const cmd_t commands[] = {
+    {CONFIG_RUN, 0, 0, "",
+     "the worker: executors, scheduler, outbox publisher, metrics", cmd_run},
+    {CONFIG_MIGRATE, 0, 0, "[--dry-run]",
+     "apply the pending schema migrations (--dry-run: list them)", cmd_migrate},
+    {CONFIG_TOPICS, 0, 0, "",
+     "create the sources', events and dead-letter topics if missing",
+     cmd_topics},
+    {CONFIG_SEND, 0, 0, "[--raw | --validate] [--source NAME] < FILE",
+     "produce JSON command lines from stdin to a source's topic", cmd_send},
+    {CONFIG_REPLAY, 0, 0,
+     "--from-beginning | --from-time T [--topic NAME] [--dry-run] [--loud]",
+     "move the stored offsets back for re-reading", cmd_replay},
+    {CONFIG_CHECK, 0, 0, "",
+     "verify the invariants (exit 1: violations, 5: could not check)",
+     cmd_check},
+    {CONFIG_ORDER, 1, 1, "ID|NUMBER",
+     "print an order with items and history as JSON", cmd_order},
+    {CONFIG_EVENTS, 0, 0, "[--count N] [--timeout D] [--follow] [--raw]",
+     "print the events topic from the beginning to its end", cmd_events},
+    {CONFIG_DLQ, 0, 1, "[redrive] [--all | SELECTION] [--count N]",
+     "print dead letters as JSON lines, or (redrive) produce chosen ones "
+     "again to their source topic",
+     cmd_dlq},
+};
+
+static const char exit_table[] =
+    "exit status (every command):\n"
+    "  0  done\n"
+    "  1  failed at run time (a server refused or failed an operation;\n"
+    "     check found violations; order found none; events saw fewer than\n"
+    "     --count; run could not start, e.g. no schema)\n"
+    "  2  bad command line, variable or configuration file: nothing done\n"
+    "  3  run halted on an internal error (--on-internal-error halt)\n"
+    "  4  run's shutdown did not finish in time (watchdog)\n"
+    "  5  check could not check (database unreachable, a query failed)\n";
+
+static const cmd_t *
+find_cmd(const char *name)
+{
+    unsigned bit = config_cmd_parse(name);
+
+    for (size_t i = 0; i < OD_ARRAY_LEN(commands); i++)
+        if (bit != 0 && commands[i].bit == bit)
+            return &commands[i];
+    return NULL;
 }
 
 static void
@@ -121,129 +190,137 @@ usage(FILE *out)
     fprintf(out,
             "orderd %s - applies order commands from Kafka to PostgreSQL "
             "exactly once\n\n"
-            "usage: orderd COMMAND [options]\n\n"
-            "commands:\n"
-            "  run                 the worker: executors, expiry scheduler,\n"
-            "                      outbox publisher, metrics and health\n"
-            "  migrate             apply schema/ migrations\n"
-            "  topics              create the topics if missing\n"
-            "  send [--raw | --validate] [--source NAME]\n"
-            "                      produce JSON command lines from stdin to\n"
-            "                      the source's topic (--raw: lines as they\n"
-            "                      are, even if not JSON; --validate: check\n"
-            "                      every line first, send none if one fails)\n"
-            "  replay --from-beginning | --from-time T [--topic NAME]\n"
-            "         [--dry-run] [--loud]\n"
-            "                      move the stored offsets back for "
-            "re-reading\n"
-            "  check               verify the invariants; exit 1 on a "
-            "violation\n"
-            "  order ID            print an order with items and history\n"
-            "  events [--count N] [--timeout S] [--raw]\n"
-            "                      print the events topic from the start\n"
-            "  dlq [--count N] [--timeout S] [SELECTION]\n"
-            "                      print dead letters as JSON lines\n"
-            "  dlq redrive --all | SELECTION [--count N] [--timeout S]\n"
-            "                      produce dead letters again to their\n"
-            "                      source topic; SELECTION: --offsets 3,5-9\n"
-            "                      [--partition P], --error-class\n"
-            "                      internal_error|poison, --since TIME\n"
-            "  version\n\n",
+            "usage: orderd COMMAND [options]\n"
+            "       orderd COMMAND --help   its options, variables and "
+            "defaults\n"
+            "       orderd version | --version\n\n"
+            "commands:\n",
             orderd_version());
-    config_usage(out);
+    for (size_t i = 0; i < OD_ARRAY_LEN(commands); i++)
+        fprintf(out, "  %-9s %s\n", config_cmd_name(commands[i].bit),
+                commands[i].summary);
+    fprintf(out,
+            "\nEvery option is a flag (--name VALUE), an ORDERD_* variable "
+            "and a line\nof a --config file (name = value); a flag wins "
+            "over its variable, which\nwins over the file. A command "
+            "refuses the options of the others.\n\n%s",
+            exit_table);
+}
+
+static void
+cmd_usage(FILE *out, const cmd_t *c)
+{
+    const char *name = config_cmd_name(c->bit);
+
+    fprintf(out, "usage: orderd %s [options]%s%s\n\n%s\n\n", name,
+            c->synopsis[0] ? " " : "", c->synopsis, c->summary);
+    config_usage(out, c->bit);
+    fprintf(out, "\n%s", exit_table);
+}
+
+/*
+ * What can be checked before any work: the sources, the connection
+ * strings (a malformed one is not shown: it may hold a password), the
+ * Kafka properties. Returns 0, or CLI_EXIT_USAGE after saying why.
+ */
+static int
+check_config(od_config_t *cfg, const cmd_t *c)
+{
+    const char *name = config_cmd_name(c->bit);
+    char err[512], masked[512];
+
+    if ((c->bit & CONFIG_SOURCES) && config_finish(cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "orderd %s: %s\n", name, err);
+        return CLI_EXIT_USAGE;
+    }
+    if (c->bit & (CONFIG_RUN | CONFIG_MIGRATE | CONFIG_REPLAY | CONFIG_CHECK |
+                  CONFIG_ORDER)) {
+        int owner = c->bit == CONFIG_MIGRATE && cfg->migrate_pg[0] != '\0';
+
+        if (db_conninfo_masked(owner ? cfg->migrate_pg : cfg->pg, masked,
+                               sizeof(masked)) < 0) {
+            fprintf(stderr,
+                    "orderd %s: %s: the connection string is malformed "
+                    "(not shown: it may hold a password)\n",
+                    name, owner ? "--migrate-pg" : "--pg");
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if ((c->bit & CONFIG_KAFKA) &&
+        kafka_conf_check(cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "orderd %s: %s\n", name, err);
+        return CLI_EXIT_USAGE;
+    }
+    return 0;
 }
 
 int
 main(int argc, char **argv)
 {
     od_config_t cfg;
-    sub_flags_t flags = {0};
-    char err[512];
+    char err[1024];
     char *pos[2] = {NULL, NULL};
-    int npos = 0, rc, level;
-    const char *cmd;
+    int npos = 0, rc;
+    const cmd_t *c;
 
-    if (argc < 2 || strcmp(argv[1], "-h") == 0 ||
-        strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_EXIT_USAGE;
     }
-    cmd = argv[1];
-    if (strcmp(cmd, "version") == 0) {
-        printf("orderd %s\n", orderd_version());
-        return 0;
-    }
-    flags.dlq.partition = -1;
-    config_init(&cfg);
-    rc = config_parse(&cfg, argc - 2, argv + 2, sub_flag, &flags, pos, 2, &npos,
-                      err, sizeof(err));
-    if (rc == 1) {
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        /* orderd help COMMAND: that command's help */
+        if (argc > 2 && (c = find_cmd(argv[2])) != NULL) {
+            cmd_usage(stdout, c);
+            return CLI_EXIT_OK;
+        }
         usage(stdout);
+        return argc > 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+    }
+    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+        if (argc > 2) {
+            fprintf(stderr, "orderd version: takes no options\n");
+            return CLI_EXIT_USAGE;
+        }
+        printf("orderd %s\n", orderd_version());
+        return CLI_EXIT_OK;
+    }
+    c = find_cmd(argv[1]);
+    if (c == NULL) {
+        fprintf(stderr,
+                "orderd: unknown command '%s' (options go after the "
+                "command; see orderd --help)\n",
+                argv[1]);
+        return CLI_EXIT_USAGE;
+    }
+    rc = config_load(&cfg, c->bit, argc - 2, argv + 2, pos, c->maxpos, &npos,
+                     err, sizeof(err));
+    if (rc == 1) {
+        cmd_usage(stdout, c);
         config_free(&cfg);
-        return 0;
+        return CLI_EXIT_OK;
     }
     if (rc < 0) {
-        fprintf(stderr, "orderd %s: %s\n", cmd, err);
+        fprintf(stderr, "orderd %s: %s\n", argv[1], err);
         config_free(&cfg);
-        return 2;
+        return CLI_EXIT_USAGE;
     }
-    if (config_finish(&cfg, err, sizeof(err)) < 0) {
-        fprintf(stderr, "orderd %s: %s\n", cmd, err);
+    if (npos < c->npos) {
+        fprintf(stderr, "orderd %s: missing %s (usage: orderd %s %s)\n",
+                argv[1], c->synopsis, argv[1], c->synopsis);
         config_free(&cfg);
-        return 2;
+        return CLI_EXIT_USAGE;
     }
-    level = log_level_parse(cfg.log_level);
-    if (level < 0) {
-        fprintf(stderr, "orderd: unknown log level '%s'\n", cfg.log_level);
+    rc = check_config(&cfg, c);
+    if (rc != 0) {
         config_free(&cfg);
-        return 2;
+        return rc;
     }
-    log_setup((log_level_t)level, strcmp(cfg.log_format, "json") == 0);
-
-    if (strcmp(cmd, "run") == 0) {
-        reload_ctx_t ctx = {argc - 2, argv + 2};
-
-        rc = cli_run(&cfg, reload_log, &ctx);
-    } else if (strcmp(cmd, "migrate") == 0) {
-        rc = cli_migrate(&cfg);
-    } else if (strcmp(cmd, "topics") == 0) {
-        rc = cli_topics(&cfg);
-    } else if (strcmp(cmd, "send") == 0) {
-        rc = cli_send(&cfg, flags.raw, flags.source, flags.validate);
-    } else if (strcmp(cmd, "replay") == 0) {
-        if (flags.from_beginning == (flags.from_time != NULL)) {
-            fprintf(stderr, "orderd replay: give exactly one of "
-                            "--from-beginning and --from-time T\n");
-            rc = 2;
-        } else {
-            rc = cli_replay(&cfg, flags.from_time, flags.dry_run, flags.topic,
-                            flags.loud);
-        }
-    } else if (strcmp(cmd, "events") == 0) {
-        rc = cli_events(&cfg, flags.count, flags.timeout_s, flags.raw);
-    } else if (strcmp(cmd, "dlq") == 0) {
-        flags.dlq.count = flags.count;
-        flags.dlq.timeout_s = flags.timeout_s;
-        if (npos > 1 || (npos == 1 && strcmp(pos[0], "redrive") != 0)) {
-            fprintf(stderr, "orderd dlq: expected no argument or 'redrive'\n");
-            rc = 2;
-        } else {
-            rc = cli_dlq(&cfg, &flags.dlq, npos == 1);
-        }
-    } else if (strcmp(cmd, "check") == 0) {
-        rc = cli_check(&cfg);
-    } else if (strcmp(cmd, "order") == 0) {
-        if (npos != 1) {
-            fprintf(stderr, "orderd order: give one order ID\n");
-            rc = 2;
-        } else {
-            rc = cli_order(&cfg, pos[0]);
-        }
-    } else {
-        fprintf(stderr, "orderd: unknown command '%s' (see orderd --help)\n",
-                cmd);
-        rc = 2;
-    }
+    log_setup((log_level_t)log_level_parse(cfg.log_level),
+              strcmp(cfg.log_format, "json") == 0);
+    run_args.argc = argc - 2;
+    run_args.argv = argv + 2;
+    rc = c->fn(&cfg, pos);
     config_free(&cfg);
     return rc;
 }

@@ -183,13 +183,69 @@ apply_one(db_t *db, const char *dir, const char *name, int *ran, char *err,
     return st;
 }
 
+/*
+ * The migration files of dir, sorted by name, into *names (caller frees
+ * each and the array). Returns OD_OK or OD_FATAL with err.
+ */
+static od_status_t
+list_migrations(const char *dir, char ***names, size_t *count, char *err,
+                size_t errlen)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char **list = NULL;
+    size_t n = 0, cap = 0;
+
+    *names = NULL;
+    *count = 0;
+    if (d == NULL) {
+        od_err(err, errlen, "could not open schema directory %s", dir);
+        return OD_FATAL;
+    }
+    while ((de = readdir(d)) != NULL) {
+        if (!is_migration(de->d_name))
+            continue;
+        if (n == cap) {
+            char **grown;
+
+            cap = cap ? cap * 2 : 16;
+            grown = realloc(list, cap * sizeof(*list));
+            if (grown == NULL)
+                goto oom;
+            list = grown;
+        }
+        if ((list[n] = strdup(de->d_name)) == NULL)
+            goto oom;
+        n++;
+    }
+    closedir(d);
+    if (n > 0)
+        qsort(list, n, sizeof(*list), cmp_names);
+    *names = list;
+    *count = n;
+    return OD_OK;
+oom:
+    closedir(d);
+    for (size_t i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+    od_err(err, errlen, "out of memory listing %s", dir);
+    return OD_FATAL;
+}
+
+static void
+free_names(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
 od_status_t
 migrate_run(db_t *db, const char *dir, int *applied, char *err, size_t errlen)
 {
-    DIR *d;
-    struct dirent *de;
     char **names = NULL;
-    size_t n = 0, cap = 0;
+    size_t n = 0;
     od_status_t st;
     int ran = 0;
     char ignore[128];
@@ -202,34 +258,10 @@ migrate_run(db_t *db, const char *dir, int *applied, char *err, size_t errlen)
                  err, errlen);
     if (st != OD_OK)
         return st;
-    d = opendir(dir);
-    if (d == NULL) {
-        od_err(err, errlen, "could not open schema directory %s", dir);
-        st = OD_FATAL;
-        goto out;
-    }
-    while ((de = readdir(d)) != NULL) {
-        if (!is_migration(de->d_name))
-            continue;
-        if (n == cap) {
-            char **grown;
-
-            cap = cap ? cap * 2 : 16;
-            grown = realloc(names, cap * sizeof(*names));
-            if (grown == NULL)
-                break;
-            names = grown;
-        }
-        names[n++] = strdup(de->d_name);
-    }
-    closedir(d);
-    qsort(names, n, sizeof(*names), cmp_names);
+    st = list_migrations(dir, &names, &n, err, errlen);
     for (size_t i = 0; i < n && st == OD_OK; i++)
         st = apply_one(db, dir, names[i], &ran, err, errlen);
-out:
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
+    free_names(names, n);
     if (db_exec(db, "SELECT pg_advisory_unlock(" MIGRATE_LOCK_KEY ")", ignore,
                 sizeof(ignore)) != OD_OK &&
         st == OD_OK) {
@@ -238,5 +270,50 @@ out:
     }
     if (applied != NULL)
         *applied = ran;
+    return st;
+}
+
+od_status_t
+migrate_pending(db_t *db, const char *dir, migrate_pending_fn fn, void *arg,
+                int *pending, char *err, size_t errlen)
+{
+    static const char *recorded =
+        "SELECT version FROM schema_migrations WHERE version = $1";
+    char **names = NULL;
+    size_t n = 0;
+    db_rows_t *rows = NULL;
+    od_status_t st;
+    int table, count = 0;
+
+    /* read only: without schema_migrations, every migration is pending
+     * (migrate_run would create the table; a dry run must not) */
+    st = db_query(db, "SELECT to_regclass('schema_migrations') IS NOT NULL", 0,
+                  NULL, &rows, err, errlen);
+    if (st != OD_OK)
+        return st;
+    table = db_bool(rows, 0, 0);
+    db_rows_free(rows);
+    st = list_migrations(dir, &names, &n, err, errlen);
+    for (size_t i = 0; i < n && st == OD_OK; i++) {
+        const char *params[1] = {names[i]};
+        int done = 0;
+
+        if (table) {
+            rows = NULL;
+            st = db_query(db, recorded, 1, params, &rows, err, errlen);
+            if (st != OD_OK)
+                break;
+            done = db_nrows(rows) > 0;
+            db_rows_free(rows);
+        }
+        if (!done) {
+            count++;
+            if (fn != NULL)
+                fn(names[i], arg);
+        }
+    }
+    free_names(names, n);
+    if (pending != NULL)
+        *pending = count;
     return st;
 }

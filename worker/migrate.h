@@ -14,6 +14,17 @@ od_status_t migrate_run(db_t *db, const char *dir, int *applied, char *err,
                         size_t errlen) OD_MUSTCHECK;
 
 /*
+ * Lists the migrations of dir that migrate_run would apply, in order,
+ * changing nothing (not even creating schema_migrations): fn (may be NULL)
+ * gets each file name, *pending (may be NULL) how many. Returns OD_OK or
+ * OD_FATAL/OD_RETRY with err filled.
+ */
+typedef void (*migrate_pending_fn)(const char *name, void *arg);
+od_status_t migrate_pending(db_t *db, const char *dir, migrate_pending_fn fn,
+                            void *arg, int *pending, char *err,
+                            size_t errlen) OD_MUSTCHECK;
+
+/*
  * The directory of the migrations, into out (len bytes): configured
  * (--schema-dir, ORDERD_SCHEMA_DIR) when not empty; else the installed
  * one beside the running binary (<prefix>/bin/../share/orderd/schema,

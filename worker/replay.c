@@ -271,7 +271,7 @@ cli_replay(const od_config_t *cfg, const char *from_time, int dry,
     db = db_connect(cfg->pg, err, sizeof(err));
     if (db == NULL) {
         fprintf(stderr, "orderd replay: %s\n", err);
-        return 2;
+        return CLI_EXIT_FAILURE;
     }
     rk = replay_consumer(cfg);
     if (rk == NULL)

@@ -86,7 +86,7 @@ shutdown_watchdog(void *arg)
               "uncommitted messages will be re-read, committed events "
               "published at the next start",
               RUN_SHUTDOWN_TIMEOUT_S, atomic_load(&run_stage));
-    _exit(4);
+    _exit(CLI_EXIT_WATCHDOG);
 }
 
 static void
@@ -305,23 +305,6 @@ cli_run(const od_config_t *cfg, cli_reload_fn reload, void *reload_arg)
         nthreads = 1;
     if (nthreads > RUN_MAX_THREADS)
         nthreads = RUN_MAX_THREADS;
-    if (cfg->batch_size < 1 || cfg->batch_size > 100000) {
-        log_error("--batch-size must be between 1 and 100000");
-        return 2;
-    }
-    if (cfg->http_max_connections < 1 || cfg->http_max_connections > 1000000) {
-        log_error("--http-max-connections must be between 1 and 1000000");
-        return 2;
-    }
-    if (cfg->http_timeout_ms < 1000 || cfg->http_timeout_ms > 86400000) {
-        log_error("--http-timeout must be between 1s and 1d");
-        return 2;
-    }
-    if (strcmp(cfg->on_internal_error, "halt") != 0 &&
-        strcmp(cfg->on_internal_error, "continue") != 0) {
-        log_error("--on-internal-error must be continue or halt");
-        return 2;
-    }
 
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
@@ -362,8 +345,13 @@ cli_run(const od_config_t *cfg, cli_reload_fn reload, void *reload_arg)
             (unsigned)((cfg->http_timeout_ms + 999) / 1000), err, sizeof(err));
         if (http == NULL) {
             log_error("%s", err);
-            return 1;
+            return CLI_EXIT_FAILURE;
         }
+        log_info("metrics and health on http://%s (/metrics, /healthz, "
+                 "/readyz)",
+                 cfg->metrics_addr);
+    } else {
+        log_info("no metrics or health endpoint (--metrics-addr off)");
     }
     atomic_store(&run_phase, "connecting to postgres");
     if (!schema_ready(cfg)) {
@@ -420,7 +408,7 @@ cli_run(const od_config_t *cfg, cli_reload_fn reload, void *reload_arg)
     atomic_store(&run_stage, "finishing batches and leaving the group");
     for (int i = 0; i < started; i++)
         if (executor_join(ex[i]) != 0)
-            rc = 3; /* halted on an internal error */
+            rc = CLI_EXIT_HALTED;
 out:
     atomic_store(&run_stop, 1); /* start-up failures stop here too */
     for (int i = 0; i < nthreads; i++)

@@ -1,6 +1,10 @@
 /* fault_model.h - shared by the fault tests 03xx: a stream of mixed
- * commands with an independent model of its effects (after 0300), its
- * verification, and helpers for private servers (scripts/pg, scripts/kafka),
+ * commands (multi-line checkouts of simple and variant products, stock
+ * that runs out, pays and cancels, pays sent before their checkout on
+ * another partition, producer retries, poison) with an independent model
+ * that predicts every command's outcome and reason and the final stock
+ * and statuses, its verification against the database and the result
+ * events, and helpers for private servers (scripts/pg, scripts/kafka),
  * free ports and the worker's /metrics endpoint.
  *
  * Every function is static inline so a test may use any subset. */
@@ -20,28 +24,68 @@
 #include <time.h>
 #include <unistd.h>
 
-#define FM_PRODUCTS 24
+/*
+ * The catalogue: FM_FAMILIES families, each of FM_SIMPLE simple products
+ * (ids 3f+1..3f+3, FM_PRICE) and one variant product (id FM_VARIANT_BASE+f)
+ * with two variants (ids FM_VARIANT_ID(f, 1..2), FM_VARIANT_PRICE). Every
+ * command that touches a family's items travels on the family's partition
+ * under its key (the smallest product id in the family), so each item's
+ * commands keep their order and the model can tell which checkout gets the
+ * last units. One family in four starts with little stock: checkouts run
+ * it out and are refused insufficient_stock.
+ */
+#define FM_FAMILIES 8
+#define FM_SIMPLE 3
+#define FM_PRODUCTS (FM_FAMILIES * FM_SIMPLE)
+#define FM_ITEMS (FM_SIMPLE + 2) /* per family: 3 products, 2 variants */
 #define FM_PRICE 250
+#define FM_VARIANT_PRICE 400
 #define FM_START_STOCK 400
+#define FM_LOW_STOCK 12
+#define FM_VARIANT_STOCK 30
+#define FM_VARIANT_BASE 100
+#define FM_VARIANT_ID(f, v) (1000 + 10 * (f) + (v))
+#define FM_MAX_LINES 3
 
 typedef enum { FM_NONE, FM_PENDING, FM_PAID, FM_CANCELLED } fm_state_t;
 
 typedef struct fm_order {
-    int product;
-    int qty;
+    int family;
+    int nlines;
+    int item[FM_MAX_LINES]; /* index within the family, 0..FM_ITEMS-1 */
+    int qty[FM_MAX_LINES];
+    int64_t total;
     fm_state_t state;
+    int early; /* its pay was sent before its checkout, elsewhere */
 } fm_order_t;
+
+/* What the model predicts for one message: its result's outcome and
+ * reason; for a producer retry, "duplicate" and the original's outcome.
+ * early: a pay sent before its checkout on another partition, whose
+ * result may be preceded by a "deferred" one. */
+typedef struct fm_expect {
+    char key[32];
+    char outcome[12];
+    char reason[32];
+    char original[12]; /* duplicates only */
+    int early;
+} fm_expect_t;
 
 typedef struct fmodel {
     ktest_t *k;
-    int64_t stock[FM_PRODUCTS + 1];
+    int64_t stock[FM_FAMILIES][FM_ITEMS];
     fm_order_t *orders;
     int norders, cap;
-    char **sent;   /* every valid message, for producer retries */
-    int *sent_key; /* ... and the product it was keyed by */
-    int nsent;     /* distinct valid dedup keys */
-    int nretries;  /* producer retries (same key, same body) */
+    char **sent;      /* every valid message, for producer retries */
+    int *sent_family; /* ... the family whose partition carried it */
+    int *sent_exp;    /* ... and its expectation */
+    int nsent;        /* distinct valid dedup keys */
+    fm_expect_t *exp; /* one per valid message, retries included */
+    int nexp;
+    int nretries; /* producer retries (same key, same body) */
     int npoison;
+    int nearly;    /* pays sent before their checkout */
+    int nreleased; /* ... whose second result the model predicts */
     int nmessages; /* messages that must get a result (valid + retries) */
     int seq;
     unsigned int seed;
@@ -65,12 +109,14 @@ fm_init(fmodel_t *m, ktest_t *k, int cap, unsigned int seed)
 {
     memset(m, 0, sizeof(*m));
     m->k = k;
-    m->cap = cap + FM_PRODUCTS + 1;
+    m->cap = 2 * cap + 2 * FM_FAMILIES * (FM_SIMPLE + 1) + 2;
     m->seed = seed;
     m->orders = calloc((size_t)m->cap, sizeof(*m->orders));
     m->sent = calloc((size_t)m->cap, sizeof(*m->sent));
-    m->sent_key = calloc((size_t)m->cap, sizeof(*m->sent_key));
-    ck_assert(m->orders && m->sent && m->sent_key);
+    m->sent_family = calloc((size_t)m->cap, sizeof(*m->sent_family));
+    m->sent_exp = calloc((size_t)m->cap, sizeof(*m->sent_exp));
+    m->exp = calloc((size_t)m->cap, sizeof(*m->exp));
+    ck_assert(m->orders && m->sent && m->sent_family && m->sent_exp && m->exp);
 }
 
 static inline void
@@ -79,79 +125,243 @@ fm_free(fmodel_t *m)
     for (int i = 0; i < m->nsent; i++)
         free(m->sent[i]);
     free(m->sent);
-    free(m->sent_key);
+    free(m->sent_family);
+    free(m->sent_exp);
+    free(m->exp);
     free(m->orders);
     memset(m, 0, sizeof(*m));
 }
 
+static inline int
+fm_partition(const fmodel_t *m, int family)
+{
+    return family % m->k->partitions;
+}
+
+/* Sends msg on family's partition under the family's key. */
 static inline void
-fm_send_valid(fmodel_t *m, int product, const char *msg)
+fm_send(fmodel_t *m, int family, const char *msg)
 {
     char key[16];
 
-    ck_assert_int_lt(m->nsent, m->cap);
-    snprintf(key, sizeof(key), "%d", product);
-    ktest_send(m->k, key, msg);
-    m->sent_key[m->nsent] = product;
-    m->sent[m->nsent++] = strdup(msg);
-    m->nmessages++;
+    snprintf(key, sizeof(key), "%d", FM_SIMPLE * family + 1);
+    ktest_send_partition(m->k, fm_partition(m, family), key, msg);
 }
 
-static inline void
-fm_checkout(fmodel_t *m, int product)
+/* Records what msg (dedup key key) must yield; returns its index. */
+static inline int
+fm_expect(fmodel_t *m, const char *key, const char *outcome, const char *reason,
+          const char *original, int early)
 {
-    char msg[512], id[37];
-    int qty = 1 + fm_rnd(m, 3);
-    int o = m->norders++;
+    fm_expect_t *e;
 
+    ck_assert_int_lt(m->nexp, m->cap);
+    e = &m->exp[m->nexp];
+    snprintf(e->key, sizeof(e->key), "%s", key);
+    snprintf(e->outcome, sizeof(e->outcome), "%s", outcome);
+    snprintf(e->reason, sizeof(e->reason), "%s", reason ? reason : "");
+    snprintf(e->original, sizeof(e->original), "%s", original ? original : "");
+    e->early = early;
+    m->nmessages++;
+    return m->nexp++;
+}
+
+/* A valid message, kept for producer retries (not for early pays: their
+ * original outcome is not known in advance). */
+static inline void
+fm_keep(fmodel_t *m, int family, const char *msg, int exp)
+{
+    ck_assert_int_lt(m->nsent, m->cap);
+    m->sent_family[m->nsent] = family;
+    m->sent_exp[m->nsent] = exp;
+    m->sent[m->nsent++] = strdup(msg);
+}
+
+/* the JSON of item i of family f in a checkout line */
+static inline void
+fm_item_json(int f, int i, int qty, char *out, size_t len)
+{
+    if (i < FM_SIMPLE)
+        snprintf(out, len, "{\"product_id\":%d,\"quantity\":%d}",
+                 FM_SIMPLE * f + 1 + i, qty);
+    else
+        snprintf(out, len,
+                 "{\"product_id\":%d,\"variant_id\":%d,\"quantity\":%d}",
+                 FM_VARIANT_BASE + f, FM_VARIANT_ID(f, i - FM_SIMPLE + 1), qty);
+}
+
+/* A new order of 1..3 distinct items of one family; its checkout is
+ * applied only if every line's stock is there (else nothing is taken). */
+static inline int
+fm_new_order(fmodel_t *m, char *msg, size_t len, int *applied)
+{
+    char id[37], items[512], line[96];
+    int o = m->norders++, f = fm_rnd(m, FM_FAMILIES), ok = 1;
+    fm_order_t *mo = &m->orders[o];
+    size_t n = 0;
+
+    mo->family = f;
+    mo->nlines = 1 + fm_rnd(m, FM_MAX_LINES);
+    for (int l = 0; l < mo->nlines; l++) {
+        int i, dup;
+
+        do {
+            i = fm_rnd(m, FM_ITEMS);
+            dup = 0;
+            for (int j = 0; j < l; j++)
+                dup |= mo->item[j] == i;
+        } while (dup);
+        mo->item[l] = i;
+        mo->qty[l] = 1 + fm_rnd(m, 3);
+        mo->total +=
+            (int64_t)mo->qty[l] * (i < FM_SIMPLE ? FM_PRICE : FM_VARIANT_PRICE);
+        fm_item_json(f, i, mo->qty[l], line, sizeof(line));
+        n += (size_t)snprintf(items + n, sizeof(items) - n, "%s%s",
+                              l ? "," : "", line);
+        if (m->stock[f][i] < mo->qty[l])
+            ok = 0;
+    }
     fm_order_uuid(o, id);
-    m->orders[o].product = product;
-    m->orders[o].qty = qty;
-    snprintf(msg, sizeof(msg),
+    snprintf(msg, len,
              "{\"dedup_key\":\"co-%d\",\"type\":\"checkout\","
              "\"actor\":{\"role\":\"system\",\"id\":\"shop\"},"
              "\"order_id\":\"%s\",\"customer_id\":\"c%d\","
-             "\"currency\":\"EUR\",\"items\":[{\"product_id\":%d,"
-             "\"quantity\":%d}]}",
-             o, id, o % 97, product, qty);
-    fm_send_valid(m, product, msg);
-    /* the model: applied only if the stock is there */
-    if (m->stock[product] >= qty) {
-        m->stock[product] -= qty;
-        m->orders[o].state = FM_PENDING;
+             "\"currency\":\"EUR\",\"items\":[%s]}",
+             o, id, o % 97, items);
+    if (ok) {
+        for (int l = 0; l < mo->nlines; l++)
+            m->stock[f][mo->item[l]] -= mo->qty[l];
+        mo->state = FM_PENDING;
     }
+    *applied = ok;
+    return o;
+}
+
+static inline void
+fm_checkout(fmodel_t *m)
+{
+    char msg[1024], key[32];
+    int applied, o = fm_new_order(m, msg, sizeof(msg), &applied);
+
+    snprintf(key, sizeof(key), "co-%d", o);
+    fm_send(m, m->orders[o].family, msg);
+    fm_keep(m, m->orders[o].family, msg,
+            fm_expect(m, key, applied ? "applied" : "rejected",
+                      applied ? NULL : "insufficient_stock", NULL, 0));
+}
+
+static inline void
+fm_pay_json(fmodel_t *m, int o, char *key, size_t klen, char *msg, size_t len)
+{
+    char id[37];
+
+    fm_order_uuid(o, id);
+    snprintf(key, klen, "pay-%d", m->seq++);
+    snprintf(msg, len,
+             "{\"dedup_key\":\"%s\",\"type\":\"pay\","
+             "\"actor\":{\"role\":\"payment\",\"id\":\"gw\"},"
+             "\"order_id\":\"%s\",\"payment_id\":\"pi-%d\","
+             "\"amount_cents\":%lld,\"currency\":\"EUR\"}",
+             key, id, o, (long long)m->orders[o].total);
+}
+
+/*
+ * Where a pay sent before its checkout travels: on another partition, so
+ * that it races the checkout. Parking and releasing are serialised by the
+ * per-order advisory lock every batch takes before it loads its orders
+ * (worker/batch_load.c): a pay parked while the checkout's transaction is
+ * open is released by the checkout or found by the next batch. (Before the
+ * batch redesign the checkout looked for parked commands without that
+ * lock, and such a pay waited for --defer-timeout; 0 sends it on the
+ * checkout's own partition.)
+ */
+#ifndef FM_EARLY_ON_OTHER_PARTITION
+#define FM_EARLY_ON_OTHER_PARTITION 1
+#endif
+
+/*
+ * A pay for a new order sent before its checkout: parked (deferred), then
+ * applied when the checkout comes (a second result for its key); on
+ * another partition it may also find the order and be applied at once. If
+ * the checkout is refused, the pay waits for an order that never comes:
+ * deferred.
+ */
+static inline void
+fm_early_pay(fmodel_t *m)
+{
+    char msg[1024], pay[512], key[32], cokey[32];
+    int applied, o = fm_new_order(m, msg, sizeof(msg), &applied);
+    fm_order_t *mo = &m->orders[o];
+    int other = FM_EARLY_ON_OTHER_PARTITION;
+
+    mo->early = 1;
+    m->nearly++;
+    fm_pay_json(m, o, key, sizeof(key), pay, sizeof(pay));
+    fm_send(m, other ? (mo->family + 1) % FM_FAMILIES : mo->family, pay);
+    if (applied && other) {
+        fm_expect(m, key, "applied", NULL, NULL, 1);
+    } else {
+        fm_expect(m, key, "deferred", NULL, NULL, 0);
+        if (applied) {
+            /* its second result, when the checkout releases it */
+            fm_expect(m, key, "applied", NULL, NULL, 0);
+            m->nmessages--;
+            m->nreleased++;
+        }
+    }
+    snprintf(cokey, sizeof(cokey), "co-%d", o);
+    fm_send(m, mo->family, msg);
+    fm_keep(m, mo->family, msg,
+            fm_expect(m, cokey, applied ? "applied" : "rejected",
+                      applied ? NULL : "insufficient_stock", NULL, 0));
+    if (applied)
+        mo->state = FM_PAID;
 }
 
 static inline void
 fm_pay_or_cancel(fmodel_t *m)
 {
-    char msg[512], id[37];
+    char msg[512], id[37], key[32];
     int o = fm_rnd(m, m->norders);
     fm_order_t *mo = &m->orders[o];
+    const char *outcome = "applied", *reason = NULL;
 
+    if (mo->early) {
+        /* its pay raced its checkout: nothing else may race them */
+        fm_checkout(m);
+        return;
+    }
     fm_order_uuid(o, id);
     if (fm_rnd(m, 3) > 0) {
-        snprintf(msg, sizeof(msg),
-                 "{\"dedup_key\":\"pay-%d\",\"type\":\"pay\","
-                 "\"actor\":{\"role\":\"payment\",\"id\":\"gw\"},"
-                 "\"order_id\":\"%s\",\"payment_id\":\"pi-%d\","
-                 "\"amount_cents\":%d,\"currency\":\"EUR\"}",
-                 m->seq++, id, o, FM_PRICE * mo->qty);
+        fm_pay_json(m, o, key, sizeof(key), msg, sizeof(msg));
         if (mo->state == FM_PENDING)
             mo->state = FM_PAID;
+        else if (mo->state == FM_PAID)
+            outcome = "rejected", reason = "already_paid";
+        else if (mo->state == FM_CANCELLED)
+            outcome = "rejected", reason = "invalid_transition";
+        else
+            outcome = "deferred"; /* its checkout was refused */
     } else {
+        snprintf(key, sizeof(key), "cancel-%d", m->seq++);
         snprintf(msg, sizeof(msg),
-                 "{\"dedup_key\":\"cancel-%d\",\"type\":\"cancel\","
+                 "{\"dedup_key\":\"%s\",\"type\":\"cancel\","
                  "\"actor\":{\"role\":\"system\",\"id\":\"shop\"},"
                  "\"order_id\":\"%s\"}",
-                 m->seq++, id);
+                 key, id);
         if (mo->state == FM_PENDING || mo->state == FM_PAID) {
             mo->state = FM_CANCELLED;
-            m->stock[mo->product] += mo->qty;
+            for (int l = 0; l < mo->nlines; l++)
+                m->stock[mo->family][mo->item[l]] += mo->qty[l];
+        } else if (mo->state == FM_CANCELLED) {
+            outcome = "rejected", reason = "already_cancelled";
+        } else {
+            outcome = "deferred";
         }
     }
-    /* same key as the checkout: the partition keeps them in order */
-    fm_send_valid(m, mo->product, msg);
+    /* the checkout's partition: they are applied after it, in order */
+    fm_send(m, mo->family, msg);
+    fm_keep(m, mo->family, msg, fm_expect(m, key, outcome, reason, NULL, 0));
 }
 
 static inline int
@@ -160,44 +370,76 @@ fm_total(const fmodel_t *m)
     return m->nmessages + m->npoison;
 }
 
+static inline void
+fm_catalogue(fmodel_t *m)
+{
+    char msg[1024], key[32];
+
+    for (int f = 0; f < FM_FAMILIES; f++) {
+        for (int i = 0; i < FM_SIMPLE; i++) {
+            int p = FM_SIMPLE * f + 1 + i;
+            int stock = f % 4 == 0 ? FM_LOW_STOCK : FM_START_STOCK;
+
+            snprintf(key, sizeof(key), "prod-%d", p);
+            snprintf(msg, sizeof(msg),
+                     "{\"dedup_key\":\"%s\",\"type\":\"product_upsert\","
+                     "\"actor\":{\"role\":\"admin\",\"id\":\"ops\"},"
+                     "\"product_id\":%d,\"vendor_id\":\"v\",\"name\":\"P%d\","
+                     "\"sku\":\"SKU-%d\",\"currency\":\"EUR\",\"kind\":"
+                     "\"simple\",\"price_cents\":%d,\"stock\":%d}",
+                     key, p, p, p, FM_PRICE, stock);
+            fm_send(m, f, msg);
+            fm_keep(m, f, msg, fm_expect(m, key, "applied", NULL, NULL, 0));
+            m->stock[f][i] = stock;
+        }
+        snprintf(key, sizeof(key), "prod-%d", FM_VARIANT_BASE + f);
+        snprintf(msg, sizeof(msg),
+                 "{\"dedup_key\":\"%s\",\"type\":\"product_upsert\","
+                 "\"actor\":{\"role\":\"admin\",\"id\":\"ops\"},"
+                 "\"product_id\":%d,\"vendor_id\":\"v\",\"name\":\"V%d\","
+                 "\"sku\":\"SKU-%d\",\"currency\":\"EUR\",\"kind\":"
+                 "\"variant\",\"variants\":["
+                 "{\"variant_id\":%d,\"name\":\"a\",\"sku\":\"SKU-%d-a\","
+                 "\"price_cents\":%d,\"stock\":%d},"
+                 "{\"variant_id\":%d,\"name\":\"b\",\"sku\":\"SKU-%d-b\","
+                 "\"price_cents\":%d,\"stock\":%d}]}",
+                 key, FM_VARIANT_BASE + f, f, FM_VARIANT_BASE + f,
+                 FM_VARIANT_ID(f, 1), f, FM_VARIANT_PRICE, FM_VARIANT_STOCK,
+                 FM_VARIANT_ID(f, 2), f, FM_VARIANT_PRICE, FM_VARIANT_STOCK);
+        fm_send(m, f, msg);
+        fm_keep(m, f, msg, fm_expect(m, key, "applied", NULL, NULL, 0));
+        m->stock[f][FM_SIMPLE] = m->stock[f][FM_SIMPLE + 1] = FM_VARIANT_STOCK;
+    }
+}
+
 /* Produces messages until the stream holds `upto` messages in all (the
  * catalogue first, on the first call) and waits for the broker's acks. */
 static inline void
 fm_generate(fmodel_t *m, int upto)
 {
-    char msg[512];
-
-    if (m->nsent == 0) {
-        for (int p = 1; p <= FM_PRODUCTS; p++) {
-            snprintf(msg, sizeof(msg),
-                     "{\"dedup_key\":\"prod-%d\",\"type\":\"product_upsert\","
-                     "\"actor\":{\"role\":\"admin\",\"id\":\"ops\"},"
-                     "\"product_id\":%d,\"vendor_id\":\"v\",\"name\":\"P%d\","
-                     "\"sku\":\"SKU-%d\",\"currency\":\"EUR\",\"kind\":"
-                     "\"simple\",\"price_cents\":%d,\"stock\":%d}",
-                     p, p, p, p, FM_PRICE, FM_START_STOCK);
-            fm_send_valid(m, p, msg);
-            m->stock[p] = FM_START_STOCK;
-        }
-    }
+    if (m->nsent == 0)
+        fm_catalogue(m);
     while (fm_total(m) < upto) {
         int r = fm_rnd(m, 100);
 
-        if (r < 55 || m->norders == 0) {
-            fm_checkout(m, 1 + fm_rnd(m, FM_PRODUCTS));
+        if (r < 52 || m->norders == 0) {
+            fm_checkout(m);
+        } else if (r < 55) {
+            fm_early_pay(m);
         } else if (r < 93) {
             fm_pay_or_cancel(m);
         } else if (r < 98) {
             /* a producer retry of an earlier message: same key, same body */
             int i = fm_rnd(m, m->nsent);
-            char key[16];
+            const fm_expect_t *orig = &m->exp[m->sent_exp[i]];
+            char key[32];
 
-            snprintf(key, sizeof(key), "%d", m->sent_key[i]);
-            ktest_send(m->k, key, m->sent[i]);
-            m->nmessages++;
+            snprintf(key, sizeof(key), "%s", orig->key);
+            fm_send(m, m->sent_family[i], m->sent[i]);
+            fm_expect(m, key, "duplicate", NULL, orig->outcome, 0);
             m->nretries++;
         } else {
-            ktest_send(m->k, "1", "\x01garbage that is not json");
+            ktest_send_partition(m->k, 0, "1", "\x01garbage that is not json");
             m->npoison++;
         }
     }
@@ -243,10 +485,29 @@ fm_wait_drained(fmodel_t *m, int timeout_s)
                      0);
 }
 
+/* Results of pays that were parked before their checkout and applied
+ * when it came: the one case where a command has two results. */
+static inline int64_t
+fm_released(fmodel_t *m)
+{
+    char sql[640];
+
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM (SELECT dedup_key FROM outbox"
+             " WHERE topic = '%s' AND convert_from(payload, 'UTF8')::jsonb"
+             "->>'type' = 'command.result' GROUP BY dedup_key HAVING"
+             " bool_or(convert_from(payload, 'UTF8')::jsonb->>'outcome' ="
+             " 'deferred') AND bool_or(convert_from(payload, 'UTF8')::jsonb"
+             "->>'outcome' = 'applied')) x",
+             m->k->events);
+    return itest_int(m->k->db, sql);
+}
+
 /*
- * The database against the model: one result per message and none twice,
- * poison in the DLQ, every dedup key once, stock and order statuses equal
- * to the model, stock = ledger, `orderd check` clean.
+ * The database against the model: one result per message (two for a pay
+ * parked before its checkout) and none twice, poison in the DLQ, every
+ * dedup key once, stock of every product and variant and every order's
+ * status equal to the model, stock = ledger, `orderd check` clean.
  */
 static inline void
 fm_verify_db(fmodel_t *m)
@@ -255,17 +516,24 @@ fm_verify_db(fmodel_t *m)
     const char *check[] = {"check", NULL};
     ktest_t *k = m->k;
     char sql[512], *out = NULL;
+    int64_t released = fm_released(m);
 
+    if (FM_EARLY_ON_OTHER_PARTITION)
+        ck_assert_int_le(released, m->nearly);
+    else
+        ck_assert_int_eq(released, m->nreleased);
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM outbox WHERE topic = '%s' AND"
              " convert_from(payload, 'UTF8')::jsonb->>'type' ="
              " 'command.result'",
              k->events);
-    ck_assert_int_eq(itest_int(k->db, sql), m->nmessages);
+    ck_assert_int_eq(itest_int(k->db, sql), m->nmessages + released);
+    /* no message has two final results */
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE topic = '%s'"
              " AND convert_from(payload, 'UTF8')::jsonb->>'type' ="
-             " 'command.result' GROUP BY"
+             " 'command.result' AND convert_from(payload, 'UTF8')::jsonb"
+             "->>'outcome' <> 'deferred' GROUP BY"
              " convert_from(payload, 'UTF8')::jsonb->'source'"
              " HAVING count(*) > 1) x",
              k->events);
@@ -275,7 +543,7 @@ fm_verify_db(fmodel_t *m)
     ck_assert_int_eq(itest_int(k->db, sql), m->npoison);
     ck_assert_int_eq(itest_int(k->db, "SELECT count(*) FROM "
                                       "processed_commands"),
-                     m->nsent);
+                     m->nsent + m->nearly);
     /* producer retries are duplicates, never applied twice */
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM outbox WHERE topic = '%s' AND"
@@ -284,13 +552,23 @@ fm_verify_db(fmodel_t *m)
              k->events);
     ck_assert_int_eq(itest_int(k->db, sql), m->nretries);
 
-    for (int p = 1; p <= FM_PRODUCTS; p++) {
-        snprintf(sql, sizeof(sql), "SELECT stock FROM products WHERE id = %d",
-                 p);
-        ck_assert_msg(itest_int(k->db, sql) == m->stock[p],
-                      "product %d: stock %lld, model %lld", p,
-                      (long long)itest_int(k->db, sql), (long long)m->stock[p]);
-    }
+    for (int f = 0; f < FM_FAMILIES; f++)
+        for (int i = 0; i < FM_ITEMS; i++) {
+            int64_t got;
+
+            if (i < FM_SIMPLE)
+                snprintf(sql, sizeof(sql),
+                         "SELECT stock FROM products WHERE id = %d",
+                         FM_SIMPLE * f + 1 + i);
+            else
+                snprintf(sql, sizeof(sql),
+                         "SELECT stock FROM product_variants WHERE id = %d",
+                         FM_VARIANT_ID(f, i - FM_SIMPLE + 1));
+            got = itest_int(k->db, sql);
+            ck_assert_msg(got == m->stock[f][i],
+                          "family %d item %d: stock %lld, model %lld", f, i,
+                          (long long)got, (long long)m->stock[f][i]);
+        }
     for (int o = 0; o < m->norders; o++) {
         char id[37], got[32];
 
@@ -307,10 +585,92 @@ fm_verify_db(fmodel_t *m)
     free(out);
 }
 
+static inline const char *
+fm_str(const json_t *o, const char *name)
+{
+    const char *s = json_string_value(json_object_get(o, name));
+
+    return s ? s : "";
+}
+
+/*
+ * Every message's result against the model's prediction: outcome and
+ * reason, for a duplicate the original's outcome, and no result that the
+ * model did not predict (a second result for a command included). The
+ * results are those the harness read from the events topic.
+ */
+static inline void
+fm_verify_outcomes(fmodel_t *m)
+{
+    json_t *byk = json_object(), *ev, *list;
+    size_t i;
+    const char *key;
+
+    /* the results of each dedup key, as read */
+    json_array_foreach(m->k->results, i, ev)
+    {
+        const char *dk = fm_str(ev, "dedup_key");
+
+        list = json_object_get(byk, dk);
+        if (list == NULL)
+            json_object_set_new(byk, dk, list = json_array());
+        json_array_append(list, ev);
+    }
+    /* each prediction takes one matching result of its key */
+    for (int e = 0; e < m->nexp; e++) {
+        const fm_expect_t *x = &m->exp[e];
+        int found = 0;
+
+        list = json_object_get(byk, x->key);
+        ck_assert_msg(list != NULL, "%s: no result, expected %s %s", x->key,
+                      x->outcome, x->reason);
+        json_array_foreach(list, i, ev)
+        {
+            json_t *det = json_object_get(ev, "details");
+
+            if (strcmp(fm_str(ev, "outcome"), x->outcome) != 0 ||
+                strcmp(fm_str(ev, "reason"), x->reason) != 0 ||
+                (x->original[0] != '\0' &&
+                 strcmp(fm_str(det, "original_outcome"), x->original) != 0))
+                continue;
+            json_array_remove(list, i);
+            found = 1;
+            break;
+        }
+        if (!found) {
+            char *got = json_dumps(list, JSON_COMPACT);
+
+            ck_abort_msg("%s: expected %s %s%s%s, results left: %s", x->key,
+                         x->outcome, x->reason,
+                         x->original[0] ? " of original " : "", x->original,
+                         got);
+        }
+        /* a pay that raced its checkout may have been parked first */
+        if (x->early)
+            for (i = 0; i < json_array_size(list); i++)
+                if (strcmp(fm_str(json_array_get(list, i), "outcome"),
+                           "deferred") == 0) {
+                    json_array_remove(list, i);
+                    break;
+                }
+    }
+    json_object_foreach(byk, key, list)
+    {
+        char *got = json_dumps(list, JSON_COMPACT);
+
+        ck_assert_msg(json_array_size(list) == 0,
+                      "%s: results the model did not predict: %s", key, got);
+        free(got);
+    }
+    json_decref(byk);
+}
+
 /* Every event row of the outbox (results and domain events) arrived on the
- * events topic (read by the harness's consumer, deduplicated by event_id).
- * Results and domain events sit on different partitions, so the reader
- * keeps reading until it has seen every id or the timeout passes. */
+ * events topic (read by the harness's consumer, deduplicated by event_id),
+ * read up to the topic's end so that no extra result hides; then every
+ * command's result against the model. Results and domain events sit on
+ * different partitions, so the reader keeps reading until it has seen
+ * every id or the timeout passes. */
 static inline void
 fm_verify_events(fmodel_t *m, int timeout_s)
 {
@@ -320,8 +680,9 @@ fm_verify_events(fmodel_t *m, int timeout_s)
     const char **ids;
     int n, missing;
 
-    ck_assert_int_eq(ktest_wait_results(k, m->nmessages, timeout_s),
-                     m->nmessages);
+    ck_assert_int_ge(
+        ktest_wait_results(k, m->nmessages + m->nreleased, timeout_s),
+        m->nmessages + m->nreleased);
     snprintf(sql, sizeof(sql), "SELECT event_id FROM outbox WHERE topic = '%s'",
              k->events);
     ck_assert_msg(db_query(k->db, sql, 0, NULL, &rows, err, sizeof(err)) ==
@@ -337,6 +698,10 @@ fm_verify_events(fmodel_t *m, int timeout_s)
     db_rows_free(rows);
     ck_assert_msg(missing == 0, "%d events of the outbox never reached %s",
                   missing, k->events);
+    ktest_read_to_end(k, timeout_s);
+    ck_assert_int_eq((int64_t)json_array_size(k->results),
+                     m->nmessages + fm_released(m));
+    fm_verify_outcomes(m);
 }
 
 /* --- processes, ports, private servers ------------------------------- */

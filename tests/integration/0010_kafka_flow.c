@@ -108,16 +108,70 @@ START_TEST(test_same_message_twice_is_a_duplicate)
 }
 END_TEST
 
+/* DLQ message i's header name as a C string ("" when it has none) */
+static const char *
+dlq_hdr(int i, const char *name, char *buf, size_t len)
+{
+    size_t n = 0;
+    const char *v = ktest_dlq_header(&k, i, name, &n);
+
+    snprintf(buf, len, "%.*s", v ? (int)n : 0, v ? v : "");
+    return buf;
+}
+
+/* DLQ message i's payload or key as a C string */
+static const char *
+dlq_part(int i, int key, char *buf, size_t len)
+{
+    const rd_kafka_message_t *rkm = k.dlq_msgs[i];
+
+    ck_assert_ptr_nonnull(rkm);
+    snprintf(buf, len, "%.*s", (int)(key ? rkm->key_len : rkm->len),
+             key ? (const char *)rkm->key : (const char *)rkm->payload);
+    return buf;
+}
+
 START_TEST(test_poison_goes_to_dlq_and_partition_moves_on)
 {
-    ktest_send(&k, "7", "not json at all");
-    ktest_send(&k, "7", "{\"no\":\"dedup key\"}");
+    static const char *const poison[] = {"not json at all",
+                                         "{\"no\":\"dedup key\"}"};
+    static const char *const errors[] = {"JSON", "dedup_key"};
+    json_int_t partition;
+    char part[16];
+
+    ktest_send(&k, "7", poison[0]);
+    ktest_send(&k, "7", poison[1]);
     ktest_send_cmd(&k, product);
     ktest_flush(&k);
     ck_assert_int_eq(ktest_wait_dlq(&k, 2, 60), 2);
     ck_assert_int_eq(ktest_wait_results(&k, 1, 60), 1);
     ck_assert_str_eq(itest_outcome(ktest_result(&k, "p7", 0)), "applied");
     ck_assert_int_eq(itest_int(k.db, "SELECT count(*) FROM products"), 1);
+
+    /* each poison message in the DLQ as it was sent, with its key, its
+     * error and where it came from: the partition the product's command
+     * (same key) came from, offsets 0 and 1 */
+    partition = json_integer_value(json_object_get(
+        json_object_get(ktest_result(&k, "p7", 0), "source"), "partition"));
+    snprintf(part, sizeof(part), "%lld", (long long)partition);
+    for (int i = 0; i < 2; i++) {
+        char buf[256], off[8];
+
+        ck_assert_str_eq(dlq_part(i, 0, buf, sizeof(buf)), poison[i]);
+        ck_assert_str_eq(dlq_part(i, 1, buf, sizeof(buf)), "7");
+        ck_assert_str_eq(dlq_hdr(i, "orderd-source-topic", buf, sizeof(buf)),
+                         k.commands);
+        ck_assert_str_eq(
+            dlq_hdr(i, "orderd-source-partition", buf, sizeof(buf)), part);
+        snprintf(off, sizeof(off), "%d", i);
+        ck_assert_str_eq(dlq_hdr(i, "orderd-source-offset", buf, sizeof(buf)),
+                         off);
+        ck_assert_ptr_nonnull(
+            strstr(dlq_hdr(i, "orderd-error", buf, sizeof(buf)), errors[i]));
+    }
+    /* and nothing else went there */
+    ck_assert_int_eq(ktest_wait_results_exactly(&k, 1, 60), 1);
+    ck_assert_int_eq(ktest_wait_dlq(&k, 3, 2), 2);
 }
 END_TEST
 

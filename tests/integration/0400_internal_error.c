@@ -272,6 +272,55 @@ send_three(void)
     ktest_flush(&k);
 }
 
+/* The DLQ copy read back from the topic: the failed command as it was
+ * sent, with the error and the topic, partition and offset its result
+ * names; and it is the only one. */
+/* DLQ message i's header name as a C string ("" when it has none) */
+static const char *
+dlq_hdr(int i, const char *name, char *buf, size_t len)
+{
+    size_t n = 0;
+    const char *v = ktest_dlq_header(&k, i, name, &n);
+
+    snprintf(buf, len, "%.*s", v ? (int)n : 0, v ? v : "");
+    return buf;
+}
+
+/* DLQ message i's payload or key as a C string */
+static const char *
+dlq_part(int i, int key, char *buf, size_t len)
+{
+    const rd_kafka_message_t *rkm = k.dlq_msgs[i];
+
+    ck_assert_ptr_nonnull(rkm);
+    snprintf(buf, len, "%.*s", (int)(key ? rkm->key_len : rkm->len),
+             key ? (const char *)rkm->key : (const char *)rkm->payload);
+    return buf;
+}
+
+static void
+assert_dlq_copy(void)
+{
+    json_t *src = json_object_get(ktest_result(&k, "p-2", 0), "source");
+    char sent[512], buf[512], num[32];
+
+    upsert(sent, sizeof(sent), "p-2", 2, "boom");
+    ck_assert_str_eq(dlq_part(0, 0, buf, sizeof(buf)), sent);
+    ck_assert_str_eq(dlq_part(0, 1, buf, sizeof(buf)), "2");
+    ck_assert_str_eq(dlq_hdr(0, "orderd-error", buf, sizeof(buf)),
+                     "internal_error");
+    ck_assert_str_eq(dlq_hdr(0, "orderd-source-topic", buf, sizeof(buf)),
+                     k.commands);
+    snprintf(num, sizeof(num), "%lld",
+             (long long)json_integer_value(json_object_get(src, "partition")));
+    ck_assert_str_eq(dlq_hdr(0, "orderd-source-partition", buf, sizeof(buf)),
+                     num);
+    snprintf(num, sizeof(num), "%lld",
+             (long long)json_integer_value(json_object_get(src, "offset")));
+    ck_assert_str_eq(dlq_hdr(0, "orderd-source-offset", buf, sizeof(buf)), num);
+    ck_assert_int_eq(ktest_wait_dlq(&k, 2, 2), 1);
+}
+
 static void
 assert_bad_refused_good_applied(void)
 {
@@ -290,6 +339,7 @@ assert_bad_refused_good_applied(void)
              " headers->>'orderd-error' = 'internal_error'",
              k.dlq);
     ck_assert_int_eq(itest_int(k.db, sql), 1);
+    assert_dlq_copy();
     ck_assert_int_eq(itest_int(k.db, "SELECT count(*) FROM products"), 2);
     ck_assert_int_eq(itest_int(k.db, "SELECT next_offset FROM "
                                      "consumer_offsets"),

@@ -315,14 +315,15 @@ ktest_teardown(ktest_t *k)
     memset(k, 0, sizeof(*k));
 }
 
-void
-ktest_send(ktest_t *k, const char *key, const char *payload)
+static void
+send_to(ktest_t *k, int32_t partition, const char *key, const char *payload)
 {
     rd_kafka_resp_err_t e;
 
     do {
         e = rd_kafka_producev(
             k->producer, RD_KAFKA_V_TOPIC(k->commands),
+            RD_KAFKA_V_PARTITION(partition),
             RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
             RD_KAFKA_V_VALUE((void *)payload, strlen(payload)),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
@@ -331,6 +332,19 @@ ktest_send(ktest_t *k, const char *key, const char *payload)
     } while (e == RD_KAFKA_RESP_ERR__QUEUE_FULL);
     ck_assert_msg(e == 0, "produce: %s", rd_kafka_err2str(e));
     rd_kafka_poll(k->producer, 0);
+}
+
+void
+ktest_send(ktest_t *k, const char *key, const char *payload)
+{
+    send_to(k, RD_KAFKA_PARTITION_UA, key, payload);
+}
+
+void
+ktest_send_partition(ktest_t *k, int32_t partition, const char *key,
+                     const char *payload)
+{
+    send_to(k, partition, key, payload);
 }
 
 void
@@ -450,6 +464,58 @@ ktest_dlq_header(ktest_t *k, int i, const char *name, size_t *len)
         rd_kafka_header_get_last(hdrs, name, &v, len) != 0)
         return NULL;
     return v;
+}
+
+/* 1 when the consumer's position on every partition of the events topic
+ * has reached high[p] (an empty partition has nothing to read). */
+static int
+reached(ktest_t *k, const int64_t *low, const int64_t *high)
+{
+    rd_kafka_topic_partition_list_t *l =
+        rd_kafka_topic_partition_list_new(k->partitions);
+    int done = 1;
+
+    for (int p = 0; p < k->partitions; p++)
+        rd_kafka_topic_partition_list_add(l, k->events, p);
+    ck_assert_int_eq(rd_kafka_position(k->consumer, l), 0);
+    for (int p = 0; p < k->partitions; p++) {
+        int64_t pos = l->elems[p].offset;
+
+        if (high[p] > low[p] && pos < high[p])
+            done = 0;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    return done;
+}
+
+void
+ktest_read_to_end(ktest_t *k, int timeout_s)
+{
+    int64_t end = od_mono_us() + (int64_t)timeout_s * 1000000;
+    int64_t low[64], high[64];
+
+    ck_assert_int_le(k->partitions, 64);
+    for (int p = 0; p < k->partitions; p++) {
+        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(
+            k->consumer, k->events, p, &low[p], &high[p], 10000);
+
+        ck_assert_msg(e == 0, "watermarks of %s [%d]: %s", k->events, p,
+                      rd_kafka_err2str(e));
+    }
+    while (!reached(k, low, high)) {
+        ck_assert_msg(od_mono_us() < end,
+                      "the end of %s not reached within %d s", k->events,
+                      timeout_s);
+        read_event(k);
+    }
+}
+
+int
+ktest_wait_results_exactly(ktest_t *k, int n, int timeout_s)
+{
+    ktest_wait_results(k, n, timeout_s);
+    ktest_read_to_end(k, timeout_s);
+    return (int)json_array_size(k->results);
 }
 
 json_t *

@@ -59,6 +59,10 @@ int ktest_cli_input(ktest_t *k, const char *const *args, const char *input,
 
 /* Produces one message (key may be NULL) without waiting. */
 void ktest_send(ktest_t *k, const char *key, const char *payload);
+/* The same on one partition of the commands topic (partition chosen by
+ * the test, not by the key's hash). */
+void ktest_send_partition(ktest_t *k, int32_t partition, const char *key,
+                          const char *payload);
 /* Produces one command with the contract's key rule. */
 void ktest_send_cmd(ktest_t *k, const char *payload);
 /* Waits for every produced message to be acknowledged. */
@@ -72,6 +76,17 @@ int ktest_wait_dlq(ktest_t *k, int n, int timeout_s);
 /* The ith (0-based, in reading order) DLQ message's header called name:
  * its value (not NUL-terminated) and *len, or NULL if it has none. */
 const char *ktest_dlq_header(ktest_t *k, int i, const char *name, size_t *len);
+/*
+ * Reads the events topic up to its end: the high watermark of every
+ * partition, queried when called. Everything the outbox had published by
+ * then is read (and deduplicated by event_id) when it returns. Fails the
+ * test when the end is not reached within timeout_s.
+ */
+void ktest_read_to_end(ktest_t *k, int timeout_s);
+/* As ktest_wait_results, then ktest_read_to_end: returns how many
+ * distinct results the topic holds, so a result beyond the n expected
+ * (a second result for a command) is counted, not left unread. */
+int ktest_wait_results_exactly(ktest_t *k, int n, int timeout_s);
 /* Reads events until every id of ids (a NULL-terminated array) has been
  * seen or timeout_s passes; returns how many are still unseen. */
 int ktest_wait_seen(ktest_t *k, const char *const *ids, int timeout_s);

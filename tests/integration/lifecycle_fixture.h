@@ -1,7 +1,7 @@
 /* lifecycle_fixture.h - fixtures for the order lifecycle scenarios (0200 to
- * 0299): catalogue rows and pending orders written as plain SQL, exactly as
- * a checkout leaves them (stock taken with its ledger rows, the initial
- * history row), and one-line command helpers */
+ * 0299): catalogue rows and pending orders made by the product_upsert and
+ * checkout commands (so a rewritten checkout is what these tests run on),
+ * and one-line command helpers */
 #ifndef OD_LIFECYCLE_FIXTURE_H
 #define OD_LIFECYCLE_FIXTURE_H
 
@@ -69,105 +69,100 @@ lf_textf(db_t *db, char *buf, size_t len, const char *fmt, ...)
     return itest_text(db, sql, buf, len);
 }
 
-/* a simple EUR product with its initial ledger row */
+/* Applies a fixture command that must be applied; fails the test with the
+ * command's outcome otherwise. */
+static inline void lf_applyf(db_t *db, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static inline void
+lf_applyf(db_t *db, const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    json_t *ev;
+
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    ev = itest_apply(db, cmd);
+    ck_assert_msg(ev != NULL && strcmp(itest_outcome(ev), "applied") == 0,
+                  "fixture command %s: %s %s", cmd, ev ? itest_outcome(ev) : "",
+                  ev ? itest_reason(ev) : "dead-lettered");
+    json_decref(ev);
+}
+
+/* a simple EUR product, created by the admin's product_upsert (its
+ * initial ledger row comes with it) */
 static inline void
 lf_product(db_t *db, int64_t id, const char *vendor, int64_t price,
            int64_t stock)
 {
-    lf_execf(db,
-             "INSERT INTO products (id, vendor_id, kind, name, sku, currency,"
-             " price_cents, stock) VALUES (%" PRId64 ", '%s', 'simple',"
-             " 'product %" PRId64 "', 'SKU-%" PRId64 "', 'EUR', %" PRId64
-             ", %" PRId64 ");"
-             "INSERT INTO stock_ledger (product_id, variant_id, delta, reason,"
-             " dedup_key, source) VALUES (%" PRId64 ", NULL, %" PRId64
-             ", 'initial', 'fixture', 'fixture')",
-             id, vendor, id, id, price, stock, id, stock);
+    lf_applyf(db,
+              "{\"dedup_key\":\"lf-product-%" PRId64 "\","
+              "\"type\":\"product_upsert\","
+              "\"actor\":{\"role\":\"admin\",\"id\":\"root\"},"
+              "\"product_id\":%" PRId64 ",\"vendor_id\":\"%s\","
+              "\"name\":\"product %" PRId64 "\",\"sku\":\"SKU-%" PRId64
+              "\",\"currency\":\"EUR\",\"kind\":\"simple\","
+              "\"price_cents\":%" PRId64 ",\"stock\":%" PRId64 "}",
+              id, id, vendor, id, id, price, stock);
 }
 
-/* a variant EUR product with one variant, and the variant's ledger row */
+/* a variant EUR product with one variant, by product_upsert */
 static inline void
 lf_variant_product(db_t *db, int64_t id, const char *vendor, int64_t variant_id,
                    int64_t price, int64_t stock)
 {
-    lf_execf(db,
-             "INSERT INTO products (id, vendor_id, kind, name, sku, currency)"
-             " VALUES (%" PRId64 ", '%s', 'variant', 'product %" PRId64 "',"
-             " 'SKU-%" PRId64 "', 'EUR');"
-             "INSERT INTO product_variants (id, product_id, name, sku,"
-             " price_cents, stock) VALUES (%" PRId64 ", %" PRId64
-             ", 'variant', 'SKU-V%" PRId64 "', %" PRId64 ", %" PRId64 ");"
-             "INSERT INTO stock_ledger (product_id, variant_id, delta, reason,"
-             " dedup_key, source) VALUES (%" PRId64 ", %" PRId64 ", %" PRId64
-             ", 'initial', 'fixture', 'fixture')",
-             id, vendor, id, id, variant_id, id, variant_id, price, stock, id,
-             variant_id, stock);
+    lf_applyf(db,
+              "{\"dedup_key\":\"lf-product-%" PRId64 "\","
+              "\"type\":\"product_upsert\","
+              "\"actor\":{\"role\":\"admin\",\"id\":\"root\"},"
+              "\"product_id\":%" PRId64 ",\"vendor_id\":\"%s\","
+              "\"name\":\"product %" PRId64 "\",\"sku\":\"SKU-%" PRId64
+              "\",\"currency\":\"EUR\",\"kind\":\"variant\","
+              "\"variants\":[{\"variant_id\":%" PRId64 ","
+              "\"name\":\"variant\",\"sku\":\"SKU-V%" PRId64 "\","
+              "\"price_cents\":%" PRId64 ",\"stock\":%" PRId64 "}]}",
+              id, id, vendor, id, id, variant_id, variant_id, price, stock);
 }
 
-/* A pending order as checkout writes it: totals from the catalogue prices
- * (no tax), stock taken with 'order' ledger rows, vendor per line, the
- * initial history row. expires_at NULL means LF_EXPIRES_AT. */
+/*
+ * A pending order, made by the customer's checkout command (so the
+ * lifecycle tests run on what checkout really writes: prices from the
+ * catalogue, no tax, stock taken with its ledger rows, the initial
+ * history row). The deadline is expires_at (NULL: LF_EXPIRES_AT): the
+ * checkout is issued 60 s before it with a 60 s ttl.
+ */
 static inline void
 lf_order(db_t *db, const char *order_id, const char *customer,
          const lf_line_t *lines, size_t n, const char *expires_at)
 {
-    int64_t total = 0;
+    char items[4096], issued[64];
+    size_t len = 0;
 
-    for (size_t i = 0; i < n; i++)
-        total += lines[i].quantity *
-                 (lines[i].variant_id
-                      ? lf_intf(db,
-                                "SELECT price_cents FROM product_variants"
-                                " WHERE id = %" PRId64,
-                                lines[i].variant_id)
-                      : lf_intf(db,
-                                "SELECT price_cents FROM products"
-                                " WHERE id = %" PRId64,
-                                lines[i].product_id));
-    lf_execf(db,
-             "INSERT INTO orders (id, number, customer_id, status, currency,"
-             " subtotal_cents, tax_rate_bps, tax_cents, total_cents,"
-             " dedup_key, source, created_at, expires_at) VALUES ('%s',"
-             " 'ORD-' || lpad(nextval('order_number_seq')::text, 8, '0'),"
-             " '%s', 'pending', 'EUR', %" PRId64 ", 0, 0, %" PRId64 ","
-             " 'fixture-checkout-%s', 'fixture', now(), '%s');"
-             "INSERT INTO order_status_history (order_id, from_status,"
-             " to_status, actor_role, actor_id, dedup_key, source) VALUES"
-             " ('%s', NULL, 'pending', 'customer', '%s',"
-             " 'fixture-checkout-%s', 'fixture')",
-             order_id, customer, total, total, order_id,
-             expires_at ? expires_at : LF_EXPIRES_AT, order_id, customer,
-             order_id);
     for (size_t i = 0; i < n; i++) {
-        char vid[24] = "NULL";
+        char vid[48] = "";
 
         if (lines[i].variant_id)
-            snprintf(vid, sizeof(vid), "%" PRId64, lines[i].variant_id);
-        lf_execf(db,
-                 "INSERT INTO order_items (order_id, line_no, product_id,"
-                 " variant_id, vendor_id, sku, name, quantity,"
-                 " unit_price_cents) SELECT '%s', %zu, p.id, %s, p.vendor_id,"
-                 " p.sku, p.name, %" PRId64 ", COALESCE(v.price_cents,"
-                 " p.price_cents) FROM products p LEFT JOIN product_variants v"
-                 " ON v.id = %s WHERE p.id = %" PRId64 ";"
-                 "INSERT INTO stock_ledger (product_id, variant_id, delta,"
-                 " reason, order_id, dedup_key, source) VALUES (%" PRId64
-                 ", %s, -%" PRId64 ", 'order', '%s', 'fixture-checkout-%s',"
-                 " 'fixture')",
-                 order_id, i + 1, vid, lines[i].quantity, vid,
-                 lines[i].product_id, lines[i].product_id, vid,
-                 lines[i].quantity, order_id, order_id);
-        if (lines[i].variant_id)
-            lf_execf(db,
-                     "UPDATE product_variants SET stock = stock - %" PRId64
-                     " WHERE id = %" PRId64,
-                     lines[i].quantity, lines[i].variant_id);
-        else
-            lf_execf(db,
-                     "UPDATE products SET stock = stock - %" PRId64
-                     " WHERE id = %" PRId64,
-                     lines[i].quantity, lines[i].product_id);
+            snprintf(vid, sizeof(vid), ",\"variant_id\":%" PRId64,
+                     lines[i].variant_id);
+        len += (size_t)snprintf(
+            items + len, sizeof(items) - len,
+            "%s{\"product_id\":%" PRId64 "%s,\"quantity\":%" PRId64 "}",
+            i ? "," : "", lines[i].product_id, vid, lines[i].quantity);
+        ck_assert_uint_lt(len, sizeof(items));
     }
+    lf_textf(db, issued, sizeof(issued),
+             "SELECT to_char((timestamptz '%s' - interval '60 seconds')"
+             " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
+             expires_at ? expires_at : LF_EXPIRES_AT);
+    lf_applyf(db,
+              "{\"dedup_key\":\"lf-checkout-%s\",\"type\":\"checkout\","
+              "\"actor\":{\"role\":\"customer\",\"id\":\"%s\"},"
+              "\"issued_at\":\"%s\",\"order_id\":\"%s\","
+              "\"customer_id\":\"%s\",\"currency\":\"EUR\","
+              "\"ttl_seconds\":60,\"items\":[%s]}",
+              order_id, customer, issued, order_id, customer, items);
 }
 
 /*

@@ -27,7 +27,8 @@ props_file(const char *text)
     return path;
 }
 
-/* Parses argv (NULL-terminated) into cfg; returns config_parse's result. */
+/* Parses argv (NULL-terminated) as orderd run's into cfg; returns
+ * config_load's result. */
 static int
 parse(od_config_t *cfg, const char **args, char *err, size_t errlen)
 {
@@ -35,9 +36,8 @@ parse(od_config_t *cfg, const char **args, char *err, size_t errlen)
 
     while (args[argc] != NULL)
         argc++;
-    config_init(cfg);
-    return config_parse(cfg, argc, (char **)args, NULL, NULL, NULL, 0, NULL,
-                        err, errlen);
+    return config_load(cfg, CONFIG_RUN, argc, (char **)args, NULL, 0, NULL, err,
+                       errlen);
 }
 
 static const char *
@@ -161,7 +161,7 @@ START_TEST(test_missing_file)
     config_free(&cfg);
     const char *args2[] = {"-F", NULL};
     ck_assert_int_eq(parse(&cfg, args2, err, sizeof(err)), -1);
-    ck_assert_str_eq(err, "-F needs a file name");
+    ck_assert_str_eq(err, "option -F needs a value: FILE");
     config_free(&cfg);
 }
 END_TEST

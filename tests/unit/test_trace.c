@@ -23,14 +23,20 @@ END_TEST
 START_TEST(test_hostile_or_broken_values_are_dropped)
 {
     /* version ff is forbidden, ids of zeros are invalid */
-    ck_assert(!valid("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
-    ck_assert(!valid("00-00000000000000000000000000000000-00f067aa0ba902b7-01"));
-    ck_assert(!valid("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"));
+    ck_assert(
+        !valid("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+    ck_assert(
+        !valid("00-00000000000000000000000000000000-00f067aa0ba902b7-01"));
+    ck_assert(
+        !valid("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"));
     /* upper case, wrong separators, lengths, control bytes */
-    ck_assert(!valid("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"));
-    ck_assert(!valid("00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+    ck_assert(
+        !valid("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"));
+    ck_assert(
+        !valid("00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
     ck_assert(!valid("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0"));
-    ck_assert(!valid("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\n"));
+    ck_assert(
+        !valid("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\n"));
     ck_assert(!valid(""));
     ck_assert(!od_traceparent_valid(NULL, 55));
 }
