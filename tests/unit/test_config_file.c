@@ -84,7 +84,7 @@ START_TEST(test_format)
     ck_assert_int_eq(cfg.expiry_interval_ms, 2000);
     ck_assert_int_eq(cfg.scheduler, 0);
     /* what the file does not set keeps its default */
-    ck_assert_int_eq(cfg.batch_size, 50);
+    ck_assert_int_eq(cfg.batch_size, 500);
     ck_assert_str_eq(cfg.brokers, "127.0.0.1:9092");
     config_free(&cfg);
     unlink(path);
@@ -113,7 +113,7 @@ START_TEST(test_precedence)
     ck_assert_str_eq(cfg.group, "from-flag");
     ck_assert_int_eq(cfg.threads, 5);
     ck_assert_str_eq(cfg.log_format, "json");
-    ck_assert_int_eq(cfg.batch_size, 50);
+    ck_assert_int_eq(cfg.batch_size, 500);
     config_free(&cfg);
 
     /* a list is replaced by a higher layer, never merged with it; repeated
