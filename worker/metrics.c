@@ -485,10 +485,10 @@ metrics_render(size_t *len)
               "delivery report.",
               &hist_publish);
     if (backlog >= 0) {
-        gauge(&b, "orderd_outbox_unpublished_events",
+        gauge(&b, "orderd_outbox_backlog",
               "Outbox rows not yet published (sampled every few seconds).",
               (double)backlog);
-        gauge(&b, "orderd_outbox_oldest_unpublished_age_seconds",
+        gauge(&b, "orderd_outbox_oldest_unpublished_seconds",
               "Age of the oldest unpublished outbox row (0: none).",
               (double)atomic_load(&metrics.outbox_oldest_ms) / 1e3);
     }
@@ -503,7 +503,7 @@ metrics_render(size_t *len)
     gauge(&b, "orderd_assigned_partitions",
           "Partitions assigned to this process's executors.",
           atomic_load(&metrics.assigned_partitions));
-    family(&b, "orderd_consumer_lag_messages", "gauge",
+    family(&b, "orderd_consumer_lag", "gauge",
            "Messages on a partition not yet committed by this process: "
            "log end offset minus committed offset.");
     pthread_mutex_lock(&lag_lock);
@@ -512,7 +512,7 @@ metrics_render(size_t *len)
 
         if (lag_slots[i].topic == NULL || lag < 0)
             continue;
-        sb_printf(&b, "orderd_consumer_lag_messages{topic=\"");
+        sb_printf(&b, "orderd_consumer_lag{topic=\"");
         label_value(&b, lag_slots[i].topic);
         sb_printf(&b, "\",partition=\"%d\"} %lld\n",
                   (int)lag_slots[i].partition, lag);

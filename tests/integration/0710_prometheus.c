@@ -167,11 +167,11 @@ START_TEST(test_prometheus_scrapes_the_worker)
     expect_query(pport, "orderd_publish_latency_seconds_count >= 3", NULL, 1,
                  30);
     /* one lag series per partition of the commands topic, all caught up */
-    snprintf(expr, sizeof(expr),
-             "orderd_consumer_lag_messages{topic=\"%s\"} == 0", k.commands);
+    snprintf(expr, sizeof(expr), "orderd_consumer_lag{topic=\"%s\"} == 0",
+             k.commands);
     expect_query(pport, expr, NULL, k.partitions, 30);
     expect_query(pport, "orderd_build_info{version!=\"\"}", "1", 0, 30);
-    expect_query(pport, "orderd_outbox_unpublished_events", "0", 0, 30);
+    expect_query(pport, "orderd_outbox_backlog", "0", 0, 30);
     expect_query(pport, "process_open_fds > 0", NULL, 1, 30);
 
     /* the exposition itself passes promtool's checks */
