@@ -126,6 +126,9 @@ struct handler {
 
 /* The dispatch table lookup; NULL for an unknown type. */
 const handler_t *handler_find(const char *type);
+/* The i-th entry of the dispatch table, NULL past the end: for code that
+ * must cover every handler (the fuzz targets). */
+const handler_t *handler_at(size_t i);
 
 /* result helpers */
 void cmd_result_init(cmd_result_t *res);

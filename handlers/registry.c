@@ -32,3 +32,9 @@ handler_find(const char *type)
             return &handler_table[i];
     return NULL;
 }
+
+const handler_t *
+handler_at(size_t i)
+{
+    return i < OD_ARRAY_LEN(handler_table) ? &handler_table[i] : NULL;
+}

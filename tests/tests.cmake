@@ -27,8 +27,8 @@ function(orderd_integration_test file)
   add_dependencies(it_${name} orderd)
   add_test(NAME it_${name} COMMAND it_${name})
   set_tests_properties(it_${name} PROPERTIES LABELS integration
-    ENVIRONMENT "ORDERD_BIN=$<TARGET_FILE:orderd>;CK_DEFAULT_TIMEOUT=300;ORDERD_TEST_NAME=${name}"
-    TIMEOUT 600)
+    ENVIRONMENT "ORDERD_BIN=$<TARGET_FILE:orderd>;CK_DEFAULT_TIMEOUT=300;ORDERD_TEST_NAME=${name};ORDERD_TEST_BUILD_DIR=${CMAKE_BINARY_DIR};ORDERD_TEST_CMAKE=${CMAKE_COMMAND}"
+    TIMEOUT 600 FIXTURES_REQUIRED contract_events)
 endfunction()
 
 file(GLOB UNIT_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/unit/test_*.c)
@@ -44,3 +44,30 @@ file(GLOB INTEGRATION_TESTS CONFIGURE_DEPENDS
 foreach(f ${INTEGRATION_TESTS})
   orderd_integration_test(${f})
 endforeach()
+
+# The machine-readable contract (docs/contract/): the schemas, every
+# example in docs/CONTRACT.md, the demo data and the AsyncAPI document; and,
+# after every integration test (a fixture's cleanup runs last, also when
+# ctest -R picks a few), every event those tests read, which the harness
+# appends to files under $ORDERD_TEST_EVENTS_DIR (set by scripts/test).
+find_program(PYTHON3 python3 REQUIRED)
+set(CONTRACT_CHECK ${CMAKE_SOURCE_DIR}/tests/contract/check_contract.py)
+add_test(NAME contract_docs COMMAND ${PYTHON3} ${CONTRACT_CHECK} docs)
+set_tests_properties(contract_docs PROPERTIES LABELS unit)
+add_test(NAME contract_events_reset COMMAND ${PYTHON3} ${CONTRACT_CHECK} reset)
+set_tests_properties(contract_events_reset PROPERTIES
+  FIXTURES_SETUP contract_events SKIP_RETURN_CODE 77)
+add_test(NAME contract_events COMMAND ${PYTHON3} ${CONTRACT_CHECK} events)
+set_tests_properties(contract_events PROPERTIES FIXTURES_CLEANUP contract_events
+  SKIP_RETURN_CODE 77)
+
+# deploy/: the Prometheus alert rules parse, and each fires on the series it
+# is for and stays quiet on the others (promtool, Debian's prometheus
+# package, which scripts/test installs). The systemd unit is verified as
+# installed, by integration test 0780_install.
+add_test(NAME deploy_alert_rules_check
+  COMMAND promtool check rules ${CMAKE_SOURCE_DIR}/deploy/orderd-alerts.yml)
+add_test(NAME deploy_alert_rules_test
+  COMMAND promtool test rules ${CMAKE_SOURCE_DIR}/deploy/orderd-alerts.test.yml)
+set_tests_properties(deploy_alert_rules_check deploy_alert_rules_test
+  PROPERTIES LABELS unit)

@@ -5,7 +5,10 @@
  * runs first inside a savepoint; a business rejection rolls the savepoint
  * back. The dedup row is then inserted with ON CONFLICT DO NOTHING: when the
  * key exists, whatever the handler did is rolled back and the command is a
- * duplicate (same fingerprint) or dedup_key_reused (different). Inserting
+ * duplicate (same fingerprint) or dedup_key_reused (different); only a row
+ * that says internal_error (nothing of that command was kept) is taken
+ * over by the same body sent again, so a redriven dead letter applies once
+ * its cause is fixed. Inserting
  * the dedup row last saves a round trip on the common path, and the unique
  * index still serialises two executors racing on one key.
  */
@@ -24,7 +27,17 @@ static const db_stmt_t stmt_dedup_result = {
     " command_type, outcome, reason, result_event_id, order_id, source_topic,"
     " source_partition, source_offset, source)"
     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $15)"
-    " ON CONFLICT (source, dedup_key) DO NOTHING RETURNING order_id),"
+    /* an internal_error left nothing behind: the same command sent again
+     * (a redrive from the dead-letter topic) is applied, not a duplicate */
+    " ON CONFLICT (source, dedup_key) DO UPDATE SET outcome = EXCLUDED.outcome,"
+    " reason = EXCLUDED.reason, result_event_id = EXCLUDED.result_event_id,"
+    " command_type = EXCLUDED.command_type, order_id = EXCLUDED.order_id,"
+    " source_topic = EXCLUDED.source_topic,"
+    " source_partition = EXCLUDED.source_partition,"
+    " source_offset = EXCLUDED.source_offset"
+    " WHERE processed_commands.reason = 'internal_error'"
+    " AND processed_commands.fingerprint = EXCLUDED.fingerprint"
+    " RETURNING order_id),"
     " e AS (INSERT INTO outbox (event_id, topic, key, payload, dedup_key)"
     " SELECT $6, $11, $12, convert_to(CASE WHEN $14::boolean"
     "  THEN jsonb_set($13::text::jsonb, '{order}',"
@@ -285,7 +298,9 @@ result_text(const cmd_env_t *env, const cmd_result_t *res, const char *event_id,
         od_format_time(od_now_us(), at, sizeof(at)));
     if (ev == NULL)
         return NULL;
-    if (json_object_get(ev, "details") == NULL)
+    /* "O?" packs a missing value as null: the contract's details is an
+     * object, empty when there is nothing to say */
+    if (!json_is_object(json_object_get(ev, "details")))
         json_object_set_new(ev, "details", json_object());
     if (json_object_get(ev, "order") == NULL)
         json_object_set_new(ev, "order", json_null());

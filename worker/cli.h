@@ -3,21 +3,49 @@
 #define OD_CLI_H
 
 #include "config.h"
+#include "log.h"
 
 /* Each returns the process exit status; extra arguments after the
  * subcommand's flags arrive in pos. */
 int cli_migrate(const od_config_t *cfg);
 int cli_topics(const od_config_t *cfg);
-/* source_name: the source whose topic gets the lines (NULL: "default") */
-int cli_send(const od_config_t *cfg, int raw, const char *source_name);
+/* source_name: the source whose topic gets the lines (NULL: "default");
+ * validate: check every line with the worker's rules first and send
+ * nothing (exit 2) if one fails */
+int cli_send(const od_config_t *cfg, int raw, const char *source_name,
+             int validate);
 int cli_replay(const od_config_t *cfg, const char *from_time, int dry_run,
                const char *topic, int loud);
 int cli_check(const od_config_t *cfg);
 int cli_order(const od_config_t *cfg, const char *order_id);
-int cli_run(const od_config_t *cfg);
+/*
+ * What SIGHUP re-reads: the log level and format the configuration gives
+ * now (read as at start). Returns 0, or -1 with err filled.
+ */
+typedef int (*cli_reload_fn)(void *arg, log_level_t *level, int *json,
+                             char *err, size_t errlen);
+/* The worker. reload (may be NULL: SIGHUP changes nothing) is called from
+ * the main thread, never from the signal handler. */
+int cli_run(const od_config_t *cfg, cli_reload_fn reload, void *reload_arg);
 /* Prints events of the events topic from the beginning, one line each (raw
  * JSON with raw), until count events (0: no limit) or timeout_s (0: none). */
 int cli_events(const od_config_t *cfg, long count, int timeout_s, int raw);
+
+/* orderd dlq: which dead letters, and how long to read */
+typedef struct cli_dlq_opts {
+    long count;              /* at most this many (0: every one selected) */
+    int timeout_s;           /* give up reading after this (0: 30 s) */
+    int all;                 /* redrive: every dead letter */
+    int partition;           /* -1: every partition (0 with offsets) */
+    const char *offsets;     /* "3,5-9": only these offsets, or NULL */
+    const char *error_class; /* internal_error | poison, or NULL */
+    const char *since;       /* RFC 3339: written at or after, or NULL */
+} cli_dlq_opts_t;
+
+/* Lists the selected dead letters as JSON lines (redrive 0), or produces
+ * each to its source topic with an orderd-redrive-from header (redrive 1),
+ * reading the dead-letter topic up to its end. */
+int cli_dlq(const od_config_t *cfg, const cli_dlq_opts_t *opt, int redrive);
 
 /* The Kafka key a command is produced with (contract key rule): the
  * smallest product ID it touches, else its order_id, else its dedup_key.

@@ -10,10 +10,6 @@
 #include "log.h"
 #include "migrate.h"
 
-#ifndef ORDERD_SCHEMA_DIR
-#define ORDERD_SCHEMA_DIR "schema"
-#endif
-
 static db_t *
 cli_connect_to(const char *conninfo)
 {
@@ -40,8 +36,7 @@ cli_connect(const od_config_t *cfg)
 int
 cli_migrate(const od_config_t *cfg)
 {
-    char err[1024], masked[512];
-    const char *dir = getenv("ORDERD_SCHEMA_DIR");
+    char err[1024], masked[512], dir[4096];
     const char *conninfo = cfg->migrate_pg[0] ? cfg->migrate_pg : cfg->pg;
     db_t *db;
     int applied = 0;
@@ -52,13 +47,17 @@ cli_migrate(const od_config_t *cfg)
                         "(not shown: it may hold a password)\n");
         return 2;
     }
-    log_info("migrating postgres '%s' (%s)", masked,
-             cfg->migrate_pg[0] ? "--migrate-pg" : "--pg");
+    if (migrate_schema_dir(cfg->schema_dir, dir, sizeof(dir), err,
+                           sizeof(err)) < 0) {
+        fprintf(stderr, "orderd migrate: %s\n", err);
+        return 1;
+    }
+    log_info("migrating postgres '%s' (%s) with the migrations in %s", masked,
+             cfg->migrate_pg[0] ? "--migrate-pg" : "--pg", dir);
     db = cli_connect_to(conninfo);
     if (db == NULL)
         return 1;
-    st = migrate_run(db, dir && *dir ? dir : ORDERD_SCHEMA_DIR, &applied, err,
-                     sizeof(err));
+    st = migrate_run(db, dir, &applied, err, sizeof(err));
     db_destroy(db);
     if (st != OD_OK) {
         fprintf(stderr, "orderd migrate: %s\n", err);

@@ -149,8 +149,105 @@ send_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
     }
 }
 
+/*
+ * The worker's own checks of one line, those that need no database: the
+ * envelope and the handler's parse (command_parse), event-time bounds
+ * against a message sent now, and the roles the source and the type
+ * admit. Returns 0, or -1 with err saying why the worker would refuse it.
+ */
+static int
+send_check_line(const od_config_t *cfg, const od_source_t *src,
+                const char *line, size_t len, char *err, size_t errlen)
+{
+    cmd_env_t env;
+    char perr[256];
+    int64_t now = od_now_us();
+    int rc = -1;
+
+    switch (command_parse(line, len, now, &env, perr, sizeof(perr))) {
+    case CMD_PARSE_POISON:
+        od_err(err, errlen, "would go to the dead-letter topic: %s", perr);
+        goto out;
+    case CMD_PARSE_INVALID:
+        od_err(err, errlen, "invalid_command: %s", perr);
+        goto out;
+    case CMD_PARSE_OK:
+        break;
+    }
+    if (command_check_event_time(&env, now, now, cfg->max_clock_skew_ms * 1000,
+                                 cfg->max_event_age_ms * 1000, perr,
+                                 sizeof(perr)) < 0) {
+        od_err(err, errlen, "invalid_command: %s", perr);
+        goto out;
+    }
+    if ((env.role & src->roles) == 0) {
+        od_err(err, errlen, "unauthorized: source '%s' does not admit role %s",
+               src->name, cmd_role_name(env.role));
+        goto out;
+    }
+    if ((env.role & env.handler->roles) == 0) {
+        od_err(err, errlen, "unauthorized: role %s may not send %s",
+               cmd_role_name(env.role), env.handler->type);
+        goto out;
+    }
+    rc = 0;
+out:
+    command_env_free(&env);
+    return rc;
+}
+
+/*
+ * Reads all of stdin into *buf (caller frees) and checks every line with
+ * send_check_line, reporting each bad one. Returns the number of bad
+ * lines, or -1 when stdin could not be read.
+ */
+static long
+send_validate(const od_config_t *cfg, const od_source_t *src, char **buf,
+              size_t *buflen)
+{
+    size_t cap = 65536, len = 0, r;
+    char *p, *end, *nl;
+    long lineno = 0, bad = 0;
+    char err[512];
+
+    *buf = malloc(cap);
+    if (*buf == NULL)
+        return -1;
+    while ((r = fread(*buf + len, 1, cap - len, stdin)) > 0) {
+        len += r;
+        if (len == cap) {
+            char *more = realloc(*buf, cap *= 2);
+
+            if (more == NULL)
+                return -1;
+            *buf = more;
+        }
+    }
+    if (ferror(stdin))
+        return -1;
+    *buflen = len;
+    for (p = *buf, end = *buf + len; p < end; p = nl + 1) {
+        size_t n;
+
+        nl = memchr(p, '\n', (size_t)(end - p));
+        if (nl == NULL)
+            nl = end;
+        lineno++;
+        n = (size_t)(nl - p);
+        while (n > 0 && (p[n - 1] == '\n' || p[n - 1] == '\r'))
+            n--;
+        if (n == 0)
+            continue;
+        if (send_check_line(cfg, src, p, n, err, sizeof(err)) < 0) {
+            fprintf(stderr, "orderd send: line %ld: %s\n", lineno, err);
+            bad++;
+        }
+    }
+    return bad;
+}
+
 int
-cli_send(const od_config_t *cfg, int raw, const char *source_name)
+cli_send(const od_config_t *cfg, int raw, const char *source_name, int validate)
 {
     static const char *const defaults[] = {
         "enable.idempotence", "true", "acks", "all", "linger.ms", "5", NULL};
@@ -161,7 +258,10 @@ cli_send(const od_config_t *cfg, int raw, const char *source_name)
     size_t cap = 0;
     ssize_t n;
     long lineno = 0, sent = 0, bad = 0;
-    int failed = 0;
+    int failed = 0, rc;
+    FILE *in = stdin;
+    char *all = NULL;
+    size_t all_len = 0;
     const od_source_t *src = sources_by_name(
         &cfg->sources, source_name ? source_name : SOURCE_DEFAULT);
 
@@ -178,10 +278,36 @@ cli_send(const od_config_t *cfg, int raw, const char *source_name)
                 source_name ? source_name : SOURCE_DEFAULT, names);
         return 2;
     }
+    if (validate && raw) {
+        fprintf(stderr, "orderd send: --validate and --raw exclude each "
+                        "other\n");
+        return 2;
+    }
+    /* every line is checked before the first is produced: a file of
+     * commands goes whole or not at all */
+    if (validate) {
+        bad = send_validate(cfg, src, &all, &all_len);
+        if (bad != 0) {
+            if (bad < 0)
+                fprintf(stderr, "orderd send: could not read stdin\n");
+            else
+                fprintf(stderr,
+                        "orderd send: %ld invalid line(s), nothing sent\n",
+                        bad);
+            free(all);
+            return 2;
+        }
+        if (all_len > 0 && (in = fmemopen(all, all_len, "r")) == NULL) {
+            fprintf(stderr, "orderd send: out of memory\n");
+            free(all);
+            return 2;
+        }
+    }
     conf = kafka_conf_new(cfg, "orderd-send", defaults, err, sizeof(err));
     if (conf == NULL) {
         fprintf(stderr, "orderd send: %s\n", err);
-        return 2;
+        rc = 2;
+        goto out;
     }
     rd_kafka_conf_set_dr_msg_cb(conf, send_dr_cb);
     rd_kafka_conf_set_opaque(conf, &failed);
@@ -189,9 +315,10 @@ cli_send(const od_config_t *cfg, int raw, const char *source_name)
     if (rk == NULL) {
         fprintf(stderr, "orderd send: %s\n", errstr);
         rd_kafka_conf_destroy(conf);
-        return 2;
+        rc = 2;
+        goto out;
     }
-    while ((n = getline(&line, &cap, stdin)) >= 0) {
+    while ((n = getline(&line, &cap, in)) >= 0) {
         rd_kafka_resp_err_t e;
 
         lineno++;
@@ -236,7 +363,12 @@ cli_send(const od_config_t *cfg, int raw, const char *source_name)
     rd_kafka_destroy(rk);
     fprintf(stderr, "orderd send: %ld sent, %d failed, %ld refused\n",
             sent - failed, failed, bad);
-    return failed == 0 && bad == 0 ? 0 : 1;
+    rc = failed == 0 && bad == 0 ? 0 : 1;
+out:
+    if (in != stdin)
+        fclose(in);
+    free(all);
+    return rc;
 }
 
 /* one readable line for an event */

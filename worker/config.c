@@ -97,6 +97,9 @@ static const opt_t options[] = {
      "error, warn, info or debug"},
     {"log-format", "ORDERD_LOG_FORMAT", OPT_STR, OFF(log_format), "text",
      "text or json"},
+    {"schema-dir", "ORDERD_SCHEMA_DIR", OPT_STR, OFF(schema_dir), "",
+     "migrate: directory of the NNNN_*.sql migrations (empty: "
+     "share/orderd/schema beside the binary's bin/)"},
     {"scheduler", "ORDERD_SCHEDULER", OPT_BOOL, OFF(scheduler), "true",
      "run the expiry scheduler and retention purge in this process"},
     {"max-messages", "ORDERD_MAX_MESSAGES", OPT_INT, OFF(max_messages), "0",

@@ -39,6 +39,7 @@ typedef struct od_config {
     int64_t http_timeout_ms;
     char *log_level;
     char *log_format;     /* text | json */
+    char *schema_dir;     /* migrate: "" means next to the binary */
     int64_t scheduler;    /* 1: run the expiry scheduler in this process */
     int64_t max_messages; /* run: stop after this many (0: never) */
     /* librdkafka properties, passed on as is: first those of -F files (the

@@ -30,6 +30,8 @@
 #define EXECUTOR_MAX_PARTS 256
 
 atomic_llong executor_messages_done;
+/* when each executor last turned its loop (od_mono_us), for the watchdog */
+static atomic_llong executor_beats[EXECUTOR_MAX_IDS];
 
 typedef struct part_state {
     const char *topic;
@@ -149,6 +151,8 @@ backoff(executor_t *ex, int attempt)
     while (od_mono_us() < end && !atomic_load(ex->stop)) {
         struct timespec ts = {0, 10 * 1000 * 1000};
 
+        /* waiting out a fault is progress, as far as the watchdog goes */
+        atomic_store(&executor_beats[ex->id], od_mono_us());
         nanosleep(&ts, NULL);
     }
 }
@@ -862,6 +866,7 @@ executor_main(void *arg)
         int full = ex->n >= ex->cfg->batch_size;
         consumer_msg_t m;
 
+        atomic_store(&executor_beats[ex->id], od_mono_us());
         if (ex->n > 0) {
             int64_t left = (deadline - od_mono_us()) / 1000;
 
@@ -904,6 +909,12 @@ executor_new(int id, const od_config_t *cfg, atomic_int *stop, outbox_t *outbox,
         od_err(err, errlen, "out of memory");
         return NULL;
     }
+    if (id < 0 || id >= EXECUTOR_MAX_IDS) {
+        od_err(err, errlen, "executor number %d out of range", id);
+        free(ex);
+        return NULL;
+    }
+    atomic_store(&executor_beats[id], od_mono_us());
     ex->id = id;
     ex->cfg = cfg;
     ex->stop = stop;
@@ -932,6 +943,13 @@ executor_new(int id, const od_config_t *cfg, atomic_int *stop, outbox_t *outbox,
 fail:
     executor_destroy(ex);
     return NULL;
+}
+
+int64_t
+executor_last_beat(int id)
+{
+    return id >= 0 && id < EXECUTOR_MAX_IDS ? atomic_load(&executor_beats[id])
+                                            : 0;
 }
 
 int

@@ -9,6 +9,9 @@
 
 typedef struct executor executor_t;
 
+/* executor numbers run from 0 to EXECUTOR_MAX_IDS - 1 */
+#define EXECUTOR_MAX_IDS 64
+
 /*
  * Creates executor number id (its own consumer in the group and its own
  * Postgres connection). stop is polled between batches; outbox (may be
@@ -22,6 +25,14 @@ int executor_start(executor_t *ex);
  * returns 0, or 1 when it stopped on an internal error (halt mode). */
 int executor_join(executor_t *ex);
 void executor_destroy(executor_t *ex);
+
+/*
+ * When executor id last turned its loop (od_mono_us()): an idle one turns
+ * it every poll (100 ms), a busy one after every batch, one backing off
+ * from a fault while it waits. A stale beat means a call that does not
+ * return. Safe from any thread, also after the executor is destroyed.
+ */
+int64_t executor_last_beat(int id);
 
 /* messages applied (or skipped) by all executors since start */
 extern atomic_llong executor_messages_done;

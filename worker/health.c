@@ -12,9 +12,9 @@
  * the process then stands by, and /readyz says so). The rebalance
  * callbacks report that here, which is also where rebalances are counted:
  * once when the last of this process's members has its new assignment
- * (the process's assignment changed), not once per executor and callback. The same thread samples the outbox backlog (two
- * indexed reads) and warns while the process is not ready, so an
- * unreachable server never means silence.
+ * (the process's assignment changed), not once per executor and callback. The
+ * same thread samples the outbox backlog (two indexed reads) and warns while
+ * the process is not ready, so an unreachable server never means silence.
  */
 #include "health.h"
 

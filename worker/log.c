@@ -10,22 +10,32 @@
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
-static log_level_t log_threshold = LOG_INFO;
-static int log_json;
+/* atomic: SIGHUP changes them while other threads log */
+static atomic_int log_threshold = LOG_INFO;
+static atomic_int log_json;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 void
 log_setup(log_level_t level, int json)
 {
-    log_threshold = level;
-    log_json = json;
+    atomic_store(&log_threshold, (int)level);
+    atomic_store(&log_json, json);
+}
+
+const char *
+log_level_name(log_level_t level)
+{
+    return (int)level >= 0 && (int)level < (int)OD_ARRAY_LEN(level_names)
+               ? level_names[level]
+               : "?";
 }
 
 int
@@ -40,7 +50,7 @@ log_level_parse(const char *s)
 int
 log_enabled(log_level_t level)
 {
-    return level <= log_threshold;
+    return (int)level <= atomic_load(&log_threshold);
 }
 
 void
@@ -62,7 +72,7 @@ log_msg(log_level_t level, const char *topic, int32_t partition, int64_t offset,
     od_format_time(od_now_us(), at, sizeof(at));
 
     pthread_mutex_lock(&log_lock);
-    if (log_json) {
+    if (atomic_load(&log_json)) {
         json_t *o = json_pack("{s:s, s:s, s:s}", "at", at, "level",
                               level_names[level], "msg", esc);
         char *line;

@@ -13,8 +13,11 @@ typedef enum log_level {
     LOG_DEBUG
 } log_level_t;
 
-/* Sets the threshold and the format (json != 0: one JSON object a line). */
+/* Sets the threshold and the format (json != 0: one JSON object a line);
+ * safe while other threads log. */
 void log_setup(log_level_t level, int json);
+/* "error", "warn", "info" or "debug" */
+const char *log_level_name(log_level_t level);
 /* Parses "error", "warn", "info", "debug"; -1 if unknown. */
 int log_level_parse(const char *s);
 int log_enabled(log_level_t level);

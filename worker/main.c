@@ -10,6 +10,7 @@
 
 typedef struct sub_flags {
     int raw;
+    int validate;
     int dry_run;
     int from_beginning;
     int loud;
@@ -18,6 +19,7 @@ typedef struct sub_flags {
     const char *source; /* send --source NAME (a name, not NAME=...) */
     long count;
     int timeout_s;
+    cli_dlq_opts_t dlq; /* dlq: --all, --offsets, --partition, ... */
 } sub_flags_t;
 
 /* subcommand-only flags, recognised before the configuration table */
@@ -28,6 +30,26 @@ sub_flag(int argc, char **argv, int i, void *arg)
 
     if (strcmp(argv[i], "--raw") == 0)
         return f->raw = 1;
+    if (strcmp(argv[i], "--validate") == 0)
+        return f->validate = 1;
+    if (strcmp(argv[i], "--all") == 0)
+        return f->dlq.all = 1;
+    if (strcmp(argv[i], "--offsets") == 0 && i + 1 < argc) {
+        f->dlq.offsets = argv[i + 1];
+        return 2;
+    }
+    if (strcmp(argv[i], "--partition") == 0 && i + 1 < argc) {
+        f->dlq.partition = atoi(argv[i + 1]);
+        return 2;
+    }
+    if (strcmp(argv[i], "--error-class") == 0 && i + 1 < argc) {
+        f->dlq.error_class = argv[i + 1];
+        return 2;
+    }
+    if (strcmp(argv[i], "--since") == 0 && i + 1 < argc) {
+        f->dlq.since = argv[i + 1];
+        return 2;
+    }
     if (strcmp(argv[i], "--dry-run") == 0)
         return f->dry_run = 1;
     if (strcmp(argv[i], "--from-beginning") == 0)
@@ -60,6 +82,39 @@ sub_flag(int argc, char **argv, int i, void *arg)
     return 0;
 }
 
+/* the command line main parsed, for SIGHUP to parse again */
+typedef struct reload_ctx {
+    int argc;
+    char **argv;
+} reload_ctx_t;
+
+/* cli_reload_fn: the log settings of the configuration read as at start */
+static int
+reload_log(void *arg, log_level_t *level, int *json, char *err, size_t errlen)
+{
+    reload_ctx_t *ctx = arg;
+    od_config_t cfg;
+    sub_flags_t scratch = {0};
+    char *pos[2] = {NULL, NULL};
+    int npos = 0, rc = -1, lv;
+
+    config_init(&cfg);
+    if (config_parse(&cfg, ctx->argc, ctx->argv, sub_flag, &scratch, pos, 2,
+                     &npos, err, errlen) != 0)
+        goto out;
+    lv = log_level_parse(cfg.log_level);
+    if (lv < 0) {
+        od_err(err, errlen, "unknown log level '%s'", cfg.log_level);
+        goto out;
+    }
+    *level = (log_level_t)lv;
+    *json = strcmp(cfg.log_format, "json") == 0;
+    rc = 0;
+out:
+    config_free(&cfg);
+    return rc;
+}
+
 static void
 usage(FILE *out)
 {
@@ -72,10 +127,11 @@ usage(FILE *out)
             "                      outbox publisher, metrics and health\n"
             "  migrate             apply schema/ migrations\n"
             "  topics              create the topics if missing\n"
-            "  send [--raw] [--source NAME]\n"
+            "  send [--raw | --validate] [--source NAME]\n"
             "                      produce JSON command lines from stdin to\n"
             "                      the source's topic (--raw: lines as they\n"
-            "                      are, even if not JSON)\n"
+            "                      are, even if not JSON; --validate: check\n"
+            "                      every line first, send none if one fails)\n"
             "  replay --from-beginning | --from-time T [--topic NAME]\n"
             "         [--dry-run] [--loud]\n"
             "                      move the stored offsets back for "
@@ -85,6 +141,13 @@ usage(FILE *out)
             "  order ID            print an order with items and history\n"
             "  events [--count N] [--timeout S] [--raw]\n"
             "                      print the events topic from the start\n"
+            "  dlq [--count N] [--timeout S] [SELECTION]\n"
+            "                      print dead letters as JSON lines\n"
+            "  dlq redrive --all | SELECTION [--count N] [--timeout S]\n"
+            "                      produce dead letters again to their\n"
+            "                      source topic; SELECTION: --offsets 3,5-9\n"
+            "                      [--partition P], --error-class\n"
+            "                      internal_error|poison, --since TIME\n"
             "  version\n\n",
             orderd_version());
     config_usage(out);
@@ -110,6 +173,7 @@ main(int argc, char **argv)
         printf("orderd %s\n", orderd_version());
         return 0;
     }
+    flags.dlq.partition = -1;
     config_init(&cfg);
     rc = config_parse(&cfg, argc - 2, argv + 2, sub_flag, &flags, pos, 2, &npos,
                       err, sizeof(err));
@@ -137,13 +201,15 @@ main(int argc, char **argv)
     log_setup((log_level_t)level, strcmp(cfg.log_format, "json") == 0);
 
     if (strcmp(cmd, "run") == 0) {
-        rc = cli_run(&cfg);
+        reload_ctx_t ctx = {argc - 2, argv + 2};
+
+        rc = cli_run(&cfg, reload_log, &ctx);
     } else if (strcmp(cmd, "migrate") == 0) {
         rc = cli_migrate(&cfg);
     } else if (strcmp(cmd, "topics") == 0) {
         rc = cli_topics(&cfg);
     } else if (strcmp(cmd, "send") == 0) {
-        rc = cli_send(&cfg, flags.raw, flags.source);
+        rc = cli_send(&cfg, flags.raw, flags.source, flags.validate);
     } else if (strcmp(cmd, "replay") == 0) {
         if (flags.from_beginning == (flags.from_time != NULL)) {
             fprintf(stderr, "orderd replay: give exactly one of "
@@ -155,6 +221,15 @@ main(int argc, char **argv)
         }
     } else if (strcmp(cmd, "events") == 0) {
         rc = cli_events(&cfg, flags.count, flags.timeout_s, flags.raw);
+    } else if (strcmp(cmd, "dlq") == 0) {
+        flags.dlq.count = flags.count;
+        flags.dlq.timeout_s = flags.timeout_s;
+        if (npos > 1 || (npos == 1 && strcmp(pos[0], "redrive") != 0)) {
+            fprintf(stderr, "orderd dlq: expected no argument or 'redrive'\n");
+            rc = 2;
+        } else {
+            rc = cli_dlq(&cfg, &flags.dlq, npos == 1);
+        }
     } else if (strcmp(cmd, "check") == 0) {
         rc = cli_check(&cfg);
     } else if (strcmp(cmd, "order") == 0) {

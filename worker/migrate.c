@@ -3,13 +3,93 @@
 
 #include <ctype.h>
 #include <dirent.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 
 #define MIGRATE_LOCK_KEY "4242001"
+
+/* CMake passes these; the fallbacks serve a build without it */
+#ifndef ORDERD_SCHEMA_REL
+#define ORDERD_SCHEMA_REL "../share/orderd/schema"
+#endif
+#ifndef ORDERD_BUILD_DIR
+#define ORDERD_BUILD_DIR ""
+#endif
+#ifndef ORDERD_SCHEMA_DIR
+#define ORDERD_SCHEMA_DIR "schema"
+#endif
+
+static int
+is_dir(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/*
+ * The source tree's schema/ is baked in at build time. It must not serve
+ * an installed binary (a deleted or changed checkout would migrate from
+ * the wrong files), so it is used only while the binary sits in the
+ * build directory it was built in.
+ */
+static int
+in_build_tree(const char *exe_dir)
+{
+    char build[PATH_MAX];
+
+    return ORDERD_BUILD_DIR[0] != '\0' &&
+           realpath(ORDERD_BUILD_DIR, build) != NULL &&
+           strcmp(build, exe_dir) == 0;
+}
+
+int
+migrate_schema_dir(const char *configured, char *out, size_t len, char *err,
+                   size_t errlen)
+{
+    char exe[PATH_MAX], found[PATH_MAX + 64], resolved[PATH_MAX], *slash;
+    ssize_t n;
+
+    if (configured != NULL && *configured) {
+        if (!is_dir(configured)) {
+            od_err(err, errlen, "schema directory %s does not exist",
+                   configured);
+            return -1;
+        }
+        snprintf(out, len, "%s", configured);
+        return 0;
+    }
+    n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0) {
+        od_err(err, errlen,
+               "could not find the running binary (/proc/self/exe): give "
+               "--schema-dir");
+        return -1;
+    }
+    exe[n] = '\0';
+    slash = strrchr(exe, '/');
+    if (slash != NULL)
+        *slash = '\0';
+    snprintf(found, sizeof(found), "%s/%s", exe, ORDERD_SCHEMA_REL);
+    if (is_dir(found) && realpath(found, resolved) != NULL &&
+        (size_t)snprintf(out, len, "%s", resolved) < len)
+        return 0;
+    if (in_build_tree(exe) && is_dir(ORDERD_SCHEMA_DIR)) {
+        snprintf(out, len, "%s", ORDERD_SCHEMA_DIR);
+        return 0;
+    }
+    od_err(err, errlen,
+           "no schema directory: %s/%s does not exist; give --schema-dir "
+           "(ORDERD_SCHEMA_DIR)",
+           exe, ORDERD_SCHEMA_REL);
+    return -1;
+}
 
 static int
 is_migration(const char *name)

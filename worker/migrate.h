@@ -13,4 +13,15 @@
 od_status_t migrate_run(db_t *db, const char *dir, int *applied, char *err,
                         size_t errlen) OD_MUSTCHECK;
 
+/*
+ * The directory of the migrations, into out (len bytes): configured
+ * (--schema-dir, ORDERD_SCHEMA_DIR) when not empty; else the installed
+ * one beside the running binary (<prefix>/bin/../share/orderd/schema,
+ * found through /proc/self/exe, so an installed tree can be moved); else,
+ * only for a binary in the build tree it was built in, the source tree's
+ * schema/. Returns 0, or -1 with err saying where it looked.
+ */
+int migrate_schema_dir(const char *configured, char *out, size_t len, char *err,
+                       size_t errlen) OD_MUSTCHECK;
+
 #endif

@@ -1,5 +1,6 @@
 /* run.c - orderd run: starts executors, outbox publisher, scheduler and
- * the metrics endpoint; stops them in order on SIGTERM/SIGINT */
+ * the metrics endpoint; stops them in order on SIGTERM/SIGINT; SIGHUP
+ * re-reads the log settings; tells systemd how it is doing (notify.c) */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,11 +17,12 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 #include "outbox.h"
 #include "scheduler.h"
 #include "version.h"
 
-#define RUN_MAX_THREADS 64
+#define RUN_MAX_THREADS EXECUTOR_MAX_IDS
 #define RUN_SHUTDOWN_TIMEOUT_S 60
 /* descriptors kept for everything but the metrics listener's connections:
  * Postgres and broker connections of up to 64 executors, the publisher,
@@ -48,8 +50,13 @@ log_sources(const od_sources_t *sources)
 }
 
 static atomic_int run_stop;
+static atomic_int run_reload; /* SIGHUP seen, not yet acted on */
 /* what the shutdown is doing, for the watchdog's message */
 static const char *_Atomic run_stage = "running";
+/* start-up: what the main thread is doing, and when it last got on */
+static const char *_Atomic run_phase = "starting";
+static atomic_llong run_beat;
+static atomic_int run_started; /* executors started (ex[0..n) are set) */
 
 /*
  * A stop must stop the process: if the orderly shutdown hangs (a broker
@@ -88,6 +95,94 @@ on_signal(int sig)
 {
     (void)sig;
     atomic_store(&run_stop, 1);
+}
+
+static void
+on_hup(int sig)
+{
+    (void)sig;
+    atomic_store(&run_reload, 1);
+}
+
+/*
+ * SIGHUP: the log level and format are read again from the configuration
+ * (reload re-reads it as at start: the --config file, the environment the
+ * process started with, the flags) and applied; everything else needs a
+ * restart. A configuration that does not parse changes nothing.
+ */
+static void
+reload_log(cli_reload_fn reload, void *arg)
+{
+    char err[512];
+    log_level_t level;
+    int json;
+
+    if (reload == NULL) {
+        log_info("SIGHUP: nothing to reload");
+        return;
+    }
+    if (reload(arg, &level, &json, err, sizeof(err)) < 0) {
+        log_warn("SIGHUP: configuration not reloaded, log settings kept: "
+                 "%s",
+                 err);
+        return;
+    }
+    log_setup(level, json);
+    log_info("SIGHUP: log level %s, format %s", log_level_name(level),
+             json ? "json" : "text");
+}
+
+/*
+ * The watchdog's question (notify.c): has start-up, and then every
+ * executor, turned its loop within stall_us? Executors' beats outlive
+ * them, so this is safe whatever the main thread is tearing down.
+ */
+static int
+run_check(void *arg, int64_t stall_us, char *status, size_t len)
+{
+    int64_t now = od_mono_us();
+    int started = atomic_load(&run_started);
+
+    (void)arg;
+    if (atomic_load(&run_stop)) {
+        snprintf(status, len, "stopping: %s", atomic_load(&run_stage));
+        return 1;
+    }
+    if (started == 0) {
+        int64_t idle = now - atomic_load(&run_beat);
+
+        if (idle > stall_us) {
+            snprintf(status, len, "stuck at start-up for %lld s: %s",
+                     (long long)(idle / 1000000), atomic_load(&run_phase));
+            return 0;
+        }
+        snprintf(status, len, "starting: %s", atomic_load(&run_phase));
+        return 1;
+    }
+    for (int i = 0; i < started; i++) {
+        int64_t idle = now - executor_last_beat(i);
+
+        if (idle > stall_us) {
+            snprintf(status, len,
+                     "stuck: executor %d has not got on for %lld s", i,
+                     (long long)(idle / 1000000));
+            return 0;
+        }
+    }
+    if (atomic_load(&metrics.db_down) > 0)
+        snprintf(status, len,
+                 "not ready: %d of %d executor(s) retrying after a "
+                 "database fault; %lld messages done",
+                 atomic_load(&metrics.db_down), started,
+                 (long long)atomic_load(&executor_messages_done));
+    else
+        snprintf(status, len,
+                 "running: %d executor(s), %d partition(s), %lld messages "
+                 "done, %lld events published",
+                 started, atomic_load(&metrics.assigned_partitions),
+                 (long long)atomic_load(&executor_messages_done),
+                 (long long)atomic_load(&metrics.published));
+    return 1;
 }
 
 /*
@@ -151,9 +246,11 @@ schema_ready(const od_config_t *cfg)
     while (!atomic_load(&run_stop)) {
         db_t *db = NULL;
         db_rows_t *rows = NULL;
-        od_status_t st = db_try_connect(cfg->pg, &db, err, sizeof(err));
+        od_status_t st;
         int ok = 0;
 
+        atomic_store(&run_beat, od_mono_us());
+        st = db_try_connect(cfg->pg, &db, err, sizeof(err));
         if (st == OD_FATAL) {
             log_error("%s: not retrying (fix the connection string, the "
                       "role or the database, then start again)",
@@ -193,10 +290,12 @@ schema_ready(const od_config_t *cfg)
                      err);
             next_warn = od_mono_us() + RUN_WAIT_WARN_US;
         }
+        atomic_store(&run_phase, "waiting for postgres (see the log)");
         for (int64_t end = od_mono_us() + wait_ms * 1000;
              od_mono_us() < end && !atomic_load(&run_stop);) {
             struct timespec ts = {0, 20 * 1000 * 1000};
 
+            atomic_store(&run_beat, od_mono_us());
             nanosleep(&ts, NULL);
         }
         if (wait_ms < 5000)
@@ -206,13 +305,14 @@ schema_ready(const od_config_t *cfg)
 }
 
 int
-cli_run(const od_config_t *cfg)
+cli_run(const od_config_t *cfg, cli_reload_fn reload, void *reload_arg)
 {
     executor_t *ex[RUN_MAX_THREADS] = {0};
     outbox_t *ob = NULL;
     scheduler_t *sched = NULL;
     http_t *http = NULL;
     health_t *health = NULL;
+    notify_t *notify = NULL;
     struct sigaction sa;
     char err[1024], masked[512];
     int nthreads = (int)cfg->threads, rc = 0, started = 0, ready;
@@ -253,9 +353,14 @@ cli_run(const od_config_t *cfg)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    /* by default SIGHUP kills: under systemd it is `systemctl reload` */
+    sa.sa_handler = on_hup;
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     if (pthread_create(&watchdog, NULL, shutdown_watchdog, NULL) == 0)
         pthread_detach(watchdog);
+    atomic_store(&run_beat, od_mono_us());
+    notify = notify_start(run_check, NULL);
 
     if (db_conninfo_masked(cfg->pg, masked, sizeof(masked)) < 0) {
         /* it would never connect: say so now rather than wait forever */
@@ -288,14 +393,18 @@ cli_run(const od_config_t *cfg)
                  "/readyz)",
                  cfg->metrics_addr);
     }
+    atomic_store(&run_phase, "connecting to postgres");
     health_set_phase("starting: waiting for postgres");
     ready = schema_ready(cfg);
     if (ready <= 0) {
-        http_stop(http);
         if (ready < 0)
-            return RUN_EXIT_PG_REFUSED;
-        return atomic_load(&run_stop) ? 0 : 1;
+            rc = RUN_EXIT_PG_REFUSED;
+        else
+            rc = atomic_load(&run_stop) ? 0 : 1;
+        goto out;
     }
+    atomic_store(&run_phase, "starting the publisher, scheduler, executors");
+    atomic_store(&run_beat, od_mono_us());
     health_set_phase("starting");
     health = health_start(cfg, err, sizeof(err));
     if (health == NULL) {
@@ -318,6 +427,7 @@ cli_run(const od_config_t *cfg)
         }
     }
     for (int i = 0; i < nthreads; i++) {
+        atomic_store(&run_beat, od_mono_us());
         ex[i] = executor_new(i, cfg, &run_stop, ob, err, sizeof(err));
         if (ex[i] == NULL || executor_start(ex[i]) < 0) {
             log_error("could not start executor %d: %s", i, err);
@@ -326,18 +436,26 @@ cli_run(const od_config_t *cfg)
             break;
         }
         started++;
+        atomic_store(&run_started, started);
     }
     atomic_store(&metrics.ready, rc == 0);
     if (rc == 0) {
+        char status[512];
+
         health_set_phase("running");
         log_info("orderd is running");
+        run_check(NULL, INT64_MAX, status, sizeof(status));
+        notify_ready(status);
     }
 
     while (!atomic_load(&run_stop)) {
         struct timespec ts = {0, 50 * 1000 * 1000};
 
+        if (atomic_exchange(&run_reload, 0))
+            reload_log(reload, reload_arg);
         nanosleep(&ts, NULL);
     }
+    notify_stopping(notify, "stopping: finishing in-flight batches");
     atomic_store(&metrics.ready, 0);
     health_set_phase("stopping");
     log_info("stopping: finishing in-flight batches");
@@ -356,6 +474,7 @@ out:
     health_stop(health);
     http_stop(http);
     atomic_store(&run_stage, "done");
+    notify_stop(notify);
     log_info("orderd stopped");
     return rc;
 }

@@ -263,9 +263,10 @@ START_TEST(test_password_stays_out_of_the_log)
     const char *extra[] = {"--pg", pg, "--log-level", "info", NULL};
     char *log;
 
-    /* the database name is the password too: the server's refusal
-     * ("database ... does not exist") quotes it, libpq passes it on */
-    snprintf(pg, sizeof(pg), "%s dbname=pw7Zq password=pw7Zq", k.conninfo);
+    /* the user name is the password too: the server's refusal
+     * ("password authentication failed for user ...") quotes it, and
+     * libpq passes it on */
+    snprintf(pg, sizeof(pg), "%s user=pw7Zq password=pw7Zq", k.conninfo);
     worker = ktest_worker_start(&k, extra);
     log = wait_log("waiting for postgres", 60);
     line_of(log, "waiting for postgres", line, sizeof(line));

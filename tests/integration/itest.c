@@ -7,10 +7,12 @@
  * enough. Fixtures that need the owner ask for itest_owner_db(). */
 #include "itest.h"
 
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../worker/migrate.h"
 
@@ -135,6 +137,31 @@ itest_apply(db_t *db, const char *json_cmd)
     return itest_apply_from(db, &itest_source, json_cmd);
 }
 
+void
+itest_log_event(const char *payload, size_t len)
+{
+    const char *dir = getenv("ORDERD_TEST_EVENTS_DIR");
+    const char *name = getenv("ORDERD_TEST_NAME");
+    char path[512], *line;
+    int fd;
+
+    if (dir == NULL || *dir == '\0')
+        return;
+    snprintf(path, sizeof(path), "%s/%s.%ld.jsonl", dir,
+             name ? name : "unnamed", (long)getpid());
+    fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    ck_assert_msg(fd >= 0, "could not open %s", path);
+    /* one write per line: tests that read events from two threads do
+     * not interleave them */
+    line = malloc(len + 1);
+    ck_assert_ptr_nonnull(line);
+    memcpy(line, payload, len);
+    line[len] = '\n';
+    ck_assert_int_eq(write(fd, line, len + 1), (ssize_t)(len + 1));
+    free(line);
+    close(fd);
+}
+
 json_t *
 itest_apply_from(db_t *db, const od_source_t *source, const char *json_cmd)
 {
@@ -162,6 +189,7 @@ itest_apply_from(db_t *db, const od_source_t *source, const char *json_cmd)
     params[0] = rep.event_id;
     st = db_query(db, sql, 1, params, &rows, err, sizeof(err));
     ck_assert_msg(st == OD_OK && db_nrows(rows) == 1, "result event: %s", err);
+    itest_log_event(db_val(rows, 0, 0), strlen(db_val(rows, 0, 0)));
     ev = json_loads(db_val(rows, 0, 0), 0, NULL);
     db_rows_free(rows);
     ck_assert_ptr_nonnull(ev);

@@ -69,6 +69,14 @@ void itest_exec(db_t *db, const char *sql);
  * every product and variant, no negative stock. Fails the test otherwise. */
 void itest_assert_stock_matches_ledger(db_t *db);
 
+/*
+ * Records an event the test saw (its payload, one JSON text) for the
+ * contract check that runs after the suite: appended as one line to
+ * $ORDERD_TEST_EVENTS_DIR/<test name>.<pid>.jsonl. Does nothing when the
+ * variable is unset (a test run by hand).
+ */
+void itest_log_event(const char *payload, size_t len);
+
 /* Runs a check Suite and returns the process exit code. */
 int itest_run(Suite *s);
 

@@ -362,6 +362,7 @@ take_event(ktest_t *k, const rd_kafka_message_t *rkm)
     type = json_string_value(json_object_get(ev, "type"));
     ck_assert_msg(id != NULL && type != NULL, "event without id or type");
     if (json_object_get(k->seen, id) == NULL) {
+        itest_log_event(rkm->payload, rkm->len);
         json_object_set(k->seen, id, ev);
         json_array_append(
             strcmp(type, "command.result") == 0 ? k->results : k->other, ev);

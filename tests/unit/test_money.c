@@ -90,6 +90,23 @@ START_TEST(test_tax_overflow_and_negative)
 }
 END_TEST
 
+START_TEST(test_tax_huge_rate_small_subtotal)
+{
+    int64_t out = 7;
+
+    /* r * rate overflows, the tax does not: 2 * INT64_MAX / 10000 */
+    ck_assert_int_eq(tax(2, INT64_MAX), 1844674407370955LL);
+    ck_assert_int_eq(tax(1, INT64_MAX), 922337203685478LL);
+    ck_assert_int_eq(tax(9999, INT64_MAX / 10000), 922244969965108LL);
+    /* every split term at once: 152407406035739.9025 -> ...740 */
+    ck_assert_int_eq(tax(12345, 123456789012345LL), 152407406035740LL);
+    ck_assert_int_eq(money_tax_cents(INT64_MAX / 2, INT64_MAX, &out), -1);
+    ck_assert_int_eq(money_tax_cents(10000, INT64_MAX, &out), 0);
+    ck_assert_int_eq(out, INT64_MAX);
+    ck_assert_int_eq(money_tax_cents(10001, INT64_MAX, &out), -1);
+}
+END_TEST
+
 START_TEST(test_line_total)
 {
     int64_t out = 0;
@@ -150,6 +167,7 @@ money_suite(void)
         {"tax_huge_values_are_exact", test_tax_huge_values_are_exact},
         {"tax_matches_wide_reference", test_tax_matches_wide_reference},
         {"tax_overflow_and_negative", test_tax_overflow_and_negative},
+        {"tax_huge_rate_small_subtotal", test_tax_huge_rate_small_subtotal},
         {"line_total", test_line_total},
         {"add", test_add},
         {"codes", test_codes},
