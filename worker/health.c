@@ -104,13 +104,11 @@ health_member_assigned(int slot, int n)
     if (slot < 0)
         return;
     atomic_store(&members[slot].partitions, n);
-    if (atomic_load(&members[slot].state) == MEMBER_ASSIGNED) {
-        /* an assignment with no revoke before it: a rebalance this
-         * member saw only as its end */
-        if (atomic_load(&unsettled) == 0)
-            atomic_fetch_add(&metrics.rebalances, 1);
+    /* an assignment with no revoke before it (a member that held
+     * nothing): the rebalance is counted by the members that lost
+     * partitions, if any; if none did, nothing changed here */
+    if (atomic_load(&members[slot].state) == MEMBER_ASSIGNED)
         return;
-    }
     atomic_store(&members[slot].state, MEMBER_ASSIGNED);
     /* the last member to get its assignment completes the rebalance */
     if (atomic_fetch_sub(&unsettled, 1) == 1)

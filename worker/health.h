@@ -24,7 +24,8 @@ void health_set_phase(const char *phase);
  * possibly 0); health_member_revoked: it lost it (a rebalance started, or
  * it left). Rebalances are counted here, once per rebalance of the group
  * as this process sees it: when the last of its members has its new
- * assignment (joining at start counts; leaving at stop does not).
+ * assignment (joining at start counts; leaving at stop does not; a
+ * rebalance that took nothing from this process's members is not seen).
  */
 int health_member_add(const char *name);
 void health_member_assigned(int slot, int n);
