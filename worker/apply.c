@@ -713,6 +713,7 @@ apply_message(db_t *db, const apply_config_t *cfg, const void *payload,
                                  perr, sizeof(perr)) < 0)
         parsed = CMD_PARSE_INVALID;
     snprintf(rep->dedup_key, sizeof(rep->dedup_key), "%s", env.dedup_key);
+    rep->type = env.handler != NULL ? env.handler->type : NULL;
     db_queue(db, "SAVEPOINT cmd");
     st = run_command(db, cfg, &env, parsed, perr, payload, len, src, 0, rep,
                      err, errlen);

@@ -532,6 +532,7 @@ process_batch(executor_t *ex, int blocking, int *dropped, int *busy, char *err,
         if (st != OD_OK)
             goto fail;
         count_outcome(&counts, &rep);
+        metrics_command_done(m->ts_us, &rep);
     }
     for (int i = 0; i < ex->nparts; i++) {
         part_state_t *p = &ex->parts[i];
@@ -558,6 +559,7 @@ process_batch(executor_t *ex, int blocking, int *dropped, int *busy, char *err,
     }
     atomic_fetch_add(&metrics.skipped, skipped);
     publish_counts(&counts);
+    metrics_batch_committed();
     return OD_OK;
 fail : {
     char ignore[256];
@@ -678,6 +680,7 @@ executor_flush(executor_t *ex, int all)
             if (st != OD_OK)
                 goto retry;
         }
+        metrics_batch_begin(); /* what a failed attempt staged is void */
         st = process_batch(ex, blocking, &dropped, &busy, err, sizeof(err));
         if (st == OD_OK && busy) {
             blocking = 1; /* every partition's next message is held */
@@ -725,6 +728,7 @@ executor_flush(executor_t *ex, int all)
     log_debug("executor %d: batch of %d in %.1f ms (%d carried)", ex->id, done,
               (double)(od_mono_us() - started) / 1000.0, carried);
     atomic_fetch_add(&metrics.batches, 1);
+    metrics_observe_batch((double)(od_mono_us() - started) / 1e6);
     atomic_fetch_add(&metrics.carried, carried);
     atomic_fetch_add(&executor_messages_done, done);
     if (ex->outbox != NULL)

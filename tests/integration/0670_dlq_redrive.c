@@ -165,10 +165,9 @@ START_TEST(test_dlq_list_and_redrive)
     ck_assert_str_eq(str(poison, "class", NULL), "poison");
     ck_assert_str_eq(str(poison, "payload", NULL), "this is not JSON");
     ck_assert_str_eq(str(poison, "payload_encoding", NULL), "utf8");
-    ck_assert_int_eq(
-        json_integer_value(json_object_get(json_object_get(poison, "source"),
-                                           "offset")),
-        0);
+    ck_assert_int_eq(json_integer_value(json_object_get(
+                         json_object_get(poison, "source"), "offset")),
+                     0);
     ck_assert_str_eq(str(bin, "payload_encoding", NULL), "base64");
     ck_assert_str_eq(str(bin, "payload", NULL), "//4gYnl0ZXM=");
     ck_assert_str_eq(str(ie, "class", NULL), "internal_error");
