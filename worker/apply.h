@@ -41,6 +41,7 @@ typedef struct apply_source {
 typedef struct apply_report {
     cmd_outcome_t outcome;
     const char *reason; /* static, NULL when applied */
+    const char *type;   /* static: a known command type, else NULL */
     int dlq;            /* a copy went to the dead-letter topic */
     int internal_error;
     int released; /* parked commands applied after this checkout */

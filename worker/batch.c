@@ -600,6 +600,7 @@ decide_one(batch_t *b, const apply_config_t *cfg, batch_msg_t *m, char *err,
     }
     snprintf(m->rep.dedup_key, sizeof(m->rep.dedup_key), "%s",
              m->env.dedup_key);
+    m->rep.type = m->env.handler ? m->env.handler->type : NULL;
     known = m->resumed ? NULL : dedup_find(b, m->env.source, m->env.dedup_key);
     /* a command refused internal_error may be applied when the same body
      * comes again (a redrive from the dead-letter topic, once its cause
@@ -706,6 +707,7 @@ batch_fail_message(batch_t *b, const apply_config_t *cfg, batch_msg_t *m,
     memset(&m->rep, 0, sizeof(m->rep));
     snprintf(m->rep.dedup_key, sizeof(m->rep.dedup_key), "%s",
              m->env.dedup_key);
+    m->rep.type = m->env.handler ? m->env.handler->type : NULL;
     cmd_result_init(&res);
     cmd_reject(&res, "internal_error", NULL);
     m->rep.internal_error = 1;

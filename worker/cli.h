@@ -18,8 +18,11 @@
  *   CLI_EXIT_HALTED    run stopped on an internal error
  *                      (--on-internal-error halt)
  *   CLI_EXIT_WATCHDOG  run's orderly shutdown hung and was cut short
- *   CLI_EXIT_UNCHECKED check could not check (database unreachable, a
- *                      query failed): says nothing about the invariants
+ *   CLI_EXIT_UNCHECKED the database could not be used: check could not
+ *                      check (unreachable, a query failed: says nothing
+ *                      about the invariants); run was refused by Postgres
+ *                      at start (RUN_EXIT_PG_REFUSED: password, role or
+ *                      database, which retrying cannot mend)
  */
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_FAILURE 1

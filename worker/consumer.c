@@ -14,14 +14,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "health.h"
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
+
+/* A partition this consumer holds, for its lag series. */
+typedef struct owned {
+    const char *topic; /* the source's topic string: outlives the slot */
+    int32_t partition;
+    int64_t committed; /* last offset committed (<0: from the log start) */
+    int slot;          /* metrics lag slot, -1 if none */
+} owned_t;
+
+#define CONSUMER_LAG_EVERY_US (1000 * 1000)
 
 struct consumer {
     rd_kafka_t *rk;
     consumer_hooks_t hooks;
     const od_sources_t *sources;
+    int member; /* health's slot for this group member */
+    owned_t *owned;
+    int nowned;
+    int64_t next_lag;
 };
 
 /* A message from a topic no source names (it cannot be subscribed to, but
@@ -29,12 +44,69 @@ struct consumer {
 static const od_source_t unbound_source = {"unbound", "", 0};
 
 static void
+owned_clear(consumer_t *c)
+{
+    for (int i = 0; i < c->nowned; i++)
+        metrics_lag_release(c->owned[i].slot);
+    free(c->owned);
+    c->owned = NULL;
+    c->nowned = 0;
+}
+
+/* Remembers the new assignment (its start offsets) for the lag series. */
+static void
+owned_set(consumer_t *c, const consumer_part_t *cp, int n)
+{
+    owned_clear(c);
+    c->owned = calloc((size_t)n + 1, sizeof(*c->owned));
+    if (c->owned == NULL)
+        return;
+    for (int i = 0; i < n; i++) {
+        const od_source_t *src = sources_by_topic(c->sources, cp[i].topic);
+
+        if (src == NULL)
+            continue;
+        c->owned[c->nowned].topic = src->topic;
+        c->owned[c->nowned].partition = cp[i].partition;
+        c->owned[c->nowned].committed = cp[i].offset;
+        c->owned[c->nowned].slot =
+            metrics_lag_claim(src->topic, cp[i].partition);
+        c->nowned++;
+    }
+    c->next_lag = 0;
+}
+
+/*
+ * Lag of each held partition: the high watermark librdkafka learnt from
+ * its last fetch response (no request of its own) minus the offset last
+ * committed. Before the first commit of a partition that starts from the
+ * beginning, the log start offset (0 when not known) stands for it.
+ */
+static void
+lag_update(consumer_t *c)
+{
+    c->next_lag = od_mono_us() + CONSUMER_LAG_EVERY_US;
+    for (int i = 0; i < c->nowned; i++) {
+        owned_t *o = &c->owned[i];
+        int64_t lo = RD_KAFKA_OFFSET_INVALID, hi = RD_KAFKA_OFFSET_INVALID;
+        int64_t from = o->committed;
+
+        if (rd_kafka_get_watermark_offsets(c->rk, o->topic, o->partition, &lo,
+                                           &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+            hi < 0)
+            continue;
+        if (from < 0)
+            from = lo >= 0 ? lo : 0;
+        metrics_lag_set(o->slot, hi - from);
+    }
+}
+
+static void
 rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
              rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     consumer_t *c = opaque;
 
-    atomic_fetch_add(&metrics.rebalances, 1);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         consumer_part_t *cp = calloc((size_t)parts->cnt + 1, sizeof(*cp));
 
@@ -48,6 +120,8 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 parts->elems[i].offset = cp[i].offset;
             rd_kafka_assign(rk, parts);
             atomic_fetch_add(&metrics.assigned_partitions, parts->cnt);
+            owned_set(c, cp, parts->cnt);
+            health_member_assigned(c->member, parts->cnt);
             log_info("assigned %d partition(s)", parts->cnt);
         } else {
             rd_kafka_assign(rk, NULL);
@@ -56,6 +130,8 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     } else {
         c->hooks.on_revoke(c->hooks.arg);
         atomic_fetch_sub(&metrics.assigned_partitions, parts->cnt);
+        owned_clear(c);
+        health_member_revoked(c->member);
         rd_kafka_assign(rk, NULL);
         log_info("revoked %d partition(s)", parts->cnt);
     }
@@ -86,6 +162,7 @@ consumer_new(const od_config_t *cfg, const char *client_id,
     }
     c->hooks = *hooks;
     c->sources = &cfg->sources;
+    c->member = -1;
     conf = kafka_conf_new(cfg, client_id, defaults, err, errlen);
     if (conf == NULL)
         goto fail;
@@ -102,6 +179,7 @@ consumer_new(const od_config_t *cfg, const char *client_id,
         goto fail;
     }
     rd_kafka_poll_set_consumer(c->rk);
+    c->member = health_member_add(client_id);
     return c;
 fail:
     free(c);
@@ -132,10 +210,13 @@ consumer_subscribe(consumer_t *c, const od_sources_t *sources, char *err,
 int
 consumer_poll(consumer_t *c, int timeout_ms, consumer_msg_t *msg)
 {
-    rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c->rk, timeout_ms);
+    rd_kafka_message_t *rkm;
     rd_kafka_timestamp_type_t tstype;
     int64_t ts;
 
+    if (c->nowned > 0 && od_mono_us() >= c->next_lag)
+        lag_update(c);
+    rkm = rd_kafka_consumer_poll(c->rk, timeout_ms);
     if (rkm == NULL)
         return 0;
     if (rkm->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -224,9 +305,14 @@ consumer_commit_async(consumer_t *c, const consumer_part_t *parts, int n)
     if (n == 0)
         return;
     l = rd_kafka_topic_partition_list_new(n);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         rd_kafka_topic_partition_list_add(l, parts[i].topic, parts[i].partition)
             ->offset = parts[i].offset;
+        for (int j = 0; j < c->nowned; j++)
+            if (c->owned[j].partition == parts[i].partition &&
+                strcmp(c->owned[j].topic, parts[i].topic) == 0)
+                c->owned[j].committed = parts[i].offset;
+    }
     /* failures are harmless: Postgres holds the offsets that count */
     (void)rd_kafka_commit(c->rk, l, 1);
     rd_kafka_topic_partition_list_destroy(l);
@@ -239,5 +325,7 @@ consumer_destroy(consumer_t *c)
         return;
     rd_kafka_consumer_close(c->rk);
     rd_kafka_destroy(c->rk);
+    owned_clear(c);
+    health_member_remove(c->member);
     free(c);
 }

@@ -3,6 +3,8 @@
 #include "db.h"
 
 #include <stdatomic.h>
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,6 +269,96 @@ db_conninfo_scrub(const char *conninfo, const char *msg, char *out, size_t len)
     PQconninfoFree(opts);
 }
 
+/*
+ * DESIGN: a failed connection has no PGresult, so its SQLSTATE is not a
+ * field to read: libpq only puts the server's error into its message
+ * text. The connection is therefore made step by step (PQconnectStart
+ * and PQconnectPoll, which is what PQconnectdb does inside) with the
+ * verbose error style set before the server answers: the message then
+ * reads "FATAL:  28P01: password authentication failed ...", and the
+ * code is taken from there, whatever language the server speaks. That
+ * tells a refusal that waiting cannot fix (a wrong password, a missing
+ * role or database) from a server that is not there yet.
+ */
+
+/* Waits for a connection started by PQconnectStartParams to succeed or
+ * fail, honouring its connect_timeout (none: wait, as PQconnectdb does). */
+static void
+db_connect_wait(PGconn *conn)
+{
+    PostgresPollingStatusType ps = PGRES_POLLING_WRITING;
+    int64_t deadline = 0;
+    PQconninfoOption *opts;
+
+    if (PQstatus(conn) == CONNECTION_BAD)
+        return;
+    PQsetErrorVerbosity(conn, PQERRORS_VERBOSE);
+    opts = PQconninfo(conn);
+    for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++) {
+        if (strcmp(o->keyword, "connect_timeout") == 0 && o->val != NULL) {
+            long t = strtol(o->val, NULL, 10);
+
+            /* libpq's own floor: one second is too tight */
+            if (t > 0)
+                deadline = od_mono_us() + (t < 2 ? 2 : t) * 1000000LL;
+        }
+    }
+    PQconninfoFree(opts);
+    while (ps != PGRES_POLLING_OK && ps != PGRES_POLLING_FAILED) {
+        struct pollfd pfd = {PQsocket(conn),
+                             ps == PGRES_POLLING_READING ? POLLIN : POLLOUT, 0};
+        int wait_ms = -1, r;
+
+        if (deadline > 0) {
+            int64_t left = deadline - od_mono_us();
+
+            if (left <= 0)
+                return; /* still not CONNECTION_OK: a timeout */
+            wait_ms = (int)(left / 1000) + 1;
+        }
+        r = poll(&pfd, 1, wait_ms);
+        if (r < 0 && errno != EINTR)
+            return;
+        if (r == 0)
+            continue; /* the deadline is checked above */
+        ps = PQconnectPoll(conn);
+    }
+}
+
+/* The SQLSTATE in a verbose connection failure message ("" if none):
+ * the five characters after the severity of the server's error. */
+static void
+db_connect_sqlstate(const char *msg, char sqlstate[6])
+{
+    static const char *const severities[] = {
+        "FATAL:  ", "ERROR:  ", "PANIC:  "};
+
+    sqlstate[0] = '\0';
+    for (size_t i = 0; i < OD_ARRAY_LEN(severities); i++) {
+        const char *p = strstr(msg, severities[i]);
+
+        if (p == NULL)
+            continue;
+        p += strlen(severities[i]);
+        if (strspn(p, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") == 5 &&
+            p[5] == ':') {
+            memcpy(sqlstate, p, 5);
+            sqlstate[5] = '\0';
+            return;
+        }
+    }
+}
+
+/* 1 for a refusal that waiting does not fix: 28P01 (wrong password; also
+ * a role that does not exist, under password authentication), 28000 (no
+ * such role, or no pg_hba.conf entry), 3D000 (no such database) */
+static int
+db_connect_refused(const char *sqlstate)
+{
+    return strcmp(sqlstate, "28P01") == 0 || strcmp(sqlstate, "28000") == 0 ||
+           strcmp(sqlstate, "3D000") == 0;
+}
+
 static od_status_t
 db_open(db_t *db, char *err, size_t errlen)
 {
@@ -274,6 +366,7 @@ db_open(db_t *db, char *err, size_t errlen)
     const char *const keys[] = {"dbname", "fallback_application_name", NULL};
     const char *const values[] = {db->conninfo, db->appname, NULL};
     char msg[512];
+    int refused;
 
     db->nprepared = 0;
     db_queue_clear(db, 0);
@@ -285,10 +378,14 @@ db_open(db_t *db, char *err, size_t errlen)
                "password)");
         return OD_RETRY;
     }
-    db->conn = PQconnectdbParams(keys, values, 1);
+    db->sqlstate[0] = '\0';
+    db->conn = PQconnectStartParams(keys, values, 1);
+    if (db->conn != NULL)
+        db_connect_wait(db->conn);
     if (PQstatus(db->conn) == CONNECTION_OK) {
         PGresult *res;
 
+        PQsetErrorVerbosity(db->conn, PQERRORS_DEFAULT);
         PQsetNoticeReceiver(db->conn, db_notice_quiet, NULL);
         /*
          * orderd's statements are written for generic plans (primary-key
@@ -309,10 +406,16 @@ db_open(db_t *db, char *err, size_t errlen)
     /* libpq's message names host, port and user, and may quote any
      * value of the string: the secrets are taken out */
     db_conninfo_scrub(db->conninfo, PQerrorMessage(db->conn), msg, sizeof(msg));
+    db_connect_sqlstate(PQerrorMessage(db->conn), db->sqlstate);
+    /* the server asked for a password and none was given (no password
+     * in the string, PGPASSWORD or the password file): no server error,
+     * and as final as a wrong one */
+    refused = db_connect_refused(db->sqlstate) ||
+              (db->conn != NULL && PQconnectionNeedsPassword(db->conn));
     od_err(err, errlen, "could not connect to postgres: %s", msg);
     PQfinish(db->conn);
     db->conn = NULL;
-    return OD_RETRY;
+    return refused ? OD_FATAL : OD_RETRY;
 }
 
 /* A handle not yet connected: its conninfo and session name copied. */
@@ -346,6 +449,26 @@ db_connect(const char *conninfo, char *err, size_t errlen)
         return NULL;
     }
     return db;
+}
+
+od_status_t
+db_try_connect(const char *conninfo, db_t **out, char *err, size_t errlen)
+{
+    db_t *db = db_alloc(conninfo, "orderd");
+    od_status_t st;
+
+    *out = NULL;
+    if (db == NULL) {
+        od_err(err, errlen, "out of memory");
+        return OD_RETRY;
+    }
+    st = db_open(db, err, errlen);
+    if (st != OD_OK) {
+        db_destroy(db);
+        return st;
+    }
+    *out = db;
+    return OD_OK;
 }
 
 db_t *

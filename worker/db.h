@@ -23,6 +23,19 @@ typedef struct db_stmt {
  * environment variables). Returns NULL with err filled on failure; the
  * message never contains the password. Caller owns the result. */
 db_t *db_connect(const char *conninfo, char *err, size_t errlen);
+/*
+ * Connects as db_connect does, and says whether waiting can help:
+ * OD_OK (*out set, caller owns it); OD_RETRY when Postgres could not be
+ * reached or is not accepting sessions yet (down, starting, shutting
+ * down, too many connections); OD_FATAL when the server refused the
+ * session for a reason that waiting does not fix: SQLSTATE 28P01 (wrong
+ * password, or a role that does not exist under password
+ * authentication), 28000 (no such role, no pg_hba.conf entry) or 3D000
+ * (no such database). err says why, without the password. After a
+ * failed db_reconnect, db_sqlstate tells the same.
+ */
+od_status_t db_try_connect(const char *conninfo, db_t **out, char *err,
+                           size_t errlen) OD_MUSTCHECK;
 /* Same, but a handle is returned even when Postgres cannot be reached
  * (the failure is logged): long-running threads reconnect through
  * db_reconnect on their own back-off. NULL only when out of memory.
@@ -49,7 +62,10 @@ void db_conninfo_scrub(const char *conninfo, const char *msg, char *out,
 
 /* 1 if the connection is usable */
 int db_ok(db_t *db);
-/* Drops and reopens the connection (after a transient error). */
+/* Drops and reopens the connection (after a transient error). OD_RETRY
+ * when that failed, OD_FATAL when the server refused the session (as for
+ * db_try_connect); long-running threads retry both, as a password may be
+ * fixed while they run. */
 od_status_t db_reconnect(db_t *db, char *err, size_t errlen) OD_MUSTCHECK;
 
 /*

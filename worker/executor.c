@@ -351,12 +351,17 @@ choose(executor_t *ex, batch_t *b, int blocking, int64_t *skipped)
     return progress;
 }
 
+/* The outcomes of the messages the batch applied, and their latencies
+ * (Kafka timestamp to now, counted when the batch commits). */
 static void
 count_batch(executor_t *ex, batch_counts_t *c)
 {
-    for (int i = 0; i < ex->n; i++)
-        if (!ex->msgs[i].skip)
-            count_outcome(c, &ex->msgs[i].rep);
+    for (int i = 0; i < ex->n; i++) {
+        if (ex->msgs[i].skip)
+            continue;
+        count_outcome(c, &ex->msgs[i].rep);
+        metrics_command_done(ex->msgs[i].src.ts_us, &ex->msgs[i].rep);
+    }
 }
 
 /* Queues the new stored offset of every partition that moved. */
@@ -428,6 +433,7 @@ process_one_by_one(executor_t *ex, const char *why, char *err, size_t errlen)
         atomic_fetch_add(&metrics.skipped, skipped);
         count_batch(ex, &counts);
         publish_counts(&counts);
+        metrics_batch_committed();
     }
     batch_msgs_free(ex);
     return st;
@@ -526,6 +532,7 @@ process_batch(executor_t *ex, int blocking, int *dropped, int *busy, char *err,
     atomic_fetch_add(&metrics.skipped, skipped);
     count_batch(ex, &counts);
     publish_counts(&counts);
+    metrics_batch_committed();
     goto out;
 fail:
     rollback_quietly(ex);
@@ -643,6 +650,7 @@ executor_flush(executor_t *ex, int all)
             if (st != OD_OK)
                 goto retry;
         }
+        metrics_batch_begin(); /* what a failed attempt staged is void */
         st = process_batch(ex, blocking, &dropped, &busy, err, sizeof(err));
         if (st == OD_OK && busy) {
             blocking = 1; /* every partition's next message is held */
@@ -690,6 +698,7 @@ executor_flush(executor_t *ex, int all)
     log_debug("executor %d: batch of %d in %.1f ms (%d carried)", ex->id, done,
               (double)(od_mono_us() - started) / 1000.0, carried);
     atomic_fetch_add(&metrics.batches, 1);
+    metrics_observe_batch((double)(od_mono_us() - started) / 1e6);
     atomic_fetch_add(&metrics.carried, carried);
     atomic_fetch_add(&executor_messages_done, done);
     if (ex->outbox != NULL)

@@ -1,7 +1,8 @@
 /* http.c - /metrics (Prometheus text format), /healthz and /readyz
  *
  * libmicrohttpd (Debian's libmicrohttpd-dev) serves these on its own
- * thread; the handlers only read atomics, so they never block the worker.
+ * thread; the handlers only read atomics (metrics.c, health.c), so they
+ * never block the worker.
  *
  * DESIGN: a health check must answer while other clients misbehave, so
  * the listener is bounded three ways. It waits with epoll (poll where
@@ -22,75 +23,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "db.h"
+#include "health.h"
 #include "metrics.h"
 #include "od.h"
-
-metrics_t metrics;
 
 struct http {
     struct MHD_Daemon *d;
 };
-
-static size_t
-render_metrics(char *buf, size_t len)
-{
-    static const struct {
-        const char *outcome;
-        atomic_llong *v;
-    } outcomes[] = {
-        {"applied", &metrics.applied},     {"rejected", &metrics.rejected},
-        {"duplicate", &metrics.duplicate}, {"deferred", &metrics.deferred},
-        {"skipped", &metrics.skipped},
-    };
-    size_t n = 0;
-
-    n += (size_t)snprintf(buf + n, len - n,
-                          "# TYPE orderd_commands_total counter\n");
-    for (size_t i = 0; i < OD_ARRAY_LEN(outcomes); i++)
-        n += (size_t)snprintf(
-            buf + n, len - n, "orderd_commands_total{outcome=\"%s\"} %lld\n",
-            outcomes[i].outcome, (long long)atomic_load(outcomes[i].v));
-    n += (size_t)snprintf(
-        buf + n, len - n,
-        "# TYPE orderd_dlq_total counter\norderd_dlq_total %lld\n"
-        "# TYPE orderd_internal_errors_total counter\n"
-        "orderd_internal_errors_total %lld\n"
-        "# TYPE orderd_batches_total counter\norderd_batches_total %lld\n"
-        "# TYPE orderd_batch_retries_total counter\n"
-        "orderd_batch_retries_total %lld\n"
-        "# TYPE orderd_batch_carried_total counter\n"
-        "orderd_batch_carried_total %lld\n"
-        "# TYPE orderd_events_published_total counter\n"
-        "orderd_events_published_total %lld\n"
-        "# TYPE orderd_publish_errors_total counter\n"
-        "orderd_publish_errors_total %lld\n"
-        "# TYPE orderd_orders_expired_total counter\n"
-        "orderd_orders_expired_total %lld\n"
-        "# TYPE orderd_expiry_failures_total counter\n"
-        "orderd_expiry_failures_total %lld\n"
-        "# TYPE orderd_rebalances_total counter\n"
-        "orderd_rebalances_total %lld\n"
-        "# TYPE orderd_assigned_partitions gauge\n"
-        "orderd_assigned_partitions %d\n"
-        "# TYPE orderd_ready gauge\norderd_ready %d\n"
-        "# TYPE orderd_db_round_trips_total counter\n"
-        "orderd_db_round_trips_total %lld\n",
-        (long long)atomic_load(&metrics.dlq),
-        (long long)atomic_load(&metrics.internal_errors),
-        (long long)atomic_load(&metrics.batches),
-        (long long)atomic_load(&metrics.batch_retries),
-        (long long)atomic_load(&metrics.carried),
-        (long long)atomic_load(&metrics.published),
-        (long long)atomic_load(&metrics.publish_errors),
-        (long long)atomic_load(&metrics.expired),
-        (long long)atomic_load(&metrics.expiry_failures),
-        (long long)atomic_load(&metrics.rebalances),
-        atomic_load(&metrics.assigned_partitions),
-        atomic_load(&metrics.ready) && atomic_load(&metrics.db_down) == 0,
-        db_round_trips_total());
-    return n < len ? n : len - 1;
-}
 
 static enum MHD_Result
 answer(void *cls, struct MHD_Connection *conn, const char *url,
@@ -98,6 +37,7 @@ answer(void *cls, struct MHD_Connection *conn, const char *url,
        size_t *upload_len, void **con_cls)
 {
     char buf[4096];
+    char *body = buf;
     size_t n;
     unsigned int status = MHD_HTTP_OK;
     struct MHD_Response *resp;
@@ -112,21 +52,32 @@ answer(void *cls, struct MHD_Connection *conn, const char *url,
         n = (size_t)snprintf(buf, sizeof(buf), "method not allowed\n");
         status = MHD_HTTP_METHOD_NOT_ALLOWED;
     } else if (strcmp(url, "/metrics") == 0) {
-        n = render_metrics(buf, sizeof(buf));
+        body = metrics_render(&n);
+        if (body == NULL) {
+            body = buf;
+            n = (size_t)snprintf(buf, sizeof(buf), "out of memory\n");
+            status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        }
     } else if (strcmp(url, "/healthz") == 0) {
         n = (size_t)snprintf(buf, sizeof(buf), "ok\n");
     } else if (strcmp(url, "/readyz") == 0) {
-        int ready =
-            atomic_load(&metrics.ready) && atomic_load(&metrics.db_down) == 0;
-
-        n = (size_t)snprintf(buf, sizeof(buf),
-                             ready ? "ready\n" : "not ready\n");
-        status = ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
+        /* 503 with the reasons, one per line */
+        if (!health_report(buf, sizeof(buf)))
+            status = MHD_HTTP_SERVICE_UNAVAILABLE;
+        n = strlen(buf);
     } else {
         n = (size_t)snprintf(buf, sizeof(buf), "not found\n");
         status = MHD_HTTP_NOT_FOUND;
     }
-    resp = MHD_create_response_from_buffer(n, buf, MHD_RESPMEM_MUST_COPY);
+    if (body != buf)
+        resp = MHD_create_response_from_buffer(n, body, MHD_RESPMEM_MUST_FREE);
+    else
+        resp = MHD_create_response_from_buffer(n, buf, MHD_RESPMEM_MUST_COPY);
+    if (resp == NULL) {
+        if (body != buf)
+            free(body);
+        return MHD_NO;
+    }
     MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4");
     ret = MHD_queue_response(conn, status, resp);
     MHD_destroy_response(resp);

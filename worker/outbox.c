@@ -39,6 +39,10 @@ struct outbox {
     pthread_cond_t cond;
     int wake;
     int outstanding; /* produced, delivery report not yet served */
+    /* the round in flight: its delivered flags and the rows' creation
+     * times (epoch us), for the publish latency */
+    const char *round_delivered;
+    const int64_t *round_created;
     atomic_int stop;
     int started;
 };
@@ -55,6 +59,11 @@ dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
     ob->outstanding--;
     if (rkm->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         *delivered = 1;
+        if (ob->round_created != NULL)
+            metrics_observe_publish(
+                (double)(od_now_us() -
+                         ob->round_created[delivered - ob->round_delivered]) /
+                1e6);
     } else {
         atomic_fetch_add(&metrics.publish_errors, 1);
         log_warn("could not publish to %s: %s", rd_kafka_topic_name(rkm->rkt),
@@ -202,6 +211,7 @@ publish_round(outbox_t *ob, int *count, char *err, size_t errlen)
     od_status_t st;
     int n;
     char *delivered = NULL;
+    int64_t *created = NULL;
     char *ids = NULL;
     size_t idlen = 0;
 
@@ -218,7 +228,17 @@ publish_round(outbox_t *ob, int *count, char *err, size_t errlen)
         return db_commit(ob->db, err, errlen);
     }
     delivered = calloc((size_t)n, 1);
+    created = malloc((size_t)n * sizeof(*created));
     ids = malloc((size_t)n * 24 + 3);
+    if (delivered == NULL || created == NULL || ids == NULL) {
+        od_err(err, errlen, "out of memory");
+        st = OD_RETRY;
+        goto fail;
+    }
+    for (int i = 0; i < n; i++)
+        created[i] = db_int64(rows, i, 5);
+    ob->round_delivered = delivered;
+    ob->round_created = created;
     for (int i = 0; i < n; i++) {
         size_t klen = 0, plen = 0;
         unsigned char *key =
@@ -251,6 +271,8 @@ publish_round(outbox_t *ob, int *count, char *err, size_t errlen)
         free(payload);
     }
     await_reports(ob);
+    ob->round_delivered = NULL;
+    ob->round_created = NULL;
     ids[idlen++] = '{';
     for (int i = 0; i < n; i++) {
         if (!delivered[i])
@@ -271,6 +293,7 @@ publish_round(outbox_t *ob, int *count, char *err, size_t errlen)
         atomic_fetch_add(&metrics.published, *count);
     db_rows_free(rows);
     free(delivered);
+    free(created);
     free(ids);
     return st;
 fail:
@@ -280,8 +303,11 @@ fail:
         if (db_rollback(ob->db, ignore, sizeof(ignore)) != OD_OK)
             log_warn("outbox rollback failed: %s", ignore);
     }
+    ob->round_delivered = NULL;
+    ob->round_created = NULL;
     db_rows_free(rows);
     free(delivered);
+    free(created);
     free(ids);
     *count = 0;
     return st;

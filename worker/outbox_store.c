@@ -25,9 +25,11 @@ static const db_stmt_t stmt_insert = {
     " AS x(eid, topic, key, payload, hex, headers, dk, n) ORDER BY x.n"};
 
 static const db_stmt_t stmt_claim = {
-    "outbox_claim", "SELECT id, topic, key, payload, headers FROM outbox"
-                    " WHERE published_at IS NULL ORDER BY id LIMIT 1000"
-                    " FOR UPDATE SKIP LOCKED"};
+    "outbox_claim",
+    "SELECT id, topic, key, payload, headers,"
+    " (EXTRACT(epoch FROM created_at) * 1000000)::bigint FROM outbox"
+    " WHERE published_at IS NULL ORDER BY id LIMIT 1000"
+    " FOR UPDATE SKIP LOCKED"};
 
 static const db_stmt_t stmt_mark = {
     "outbox_mark",

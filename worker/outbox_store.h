@@ -25,7 +25,8 @@ typedef struct outbox_row {
 od_status_t outbox_queue_write(db_t *db, const snap_vec_t *rows, char *err,
                                size_t errlen) OD_MUSTCHECK;
 /* Claims up to 1000 unpublished rows, oldest first (FOR UPDATE SKIP
- * LOCKED), on the open transaction: id, topic, key, payload, headers. */
+ * LOCKED), on the open transaction: id, topic, key, payload, headers,
+ * created_at in epoch microseconds. */
 od_status_t outbox_claim(db_t *db, db_rows_t **rows, char *err,
                          size_t errlen) OD_MUSTCHECK;
 /* Marks the rows of a bigint[] literal of ids published. */

@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "db.h"
 #include "executor.h"
+#include "health.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -220,11 +221,19 @@ http_connection_limit(int64_t wanted)
     return (unsigned)wanted;
 }
 
+/* exit status of `orderd run` when Postgres refuses its credentials,
+ * role or database at start (waiting would not help) */
+#define RUN_EXIT_PG_REFUSED 5
+/* while Postgres cannot be reached at start, a warning this often */
+#define RUN_WAIT_WARN_US (30 * 1000000LL)
+
 /*
  * The schema must be migrated before work starts (orderd migrate): 1 when
- * it is, 0 when the database answers without it. While Postgres cannot be
- * reached this waits (with back-off, until a stop signal), so a worker
- * started before its database simply begins when the database is there.
+ * it is, 0 when the database answers without it, -1 when Postgres refuses
+ * the session for good (wrong password, no such role or database: the
+ * error is logged). While Postgres cannot be reached this waits (with
+ * back-off, until a stop signal, warning every 30 s), so a worker started
+ * before its database simply begins when the database is there.
  * A worker connected as a superuser or as the schema owner works, but is
  * told that it holds far more than it needs.
  */
@@ -232,18 +241,22 @@ static int
 schema_ready(const od_config_t *cfg)
 {
     char err[512];
-    int64_t wait_ms = 100;
-    int warned = 0;
+    int64_t wait_ms = 100, waiting_since = od_mono_us(), next_warn = 0;
 
     while (!atomic_load(&run_stop)) {
-        db_t *db;
+        db_t *db = NULL;
         db_rows_t *rows = NULL;
         od_status_t st;
         int ok = 0;
 
         atomic_store(&run_beat, od_mono_us());
-        db = db_connect(cfg->pg, err, sizeof(err));
-
+        st = db_try_connect(cfg->pg, &db, err, sizeof(err));
+        if (st == OD_FATAL) {
+            log_error("%s: not retrying (fix the connection string, the "
+                      "role or the database, then start again)",
+                      err);
+            return -1;
+        }
         if (db != NULL) {
             st = db_query(db,
                           "SELECT to_regclass('consumer_offsets') IS NOT"
@@ -266,12 +279,17 @@ schema_ready(const od_config_t *cfg)
                 if (!ok)
                     log_error("the database has no orderd schema: run "
                               "orderd migrate");
+                else
+                    atomic_store(&metrics.pg_last_answer_us, od_mono_us());
                 return ok;
             }
         }
-        if (!warned)
-            log_warn("waiting for postgres: %s", err);
-        warned = 1;
+        if (od_mono_us() >= next_warn) {
+            log_warn("waiting for postgres (%lld s so far): %s",
+                     (long long)((od_mono_us() - waiting_since) / 1000000),
+                     err);
+            next_warn = od_mono_us() + RUN_WAIT_WARN_US;
+        }
         atomic_store(&run_phase, "waiting for postgres (see the log)");
         for (int64_t end = od_mono_us() + wait_ms * 1000;
              od_mono_us() < end && !atomic_load(&run_stop);) {
@@ -293,10 +311,11 @@ cli_run(const od_config_t *cfg, cli_reload_fn reload, void *reload_arg)
     outbox_t *ob = NULL;
     scheduler_t *sched = NULL;
     http_t *http = NULL;
+    health_t *health = NULL;
     notify_t *notify = NULL;
     struct sigaction sa;
     char err[1024], masked[512];
-    int nthreads = (int)cfg->threads, rc = 0, started = 0;
+    int nthreads = (int)cfg->threads, rc = 0, started = 0, ready;
     pthread_t watchdog;
 
     if (nthreads <= 0)
@@ -306,6 +325,7 @@ cli_run(const od_config_t *cfg, cli_reload_fn reload, void *reload_arg)
     if (nthreads > RUN_MAX_THREADS)
         nthreads = RUN_MAX_THREADS;
 
+    metrics_init();
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
@@ -354,12 +374,24 @@ cli_run(const od_config_t *cfg, cli_reload_fn reload, void *reload_arg)
         log_info("no metrics or health endpoint (--metrics-addr off)");
     }
     atomic_store(&run_phase, "connecting to postgres");
-    if (!schema_ready(cfg)) {
-        rc = atomic_load(&run_stop) ? 0 : 1;
+    health_set_phase("starting: waiting for postgres");
+    ready = schema_ready(cfg);
+    if (ready <= 0) {
+        if (ready < 0)
+            rc = RUN_EXIT_PG_REFUSED;
+        else
+            rc = atomic_load(&run_stop) ? 0 : 1;
         goto out;
     }
     atomic_store(&run_phase, "starting the publisher, scheduler, executors");
     atomic_store(&run_beat, od_mono_us());
+    health_set_phase("starting");
+    health = health_start(cfg, err, sizeof(err));
+    if (health == NULL) {
+        log_error("%s", err);
+        rc = 1;
+        goto out;
+    }
     ob = outbox_new(cfg, err, sizeof(err));
     if (ob == NULL || outbox_start(ob) < 0) {
         log_error("could not start the outbox publisher: %s", err);
@@ -390,6 +422,7 @@ cli_run(const od_config_t *cfg, cli_reload_fn reload, void *reload_arg)
     if (rc == 0) {
         char status[512];
 
+        health_set_phase("running");
         log_info("orderd is running");
         run_check(NULL, INT64_MAX, status, sizeof(status));
         notify_ready(status);
@@ -404,6 +437,7 @@ cli_run(const od_config_t *cfg, cli_reload_fn reload, void *reload_arg)
     }
     notify_stopping(notify, "stopping: finishing in-flight batches");
     atomic_store(&metrics.ready, 0);
+    health_set_phase("stopping");
     log_info("stopping: finishing in-flight batches");
     atomic_store(&run_stage, "finishing batches and leaving the group");
     for (int i = 0; i < started; i++)
@@ -417,6 +451,7 @@ out:
     scheduler_destroy(sched);
     atomic_store(&run_stage, "publishing committed events");
     outbox_destroy(ob); /* publishes what was committed, flushes */
+    health_stop(health);
     http_stop(http);
     atomic_store(&run_stage, "done");
     notify_stop(notify);

@@ -879,7 +879,7 @@ fm_http_get(int port, const char *path, char *buf, size_t len)
 static inline long long
 fm_metric(int port, const char *name)
 {
-    char buf[8192], pat[160];
+    char buf[65536], pat[160];
     const char *p;
 
     if (fm_http_get(port, "/metrics", buf, sizeof(buf)) != 200)
