@@ -278,6 +278,9 @@ START_TEST(test_password_stays_out_of_the_log)
     ck_assert_msg(strstr(line, "password=pw7Zq") == NULL, "password in: %s",
                   line);
     free(log);
+    /* a refused login is not retried: the worker ends with status 5 */
+    ck_assert_int_eq(ktest_worker_stop(worker, SIGTERM), 5);
+    worker = 0;
 }
 END_TEST
 
