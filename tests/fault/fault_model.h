@@ -840,7 +840,7 @@ static inline int
 fm_http_get(int port, const char *path, char *buf, size_t len)
 {
     struct sockaddr_in sin;
-    char req[256];
+    char req[1200];
     size_t n = 0;
     ssize_t r;
     int fd = socket(AF_INET, SOCK_STREAM, 0), status = 0;
