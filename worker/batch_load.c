@@ -48,13 +48,23 @@ static const db_stmt_t stmt_advisory_wait = {
     " (extract(epoch FROM o.expires_at) * 1000000)::bigint, o.dedup_key,"      \
     " o.source"
 
-/* col 0: held (true: another executor has it) */
+/*
+ * col 0: held (true: another executor has it; only the id follows). The
+ * columns come from the rows the CTE locked: FOR UPDATE returns each row's
+ * latest version (read committed re-reads a row updated since the
+ * statement began), where a plain scan beside it would return the
+ * statement's snapshot, and a batch writing stock or statuses decided from
+ * a stale version would lose a concurrent batch's change.
+ */
 static const db_stmt_t stmt_orders_try = {
     "batch_orders_try",
-    "WITH l AS MATERIALIZED (SELECT id FROM orders"
-    " WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE SKIP LOCKED)"
-    " SELECT l.id IS NULL," ORDER_COLS " FROM orders o LEFT JOIN l"
-    " ON l.id = o.id WHERE o.id = ANY($1::uuid[])"};
+    "WITH l AS MATERIALIZED (SELECT" ORDER_COLS " FROM orders o"
+    " WHERE o.id = ANY($1::uuid[]) ORDER BY o.id FOR UPDATE SKIP LOCKED)"
+    " SELECT false, l.* FROM l UNION ALL"
+    " SELECT true, o.id::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
+    " NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM orders o"
+    " WHERE o.id = ANY($1::uuid[])"
+    " AND o.id::text <> ALL(ARRAY(SELECT id FROM l))"};
 
 static const db_stmt_t stmt_orders_wait = {
     "batch_orders_wait",
@@ -78,10 +88,12 @@ static const db_stmt_t stmt_items = {
 
 static const db_stmt_t stmt_products_try = {
     "batch_products_try",
-    "WITH l AS MATERIALIZED (SELECT id FROM products WHERE id = "
-    "ANY(" PRODUCT_WANT ") ORDER BY id FOR UPDATE SKIP LOCKED)"
-    " SELECT l.id IS NULL," PRODUCT_COLS " FROM products p LEFT JOIN l"
-    " ON l.id = p.id WHERE p.id = ANY(" PRODUCT_WANT ")"};
+    "WITH l AS MATERIALIZED (SELECT" PRODUCT_COLS " FROM products p"
+    " WHERE p.id = ANY(" PRODUCT_WANT ") ORDER BY p.id FOR UPDATE SKIP LOCKED)"
+    " SELECT false, l.* FROM l UNION ALL"
+    " SELECT true, p.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
+    " FROM products p WHERE p.id = ANY(" PRODUCT_WANT ")"
+    " AND p.id <> ALL(ARRAY(SELECT id FROM l))"};
 
 static const db_stmt_t stmt_products_wait = {
     "batch_products_wait", "SELECT false," PRODUCT_COLS
