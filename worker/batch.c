@@ -275,6 +275,17 @@ add_event(batch_t *b, const char *topic, const void *key, size_t key_len,
     return 0;
 }
 
+/* " (trace <traceparent>)" for the log lines about a message that carried
+ * one, else "": an operator follows a command from its producer's trace */
+static const char *
+trace_note(const batch_msg_t *m, char *buf, size_t len)
+{
+    if (m->src.traceparent == NULL || m->src.traceparent[0] == '\0')
+        return "";
+    snprintf(buf, len, " (trace %s)", m->src.traceparent);
+    return buf;
+}
+
 /* The headers of the events a message causes: its trace context, when
  * it carried one (caller frees; NULL when none). */
 static char *
@@ -557,14 +568,16 @@ run_handler(batch_t *b, const apply_config_t *cfg, batch_msg_t *m,
 {
     decide_ctx_t dctx = {&b->snap, &m->env, &cfg->domain};
     od_status_t st = m->env.handler->decide(&dctx, m->env.cmd, res);
+    char tbuf[80];
 
     if (st == OD_OK && !b->snap.missing)
         return 0;
     b->snap.missing = 0;
     slog_error(m->src.topic, m->src.partition, m->src.offset,
                "internal error deciding %s '%s': the batch's rows do not "
-               "hold what it needs",
-               m->env.handler->type, m->env.dedup_key);
+               "hold what it needs%s",
+               m->env.handler->type, m->env.dedup_key,
+               trace_note(m, tbuf, sizeof(tbuf)));
     if (cfg->halt_on_internal_error) {
         od_err(err, errlen, "internal error deciding %s '%s'",
                m->env.handler->type, m->env.dedup_key);
@@ -584,6 +597,7 @@ decide_one(batch_t *b, const apply_config_t *cfg, batch_msg_t *m, char *err,
     snap_mark_t mark;
     char event_id[37];
     dedup_row_t *known, *retake = NULL;
+    char tbuf[80];
     int fail = 0;
 
     memset(&m->rep, 0, sizeof(m->rep));
@@ -594,7 +608,8 @@ decide_one(batch_t *b, const apply_config_t *cfg, batch_msg_t *m, char *err,
         if (m->quiet)
             return 0;
         slog_warn(m->src.topic, m->src.partition, m->src.offset,
-                  "poison message to the dead-letter topic: %s", m->perr);
+                  "poison message to the dead-letter topic: %s%s", m->perr,
+                  trace_note(m, tbuf, sizeof(tbuf)));
         m->rep.dlq = 1;
         return add_dlq(b, cfg, m, m->perr, NULL) < 0 ? -2 : 0;
     }
@@ -774,6 +789,7 @@ batch_apply_isolated(db_t *db, const apply_config_t *cfg, batch_msg_t *m,
 {
     od_status_t st;
     batch_t b;
+    char tbuf[80];
     int refused_before = 0;
 
     db_queue_tx(db, DB_TX_SAVEPOINT);
@@ -784,7 +800,8 @@ batch_apply_isolated(db_t *db, const apply_config_t *cfg, batch_msg_t *m,
         return st;
     /* this command alone fails: it becomes internal_error */
     slog_error(m->src.topic, m->src.partition, m->src.offset,
-               "internal error applying '%s': %s", m->env.dedup_key, err);
+               "internal error applying '%s': %s%s", m->env.dedup_key, err,
+               trace_note(m, tbuf, sizeof(tbuf)));
     st = db_rollback_to(db, err, errlen);
     if (st != OD_OK)
         return st;

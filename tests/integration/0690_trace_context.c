@@ -1,6 +1,7 @@
 /* 0690_trace_context: a command's W3C traceparent header is copied onto
- * its result event and the domain events it causes; a malformed one from
- * a producer is dropped, not passed on */
+ * its result event, the domain events it causes, its dead-letter copy and
+ * the log lines about it; a malformed one from a producer is dropped, not
+ * passed on */
 #include "0500_common.h"
 
 #include <signal.h>
@@ -36,7 +37,9 @@ traced(const char *key, const char *type)
 
 START_TEST(test_trace_follows_the_command)
 {
-    char line[1024], oid[37];
+    char line[1024], oid[37], log_path[128], *log = NULL;
+    size_t len = 0;
+    FILE *f;
     pid_t w;
 
     /* stock 1: the checkout takes the last unit, a stock.low follows */
@@ -48,10 +51,27 @@ START_TEST(test_trace_follows_the_command)
     x_uuid(690, 2, oid);
     x_checkout_json(line, sizeof(line), "co-bad-trace", oid, 1, 1, 0, 0);
     send_traced(line, "00-NOT-A-TRACE\n\x1b[31m");
+    /* poison with a trace: its dead-letter copy and the log line say it */
+    send_traced("not json at all", TRACE);
     ktest_flush(&k);
-    w = ktest_worker_start(&k, NULL);
+    snprintf(log_path, sizeof(log_path), "/tmp/orderd-0690-%d.log",
+             (int)getpid());
+    w = ktest_worker_start_logged(&k, NULL, log_path);
     ck_assert_int_eq(ktest_wait_results(&k, 3, 60), 3);
+    ck_assert_int_eq(ktest_wait_dlq(&k, 1, 60), 1);
     ck_assert_int_eq(ktest_worker_stop(w, SIGTERM), 0);
+    ck_assert_int_eq(itest_int(k.db, "SELECT count(*) FROM outbox WHERE"
+                                     " headers->>'traceparent' = '" TRACE
+                                     "' AND headers ? 'orderd-error'"),
+                     1);
+    f = fopen(log_path, "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_ge(getdelim(&log, &len, '\0', f), 0);
+    fclose(f);
+    ck_assert_msg(strstr(log, "(trace " TRACE ")") != NULL,
+                  "no trace on the poison's log line:\n%s", log);
+    free(log);
+    unlink(log_path);
     ck_assert_int_eq(traced("co-traced", "command.result"), 1);
     ck_assert_int_eq(traced("co-traced", "stock.low"), 1);
     /* the untraced command's events carry no header at all */
