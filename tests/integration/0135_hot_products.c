@@ -33,8 +33,8 @@ START_TEST(test_hot_products_keep_their_stock)
     for (int i = 0; i < CHECKOUTS; i++) {
         x_uuid(135, i, oid);
         snprintf(key, sizeof(key), "co-%d", i);
-        x_checkout_json(line, sizeof(line), key, oid, 1 + i % HOT, 1 + i % 3,
-                        0, 0);
+        x_checkout_json(line, sizeof(line), key, oid, 1 + i % HOT, 1 + i % 3, 0,
+                        0);
         /* keyed by the command, not the product: every partition (and so
          * every executor) gets every product */
         ktest_send(&k, key, line);
