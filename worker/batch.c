@@ -792,10 +792,23 @@ batch_apply_isolated(db_t *db, const apply_config_t *cfg, batch_msg_t *m,
     char tbuf[80];
     int refused_before = 0;
 
-    db_queue_tx(db, DB_TX_SAVEPOINT);
-    st = batch_run(db, cfg, m, 1, err, errlen);
-    if (st == OD_OK)
-        st = db_release(db, err, errlen);
+    for (int attempt = 0;; attempt++) {
+        db_queue_tx(db, DB_TX_SAVEPOINT);
+        batch_msg_free(m); /* parsed again by batch_run */
+        st = batch_run(db, cfg, m, 1, err, errlen);
+        if (st == OD_OK)
+            st = db_release(db, err, errlen);
+        /* a unique violation is a race, not a fault: another executor
+         * committed the same identity (or order) after this command's load
+         * and before its insert, which waited for it. Loaded again, the
+         * command sees that row and is a duplicate (or order_exists). */
+        if (st != OD_FATAL || attempt >= 2 || !db_ok(db) ||
+            strcmp(db_sqlstate(db), "23505") != 0)
+            break;
+        st = db_rollback_to(db, err, errlen);
+        if (st != OD_OK)
+            return st;
+    }
     if (st != OD_FATAL || !db_ok(db) || cfg->halt_on_internal_error)
         return st;
     /* this command alone fails: it becomes internal_error */
