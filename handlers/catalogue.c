@@ -1,5 +1,5 @@
-/* catalogue.c - helpers shared by the catalogue handlers: code fields,
- * product row locks and the vendor ownership rule */
+/* catalogue.c - helpers shared by the catalogue handlers: code fields and
+ * the vendor ownership rule */
 #include "catalogue.h"
 
 #include <stdio.h>

@@ -48,15 +48,6 @@ typedef struct tax_rate_set_cmd {
     int64_t rate_bps;
 } tax_rate_set_cmd_t;
 
-/* A product row read under FOR UPDATE. */
-typedef struct catalogue_product {
-    int found;
-    int deleted;
-    int is_variant;
-    int64_t stock; /* simple products */
-    char vendor_id[CMD_ID_MAX + 1];
-} catalogue_product_t;
-
 /*
  * Reads a code field: exactly len upper-case ASCII letters (3 for a
  * currency, 2 for a country) into out (len + 1 bytes). Same return values

@@ -1,5 +1,5 @@
-/* order.c - lifecycle helpers: lock and load an order, check who may act on
- * it, and move it through the state machine with its history row */
+/* order.c - lifecycle helpers: parsing an order id, the invalid_transition
+ * rejection and the payment.refund_required event */
 #include "order.h"
 
 #include <stdio.h>

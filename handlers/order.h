@@ -1,5 +1,6 @@
 /* order.h - what the lifecycle handlers share: their parsed commands, the
- * locked order row, ownership checks and the audited status transition */
+ * rejection of an illegal transition and the refund request (ownership and
+ * transitions over the snapshot are in snapshot.h) */
 #ifndef OD_ORDER_H
 #define OD_ORDER_H
 
@@ -39,19 +40,6 @@ typedef struct refund_cmd {
     char order_id[37];
     int restock;
 } refund_cmd_t;
-
-/* The columns of a locked order the lifecycle rules look at. */
-typedef struct order_row {
-    char id[37];
-    char number[ORDER_NUMBER_MAX + 1];
-    char customer_id[CMD_ID_MAX + 1];
-    fsm_status_t status;
-    char currency[4];
-    int64_t total_cents;
-    int64_t expires_at_us;           /* epoch microseconds */
-    char payment_id[CMD_ID_MAX + 1]; /* "" until paid */
-    int64_t paid_cents;              /* 0 until paid */
-} order_row_t;
 
 /*
  * parse for commands whose only field is order_id: allocates an

@@ -25,8 +25,8 @@ typedef struct undo {
     int mark;   /* undo length when saved: one save per row and mark */
 } undo_t;
 
-static int
-vec_push(snap_vec_t *v, void *elem)
+int
+snap_vec_push(snap_vec_t *v, void *elem)
 {
     if (v->n == v->cap) {
         int cap = v->cap ? v->cap * 2 : 32;
@@ -41,13 +41,12 @@ vec_push(snap_vec_t *v, void *elem)
     return 0;
 }
 
-/* A zeroed element of size bytes appended to v, or NULL. */
-static void *
-vec_new(snap_vec_t *v, size_t size)
+void *
+snap_vec_new(snap_vec_t *v, size_t size)
 {
     void *e = calloc(1, size);
 
-    if (e == NULL || vec_push(v, e) < 0) {
+    if (e == NULL || snap_vec_push(v, e) < 0) {
         free(e);
         return NULL;
     }
@@ -194,7 +193,7 @@ touch(snapshot_t *s, undo_kind_t kind, void *row, size_t size)
             memcpy(c->items, o->items, (size_t)o->nitems * sizeof(snap_item_t));
         }
     }
-    if (vec_push(&s->undo, u) < 0) {
+    if (snap_vec_push(&s->undo, u) < 0) {
         if (kind == UNDO_ORDER)
             free(((snap_order_t *)u->copy)->items);
         free(u->copy);
@@ -280,7 +279,7 @@ snap_tax_rate(snapshot_t *s, const char *country)
 snap_product_t *
 snap_add_product(snapshot_t *s, int64_t id)
 {
-    snap_product_t *p = vec_new(&s->products, sizeof(*p));
+    snap_product_t *p = snap_vec_new(&s->products, sizeof(*p));
 
     if (p != NULL) {
         p->id = id;
@@ -292,7 +291,7 @@ snap_add_product(snapshot_t *s, int64_t id)
 snap_variant_t *
 snap_add_variant(snapshot_t *s, int64_t id, int64_t product_id)
 {
-    snap_variant_t *v = vec_new(&s->variants, sizeof(*v));
+    snap_variant_t *v = snap_vec_new(&s->variants, sizeof(*v));
 
     if (v != NULL) {
         v->id = id;
@@ -305,7 +304,7 @@ snap_add_variant(snapshot_t *s, int64_t id, int64_t product_id)
 snap_order_t *
 snap_add_order(snapshot_t *s, const char *id)
 {
-    snap_order_t *o = vec_new(&s->orders, sizeof(*o));
+    snap_order_t *o = snap_vec_new(&s->orders, sizeof(*o));
 
     if (o != NULL)
         snprintf(o->id, sizeof(o->id), "%s", id);
@@ -317,7 +316,7 @@ snap_set_tax_rate(snapshot_t *s, const char *country, int64_t rate_bps)
 {
     /* a new version is appended (rolling back removes it, lookups find
      * the newest first, the writer writes the newest of each country) */
-    snap_tax_rate_t *t = vec_new(&s->taxes, sizeof(*t));
+    snap_tax_rate_t *t = snap_vec_new(&s->taxes, sizeof(*t));
 
     if (t == NULL) {
         s->missing = 1;
@@ -333,7 +332,7 @@ ledger_add(snapshot_t *s, const cmd_env_t *env, int64_t product_id,
            int64_t variant_id, int64_t delta, const char *reason,
            const char *order_id)
 {
-    snap_ledger_t *l = vec_new(&s->ledger, sizeof(*l));
+    snap_ledger_t *l = snap_vec_new(&s->ledger, sizeof(*l));
 
     if (l == NULL) {
         s->missing = 1;
@@ -406,7 +405,7 @@ void
 snap_history_add(snapshot_t *s, const char *order_id, int from, fsm_status_t to,
                  const cmd_env_t *env, const char *note)
 {
-    snap_history_t *h = vec_new(&s->history, sizeof(*h));
+    snap_history_t *h = snap_vec_new(&s->history, sizeof(*h));
 
     if (h == NULL) {
         s->missing = 1;

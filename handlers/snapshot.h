@@ -242,6 +242,12 @@ int64_t snap_take_number(snapshot_t *s);
  * values, never recomputed). Caller owns the JSON. */
 json_t *snap_order_json(const snap_order_t *o);
 
+/* Appends elem to v; 0, or -1 when out of memory (elem stays the
+ * caller's). */
+int snap_vec_push(snap_vec_t *v, void *elem);
+/* Appends a zeroed element of size bytes to v; NULL when out of memory. */
+void *snap_vec_new(snap_vec_t *v, size_t size);
+
 /* Row i of a vector, typed (no bounds check beyond an assert). */
 #define SNAP_ROW(vec, type, i) ((type *)(vec).v[(i)])
 

@@ -1,18 +1,9 @@
-/* stock.c - guarded stock changes with their ledger rows
- *
- * DESIGN: one statement per change: a data-modifying CTE updates the row
- * under its guard (never below zero, never past INT64_MAX: the CASE keeps
- * the guard itself from overflowing) and inserts the
- * ledger row only when the update matched, so stock = sum(ledger) holds
- * whatever the outcome. The caller already holds the row lock, so the
- * guard refuses only when there really is not enough stock.
- */
+/* stock.c - the stock.low event a decrement across its product's
+ * threshold queues (the changes themselves: snap_stock_change) */
 #include "stock.h"
 
 #include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 void
 stock_low_notice(cmd_result_t *res, int64_t product_id, int64_t variant_id,

@@ -52,29 +52,6 @@ batch_free(batch_t *b)
     memset(b, 0, sizeof(*b));
 }
 
-/* Appends a zeroed element of size bytes to v; NULL when out of memory. */
-static void *
-vec_add(snap_vec_t *v, size_t size)
-{
-    void *e = calloc(1, size);
-
-    if (e == NULL)
-        return NULL;
-    if (v->n == v->cap) {
-        int cap = v->cap ? v->cap * 2 : 32;
-        void **g = realloc(v->v, (size_t)cap * sizeof(*g));
-
-        if (g == NULL) {
-            free(e);
-            return NULL;
-        }
-        v->v = g;
-        v->cap = cap;
-    }
-    v->v[v->n++] = e;
-    return e;
-}
-
 /* --- what to load --------------------------------------------------- */
 
 static void
@@ -249,7 +226,7 @@ add_event(batch_t *b, const char *topic, const void *key, size_t key_len,
           char *payload, size_t len, int hex, char *headers,
           const char *dedup_key, const char *event_id)
 {
-    outbox_row_t *e = vec_add(&b->events, sizeof(*e));
+    outbox_row_t *e = snap_vec_new(&b->events, sizeof(*e));
 
     if (e == NULL || (key_len > 0 && (e->key = malloc(key_len)) == NULL)) {
         if (e != NULL)
@@ -448,7 +425,7 @@ record_dedup(batch_t *b, const batch_msg_t *m, const cmd_result_t *res,
         m->resumed ? dedup_find(b, m->env.source, m->env.dedup_key) : retake;
 
     if (d == NULL) {
-        d = vec_add(&b->dedup, sizeof(*d));
+        d = snap_vec_new(&b->dedup, sizeof(*d));
         if (d == NULL) {
             *fail = 1;
             return;
@@ -543,7 +520,7 @@ release_parked(batch_t *b, const apply_config_t *cfg, const char *order_id,
 static int
 park(batch_t *b, const batch_msg_t *m)
 {
-    deferred_row_t *p = vec_add(&b->parked, sizeof(*p));
+    deferred_row_t *p = snap_vec_new(&b->parked, sizeof(*p));
 
     if (p == NULL || (p->payload = malloc(m->len ? m->len : 1)) == NULL)
         return -1;
@@ -732,7 +709,7 @@ batch_fail_message(batch_t *b, const apply_config_t *cfg, batch_msg_t *m,
     od_uuid_v4(event_id);
     if (refused_before) {
         /* its earlier refusal stays, with this result's event */
-        prior = vec_add(&b->dedup, sizeof(*prior));
+        prior = snap_vec_new(&b->dedup, sizeof(*prior));
         if (prior == NULL)
             fail = 1;
         else {

@@ -230,23 +230,14 @@ copy_str(char *dst, size_t len, const char *src)
     dst[n] = '\0';
 }
 
+/* Appends e to v, taking it: freed when it cannot be added (or NULL). */
 static int
 push(snap_vec_t *v, void *e)
 {
-    if (e == NULL)
+    if (e == NULL || snap_vec_push(v, e) < 0) {
+        free(e);
         return -1;
-    if (v->n == v->cap) {
-        int cap = v->cap ? v->cap * 2 : 16;
-        void **g = realloc(v->v, (size_t)cap * sizeof(*g));
-
-        if (g == NULL) {
-            free(e);
-            return -1;
-        }
-        v->v = g;
-        v->cap = cap;
     }
-    v->v[v->n++] = e;
     return 0;
 }
 

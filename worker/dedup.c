@@ -93,22 +93,6 @@ hex_to_bytes(const char *hex, unsigned char *out, size_t len)
     return 0;
 }
 
-static int
-vec_push(snap_vec_t *v, void *e)
-{
-    if (v->n == v->cap) {
-        int cap = v->cap ? v->cap * 2 : 16;
-        void **g = realloc(v->v, (size_t)cap * sizeof(*g));
-
-        if (g == NULL)
-            return -1;
-        v->v = g;
-        v->cap = cap;
-    }
-    v->v[v->n++] = e;
-    return 0;
-}
-
 int
 dedup_take(db_rows_t *rows, snap_vec_t *out)
 {
@@ -132,7 +116,7 @@ dedup_take(db_rows_t *rows, snap_vec_t *out)
         d->reason = db_isnull(rows, r, 4) ? NULL : strdup(db_val(rows, r, 4));
         d->owns_reason = d->reason != NULL;
         snprintf(d->event_id, sizeof(d->event_id), "%s", db_val(rows, r, 5));
-        if (vec_push(out, d) < 0) {
+        if (snap_vec_push(out, d) < 0) {
             free((char *)d->reason);
             free(d);
             return -1;

@@ -77,19 +77,11 @@ deferred_take(db_rows_t *rows, snap_vec_t *out)
             free(p);
             return -1;
         }
-        if (out->n == out->cap) {
-            int cap = out->cap ? out->cap * 2 : 16;
-            void **g = realloc(out->v, (size_t)cap * sizeof(*g));
-
-            if (g == NULL) {
-                free(p->payload);
-                free(p);
-                return -1;
-            }
-            out->v = g;
-            out->cap = cap;
+        if (snap_vec_push(out, p) < 0) {
+            free(p->payload);
+            free(p);
+            return -1;
         }
-        out->v[out->n++] = p;
     }
     return 0;
 }
