@@ -70,7 +70,7 @@ START_TEST(test_pg_outage_and_terminated_backends)
     int total = 4000;
     const char *v = getenv("ORDERD_FAULT_COMMANDS");
     int port = fm_free_port(0);
-    char addr[64], sql[256], err[512];
+    char addr[64], sql[256], err[512], log_path[300];
     const char *extra[] = {"-X", "session.timeout.ms=6000", "--metrics-addr",
                            addr, NULL};
     long long retries;
@@ -85,7 +85,8 @@ START_TEST(test_pg_outage_and_terminated_backends)
 
     /* a first quarter, and the worker well into it */
     fm_generate(&m, total / 4);
-    w = ktest_worker_start(&k, extra);
+    snprintf(log_path, sizeof(log_path), "%s/worker.log", run_dir);
+    w = ktest_worker_start_logged(&k, extra, log_path);
     workers[0] = w;
     ck_assert_msg(fm_wait_ready(port, 200, 60), "the worker never got ready");
     fm_wait_done(&k, total / 8, 60);
@@ -183,6 +184,8 @@ cluster_down(void)
 
     if (workers != NULL && workers != MAP_FAILED && workers[0] > 0)
         kill(workers[0], SIGKILL); /* a failed test left it running */
+    snprintf(cmd, sizeof(cmd), "%s/worker.log", run_dir);
+    fm_log_tail("0310", cmd);
     if (fm_script(run_dir, "ORDERD_PG_PORT", pg_port, "pg", "stop") != 0)
         fprintf(stderr, "0310: could not stop the private postgres\n");
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", run_dir);

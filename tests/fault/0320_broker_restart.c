@@ -183,6 +183,8 @@ broker_down(void)
 
     if (workers != NULL && workers != MAP_FAILED && workers[0] > 0)
         kill(workers[0], SIGKILL); /* a failed test left it running */
+    snprintf(cmd, sizeof(cmd), "%s/worker.log", run_dir);
+    fm_log_tail("0320", cmd);
     if (fm_script(run_dir, "ORDERD_KAFKA_PORT", kafka_port, "kafka", "stop") !=
         0)
         fprintf(stderr, "0320: could not stop the private broker\n");
