@@ -45,6 +45,7 @@ batch_free(batch_t *b)
 {
     snap_free(&b->snap);
     dedup_rows_free(&b->dedup);
+    dedup_index_free(&b->dedup_ix);
     deferred_rows_free(&b->parked);
     outbox_rows_free(&b->events);
     vec_clear(&b->held_orders);
@@ -211,13 +212,28 @@ batch_msg_held(const batch_t *b, const batch_msg_t *m)
 static dedup_row_t *
 dedup_find(batch_t *b, const char *source, const char *key)
 {
-    for (int i = b->dedup.n - 1; i >= 0; i--) {
-        dedup_row_t *d = b->dedup.v[i];
+    return dedup_index_find(&b->dedup_ix, &b->dedup, source, key);
+}
 
-        if (strcmp(d->key, key) == 0 && strcmp(d->source, source) == 0)
-            return d;
+int
+batch_quiet_duplicates(batch_t *b, const batch_msg_t *msgs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        const batch_msg_t *m = &msgs[i];
+        const dedup_row_t *d;
+
+        if (m->skip)
+            continue;
+        if (!m->quiet || m->resumed)
+            return 0;
+        if (m->parsed == CMD_PARSE_POISON)
+            continue;
+        d = dedup_find(b, m->env.source, m->env.dedup_key);
+        if (d == NULL || d->is_new ||
+            (d->reason != NULL && strcmp(d->reason, "internal_error") == 0))
+            return 0;
     }
-    return NULL;
+    return 1;
 }
 
 /* Adds an outbox row; takes ownership of payload and headers. */

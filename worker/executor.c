@@ -58,6 +58,9 @@ typedef struct assigned {
     int32_t partition;
     int64_t start; /* where the assignment began (-2: the beginning) */
     int stalled;   /* batches in a row this partition was carried whole */
+    /* replay_until as the last batch read it: below it, a batch is
+     * expected to be re-read duplicates and tries a dedup-only load */
+    int64_t replay_until;
 } assigned_t;
 
 #define EXECUTOR_IDLE_CHECK_US (1000 * 1000)
@@ -165,6 +168,16 @@ lock_offsets(executor_t *ex, int flush, char *err, size_t errlen)
     return st;
 }
 
+static assigned_t *
+assigned_find(executor_t *ex, const char *topic, int32_t partition)
+{
+    for (int i = 0; i < ex->nassigned; i++)
+        if (ex->assigned[i].partition == partition &&
+            strcmp(ex->assigned[i].topic, topic) == 0)
+            return &ex->assigned[i];
+    return NULL;
+}
+
 /* The stored offsets the queued locks returned; frees their rows. */
 static od_status_t
 stored_offsets(executor_t *ex, od_status_t st, char *err, size_t errlen)
@@ -178,10 +191,32 @@ stored_offsets(executor_t *ex, od_status_t st, char *err, size_t errlen)
                    (int)p->partition);
             st = OD_RETRY;
         }
+        if (st == OD_OK) {
+            assigned_t *a = assigned_find(ex, p->topic, p->partition);
+
+            if (a != NULL)
+                a->replay_until = p->replay_until;
+        }
         db_rows_free(p->offset_rows);
         p->offset_rows = NULL;
     }
     return st;
+}
+
+/* 1 when every message of the batch lies below its partition's
+ * replay_until as the last batch saw it: an operator replay re-reads
+ * what was applied before. */
+static int
+rereading(executor_t *ex)
+{
+    for (int i = 0; i < ex->n; i++) {
+        assigned_t *a =
+            assigned_find(ex, ex->batch[i].topic, ex->batch[i].partition);
+
+        if (a == NULL || ex->batch[i].offset >= a->replay_until)
+            return 0;
+    }
+    return ex->n > 0;
 }
 
 static int
@@ -443,18 +478,27 @@ fail:
     return st;
 }
 
+/* How an attempt at a batch ended, when it did not fail. */
+typedef enum attempt_end {
+    ATTEMPT_COMMITTED,
+    ATTEMPT_SOUGHT_BACK, /* an operator replay: the batch is dropped */
+    ATTEMPT_BUSY,        /* first try, every message needs a held row */
+    ATTEMPT_FULL_LOAD    /* a dedup-only load did not decide it all */
+} attempt_end_t;
+
 /*
  * One attempt at the batch, in three steps: (1) BEGIN, the offset locks
  * and the load of every row the messages can touch, in one round trip
- * (the first try takes only free rows and reports the held ones); (2)
- * decide each applied message in memory, in order; (3) the set-based
- * writes, the new offsets and COMMIT in one round trip. *dropped set when
- * it was sought back; *busy when, in the first try, every message needed
- * a row held elsewhere (rolled back: the caller takes the blocking path).
+ * (the first try takes only free rows and reports the held ones; a batch
+ * expected to be re-read duplicates, lean, loads only their dedup rows);
+ * (2) decide each applied message in memory, in order; (3) the set-based
+ * writes, the new offsets and COMMIT in one round trip. *end says what
+ * became of an attempt that returned OD_OK: everything other than
+ * ATTEMPT_COMMITTED was rolled back and the caller tries again as it says.
  */
 static od_status_t
-process_batch(executor_t *ex, int blocking, int *dropped, int *busy, char *err,
-              size_t errlen)
+process_batch(executor_t *ex, int blocking, int lean, attempt_end_t *end,
+              char *err, size_t errlen)
 {
     batch_needs_t needs;
     batch_load_t *load = NULL;
@@ -464,8 +508,7 @@ process_batch(executor_t *ex, int blocking, int *dropped, int *busy, char *err,
     int64_t skipped = 0;
     int seek = 0, progress;
 
-    *dropped = 0;
-    *busy = 0;
+    *end = ATTEMPT_COMMITTED;
     for (int i = 0; i < ex->nparts; i++) {
         ex->parts[i].cut = 0;
         ex->parts[i].done = ex->parts[i].first - 1;
@@ -474,12 +517,14 @@ process_batch(executor_t *ex, int blocking, int *dropped, int *busy, char *err,
     batch_msgs(ex);
     batch_init(&b);
     batch_prepare(&ex->acfg, ex->msgs, ex->n, &needs);
+    needs.dedup_only = lean;
     /* one round trip: the load covers every message until the stored
      * offsets tell the redeliveries apart */
     db_queue_tx(ex->db, DB_TX_BEGIN);
     st = lock_offsets(ex, 0, err, errlen);
     if (st == OD_OK)
-        st = batch_load_queue(ex->db, &needs, !blocking, &load, err, errlen);
+        st = batch_load_queue(ex->db, &needs, !blocking && !lean, &load, err,
+                              errlen);
     if (st == OD_OK)
         st = db_flush(ex->db, err, errlen);
     if (load != NULL) {
@@ -494,13 +539,18 @@ process_batch(executor_t *ex, int blocking, int *dropped, int *busy, char *err,
         goto fail;
     seek = needs_seek_back(ex);
     if (seek) {
-        *dropped = 1;
+        *end = ATTEMPT_SOUGHT_BACK;
         st = db_rollback(ex->db, err, errlen);
         goto out;
     }
     progress = choose(ex, &b, blocking, &skipped);
     if (!progress) {
-        *busy = 1; /* every partition's next message is held */
+        *end = ATTEMPT_BUSY; /* every partition's next message is held */
+        st = db_rollback(ex->db, err, errlen);
+        goto out;
+    }
+    if (lean && !batch_quiet_duplicates(&b, ex->msgs, ex->n)) {
+        *end = ATTEMPT_FULL_LOAD; /* a new command among the re-read */
         st = db_rollback(ex->db, err, errlen);
         goto out;
     }
@@ -582,16 +632,6 @@ commit_to_kafka(executor_t *ex)
         consumer_commit_async(ex->consumer, cp, n);
 }
 
-static assigned_t *
-assigned_find(executor_t *ex, const char *topic, int32_t partition)
-{
-    for (int i = 0; i < ex->nassigned; i++)
-        if (ex->assigned[i].partition == partition &&
-            strcmp(ex->assigned[i].topic, topic) == 0)
-            return &ex->assigned[i];
-    return NULL;
-}
-
 /* A partition carried whole this many batches in a row (another executor
  * keeps holding a row its next message needs) is waited for instead. */
 #define EXECUTOR_MAX_STALLS 3
@@ -635,13 +675,15 @@ static void
 executor_flush(executor_t *ex, int all)
 {
     char err[1024];
-    int attempt = 0, dropped = 0, busy = 0, blocking, carried = 0, done;
+    int attempt = 0, blocking, lean, carried = 0, done;
+    attempt_end_t end = ATTEMPT_COMMITTED;
     int64_t started = od_mono_us();
 
     if (ex->n == 0)
         return;
     collect_parts(ex);
     blocking = all || stalled(ex);
+    lean = rereading(ex);
     for (;;) {
         od_status_t st;
 
@@ -651,9 +693,13 @@ executor_flush(executor_t *ex, int all)
                 goto retry;
         }
         metrics_batch_begin(); /* what a failed attempt staged is void */
-        st = process_batch(ex, blocking, &dropped, &busy, err, sizeof(err));
-        if (st == OD_OK && busy) {
+        st = process_batch(ex, blocking, lean, &end, err, sizeof(err));
+        if (st == OD_OK && end == ATTEMPT_BUSY) {
             blocking = 1; /* every partition's next message is held */
+            continue;
+        }
+        if (st == OD_OK && end == ATTEMPT_FULL_LOAD) {
+            lean = 0;
             continue;
         }
         if (st == OD_OK)
@@ -685,7 +731,7 @@ executor_flush(executor_t *ex, int all)
         log_info("executor %d: batch applied after %d retries", ex->id,
                  attempt);
     }
-    if (dropped) {
+    if (end == ATTEMPT_SOUGHT_BACK) {
         release_batch(ex, 1);
         return;
     }
@@ -766,6 +812,7 @@ on_assign(void *arg, consumer_part_t *parts, int n)
                  parts[i].topic);
         ex->assigned[i].partition = parts[i].partition;
         ex->assigned[i].stalled = 0;
+        ex->assigned[i].replay_until = 0;
         ex->nassigned++;
     }
     for (int i = 0; i < n; i++) {
