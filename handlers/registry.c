@@ -43,9 +43,8 @@ handler_at(size_t i)
 json_t *
 handler_available_actions(const char *status)
 {
-    static const cmd_role_t all_roles[] = {ROLE_CUSTOMER, ROLE_VENDOR,
-                                           ROLE_ADMIN, ROLE_PAYMENT,
-                                           ROLE_SYSTEM};
+    static const cmd_role_t all_roles[] = {
+        ROLE_CUSTOMER, ROLE_VENDOR, ROLE_ADMIN, ROLE_PAYMENT, ROLE_SYSTEM};
     int from = fsm_status_parse(status);
     const fsm_transition_t *t;
     json_t *out = json_array();

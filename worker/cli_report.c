@@ -27,8 +27,7 @@ cli_report(const od_config_t *cfg)
         fprintf(stderr, "orderd report: %s\n", err);
         return CLI_EXIT_FAILURE;
     }
-    st = report_build(db, &opts, CLI_REPORT_TIMEOUT_MS, &rep, err,
-                      sizeof(err));
+    st = report_build(db, &opts, CLI_REPORT_TIMEOUT_MS, &rep, err, sizeof(err));
     db_destroy(db);
     if (st != OD_OK) {
         fprintf(stderr, "orderd report: %s\n", err);

@@ -24,7 +24,7 @@
 #include "log.h"
 
 static const char *const report_statuses[] = {
-    "pending", "paid",     "processing", "shipped",
+    "pending",   "paid",     "processing", "shipped",
     "delivered", "refunded", "cancelled",  "expired"};
 #define REPORT_NSTATUS OD_ARRAY_LEN(report_statuses)
 
@@ -153,10 +153,9 @@ period_entry(json_t *periods, const char *name)
 static void
 add_int(json_t *obj, const char *key, json_int_t v)
 {
-    json_object_set_new(obj, key,
-                        json_integer(json_integer_value(
-                                         json_object_get(obj, key)) +
-                                     v));
+    json_object_set_new(
+        obj, key,
+        json_integer(json_integer_value(json_object_get(obj, key)) + v));
 }
 
 /* Adds one currency's figures to p's revenue list. */
@@ -175,7 +174,8 @@ add_revenue(json_t *p, const char *currency, json_int_t paid_orders,
         r = NULL;
     }
     if (r == NULL) {
-        r = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "currency", currency,
+        r = json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:I}", "currency",
+                      currency, "exponent", money_currency_exponent(currency),
                       "paid_orders", (json_int_t)0, "gross_cents",
                       (json_int_t)0, "refunded_orders", (json_int_t)0,
                       "refunds_cents", (json_int_t)0, "net_cents",
@@ -220,12 +220,11 @@ set_rates(json_t *p)
 
     json_object_set_new(
         p, "cancellation_rate",
-        json_real(rate(json_integer_value(json_object_get(p, "cancelled")),
-                       n)));
+        json_real(
+            rate(json_integer_value(json_object_get(p, "cancelled")), n)));
     json_object_set_new(
         p, "expiry_rate",
-        json_real(
-            rate(json_integer_value(json_object_get(p, "expired")), n)));
+        json_real(rate(json_integer_value(json_object_get(p, "expired")), n)));
 }
 
 static od_status_t
@@ -266,8 +265,9 @@ report_build(db_t *db, const report_opts_t *opts, int statement_timeout_ms,
     if (st != OD_OK) {
         /* 22007, 22008: a --from or --to that is not a time */
         if (strncmp(db_sqlstate(db), "22", 2) == 0) {
-            od_err(err, errlen, "--from and --to must be times such as "
-                                "2026-11-01 or 2026-11-01T12:00:00Z");
+            od_err(err, errlen,
+                   "--from and --to must be times such as "
+                   "2026-11-01 or 2026-11-01T12:00:00Z");
             st = OD_REJECT;
         }
         goto fail;
@@ -303,12 +303,13 @@ report_build(db_t *db, const report_opts_t *opts, int statement_timeout_ms,
                         ? totals
                         : period_entry(periods, db_val(rows, r, 0));
 
-        if (p != NULL)
-            json_object_set_new(
-                p, "time_to_payment",
-                json_pack("{s:I, s:f, s:f}", "paid", db_int64(rows, r, 1),
-                          "avg_s", atof(db_val(rows, r, 2)), "median_s",
-                          atof(db_val(rows, r, 3))));
+        /* the grand total row comes even when nothing was paid */
+        if (p != NULL && db_int64(rows, r, 1) > 0)
+            json_object_set_new(p, "time_to_payment",
+                                json_pack("{s:I, s:f, s:f}", "paid",
+                                          db_int64(rows, r, 1), "avg_s",
+                                          atof(db_val(rows, r, 2)), "median_s",
+                                          atof(db_val(rows, r, 3))));
     }
     db_rows_free(rows);
     rows = NULL;
@@ -336,10 +337,11 @@ report_build(db_t *db, const report_opts_t *opts, int statement_timeout_ms,
     list = json_object_get(rep, "top_products");
     for (int r = 0; r < db_nrows(rows); r++)
         json_array_append_new(
-            list, json_pack("{s:I, s:s, s:s, s:I, s:I}", "product_id",
+            list, json_pack("{s:I, s:s, s:s, s:i, s:I, s:I}", "product_id",
                             db_int64(rows, r, 0), "name", db_val(rows, r, 1),
-                            "currency", db_val(rows, r, 2), "quantity",
-                            db_int64(rows, r, 3), "revenue_cents",
+                            "currency", db_val(rows, r, 2), "exponent",
+                            money_currency_exponent(db_val(rows, r, 2)),
+                            "quantity", db_int64(rows, r, 3), "revenue_cents",
                             db_int64(rows, r, 4)));
     db_rows_free(rows);
     rows = NULL;
@@ -353,18 +355,18 @@ report_build(db_t *db, const report_opts_t *opts, int statement_timeout_ms,
 
         json_array_append_new(
             list,
-            json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-                      "s:f, s:f}",
+            json_pack("{s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I, "
+                      "s:I, s:f, s:f}",
                       "period", db_val(rows, r, 0), "vendor_id",
                       db_val(rows, r, 1), "currency", db_val(rows, r, 2),
+                      "exponent", money_currency_exponent(db_val(rows, r, 2)),
                       "orders", orders, "paid_orders", db_int64(rows, r, 4),
                       "gross_cents", db_int64(rows, r, 5), "refunds_cents",
                       db_int64(rows, r, 6), "net_cents",
-                      db_int64(rows, r, 5) - db_int64(rows, r, 6),
-                      "cancelled", db_int64(rows, r, 7), "expired",
-                      db_int64(rows, r, 8), "cancellation_rate",
-                      rate(db_int64(rows, r, 7), orders), "expiry_rate",
-                      rate(db_int64(rows, r, 8), orders)));
+                      db_int64(rows, r, 5) - db_int64(rows, r, 6), "cancelled",
+                      db_int64(rows, r, 7), "expired", db_int64(rows, r, 8),
+                      "cancellation_rate", rate(db_int64(rows, r, 7), orders),
+                      "expiry_rate", rate(db_int64(rows, r, 8), orders)));
     }
     db_rows_free(rows);
     rows = NULL;
@@ -375,14 +377,12 @@ report_build(db_t *db, const report_opts_t *opts, int statement_timeout_ms,
     json_decref(totals);
     *out = rep;
     return OD_OK;
-fail:
-    {
-        char ignored[256];
+fail : {
+    char ignored[256];
 
-        if (db_ok(db) &&
-            db_rollback(db, ignored, sizeof(ignored)) != OD_OK)
-            log_debug("report: rollback failed: %s", ignored);
-    }
+    if (db_ok(db) && db_rollback(db, ignored, sizeof(ignored)) != OD_OK)
+        log_debug("report: rollback failed: %s", ignored);
+}
     db_rows_free(rows);
     json_decref(periods);
     json_decref(totals);
@@ -415,7 +415,8 @@ print_period(FILE *f, const json_t *p)
     const json_t *rev = json_object_get(p, "revenue");
     const json_t *ttp = json_object_get(p, "time_to_payment");
 
-    fprintf(f, "%-12s orders %lld (", json_string_value(json_object_get(p, "period")),
+    fprintf(f, "%-12s orders %lld (",
+            json_string_value(json_object_get(p, "period")),
             (long long)json_integer_value(json_object_get(p, "orders")));
     for (size_t s = 0; s < REPORT_NSTATUS; s++)
         fprintf(f, "%s%s %lld", s ? ", " : "", report_statuses[s],
@@ -431,8 +432,9 @@ print_period(FILE *f, const json_t *p)
             100 * json_real_value(json_object_get(p, "cancellation_rate")),
             100 * json_real_value(json_object_get(p, "expiry_rate")));
     if (json_is_object(ttp))
-        fprintf(f, "; checkout to payment: median %.1f s, mean %.1f s (%lld "
-                   "paid)",
+        fprintf(f,
+                "; checkout to payment: median %.1f s, mean %.1f s (%lld "
+                "paid)",
                 json_real_value(json_object_get(ttp, "median_s")),
                 json_real_value(json_object_get(ttp, "avg_s")),
                 (long long)json_integer_value(json_object_get(ttp, "paid")));
@@ -447,8 +449,7 @@ report_print_text(FILE *f, const json_t *rep)
     size_t i;
     char b1[64], b2[64];
 
-    fprintf(f,
-            "orders created from %s to %s (event time, UTC), by %s%s%s\n\n",
+    fprintf(f, "orders created from %s to %s (event time, UTC), by %s%s%s\n\n",
             json_string_value(json_object_get(rep, "from")),
             json_string_value(json_object_get(rep, "to")),
             json_string_value(json_object_get(rep, "by")),
@@ -477,22 +478,20 @@ report_print_text(FILE *f, const json_t *rep)
     {
         const char *cur = json_string_value(json_object_get(v, "currency"));
 
-        fprintf(f,
-                "  %-12s %-16s orders %lld, paid %lld, gross %s, refunds %s, "
-                "cancelled %.2f%%, expired %.2f%%\n",
-                json_string_value(json_object_get(v, "period")),
-                json_string_value(json_object_get(v, "vendor_id")),
-                (long long)json_integer_value(json_object_get(v, "orders")),
-                (long long)json_integer_value(
-                    json_object_get(v, "paid_orders")),
-                money_format(
-                    json_integer_value(json_object_get(v, "gross_cents")),
-                    cur, b1, sizeof(b1)),
-                money_format(
-                    json_integer_value(json_object_get(v, "refunds_cents")),
-                    cur, b2, sizeof(b2)),
-                100 * json_real_value(
-                          json_object_get(v, "cancellation_rate")),
-                100 * json_real_value(json_object_get(v, "expiry_rate")));
+        fprintf(
+            f,
+            "  %-12s %-16s orders %lld, paid %lld, gross %s, refunds %s, "
+            "cancelled %.2f%%, expired %.2f%%\n",
+            json_string_value(json_object_get(v, "period")),
+            json_string_value(json_object_get(v, "vendor_id")),
+            (long long)json_integer_value(json_object_get(v, "orders")),
+            (long long)json_integer_value(json_object_get(v, "paid_orders")),
+            money_format(json_integer_value(json_object_get(v, "gross_cents")),
+                         cur, b1, sizeof(b1)),
+            money_format(
+                json_integer_value(json_object_get(v, "refunds_cents")), cur,
+                b2, sizeof(b2)),
+            100 * json_real_value(json_object_get(v, "cancellation_rate")),
+            100 * json_real_value(json_object_get(v, "expiry_rate")));
     }
 }
