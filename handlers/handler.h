@@ -103,7 +103,8 @@ const handler_t *handler_at(size_t i);
  * object per transition the state machine table (fsm.c) allows from it,
  * {"command", "to", "roles": [...]}, the roles being those the dispatch
  * table admits for the command. A customer may act only on its own
- * orders and a vendor only on orders with its items (snapshot.c), which
+ * orders and a vendor only on orders whose every line is theirs
+ * (snapshot.c), which
  * "roles" does not repeat. A new reference (caller decrefs): an empty
  * array for a final or unknown status, NULL when out of memory.
  */

@@ -16,12 +16,14 @@ extern const char console_overview_html[];
 extern const char console_analytics_html[];
 extern const char console_css[];
 extern const char console_js[];
+extern const char console_favicon_svg[];
 
 static const console_asset_t assets[] = {
     {"/", "text/html; charset=utf-8", console_overview_html},
     {"/analytics", "text/html; charset=utf-8", console_analytics_html},
     {"/console.css", "text/css; charset=utf-8", console_css},
     {"/console.js", "text/javascript; charset=utf-8", console_js},
+    {"/favicon.svg", "image/svg+xml", console_favicon_svg},
 };
 
 const console_asset_t *

@@ -406,15 +406,17 @@ page_head(cbuf_t *b, const char *title, const char *nav)
     cbuf_printf(b, "<!doctype html>\n<html lang=\"en\"><head>"
                    "<meta charset=\"utf-8\"><title>");
     cbuf_html(b, title);
-    cbuf_printf(b,
-                " - orderd</title><link rel=\"stylesheet\" "
-                "href=\"/console.css\"></head>\n<body><header><b>orderd</b> "
-                "<nav><a href=\"/\"%s>overview</a> <a "
-                "href=\"/analytics\"%s>analytics</a> <a href=\"/dlq\"%s>dead "
-                "letters</a></nav></header>\n<main>\n",
-                strcmp(nav, "/") == 0 ? " class=\"here\"" : "",
-                strcmp(nav, "/analytics") == 0 ? " class=\"here\"" : "",
-                strcmp(nav, "/dlq") == 0 ? " class=\"here\"" : "");
+    cbuf_printf(
+        b,
+        " - orderd</title><link rel=\"stylesheet\" "
+        "href=\"/console.css\"><link rel=\"icon\" href=\"/favicon.svg\" "
+        "type=\"image/svg+xml\"></head>\n<body><header><b>orderd</b> "
+        "<nav><a href=\"/\"%s>overview</a> <a "
+        "href=\"/analytics\"%s>analytics</a> <a href=\"/dlq\"%s>dead "
+        "letters</a></nav></header>\n<main>\n",
+        strcmp(nav, "/") == 0 ? " class=\"here\"" : "",
+        strcmp(nav, "/analytics") == 0 ? " class=\"here\"" : "",
+        strcmp(nav, "/dlq") == 0 ? " class=\"here\"" : "");
 }
 
 static void
@@ -457,16 +459,22 @@ td(cbuf_t *b, const char *cls, const char *text)
     cbuf_printf(b, "</td>");
 }
 
+/* times as 2026-11-29T05:21:59.533Z: every one is UTC, the suffix says so */
+#define TS "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'"
 #define ORDER_SELECT                                                           \
     "SELECT orderd_order_json(o.id) || jsonb_build_object("                    \
-    " 'created_at', o.created_at, 'updated_at', o.updated_at,"                 \
+    " 'created_at', to_char(o.created_at AT TIME ZONE 'UTC', " TS "),"         \
+    " 'updated_at', to_char(o.updated_at AT TIME ZONE 'UTC', " TS "),"         \
+    " 'expires_at', to_char(o.expires_at AT TIME ZONE 'UTC', " TS "),"         \
     " 'payment_id', o.payment_id, 'paid_cents', o.paid_cents,"                 \
     " 'tracking_number', o.tracking_number, 'source', o.source,"               \
     " 'dedup_key', o.dedup_key,"                                               \
     " 'history', COALESCE((SELECT jsonb_agg(jsonb_build_object("               \
     "   'from', h.from_status, 'to', h.to_status, 'actor_role', h.actor_role," \
     "   'actor_id', h.actor_id, 'source', h.source, 'dedup_key', h.dedup_key," \
-    "   'note', h.note, 'at', h.created_at) ORDER BY h.id)"                    \
+    "   'note', h.note,"                                                       \
+    "   'at', to_char(h.created_at AT TIME ZONE 'UTC', " TS                    \
+    ")) ORDER BY h.id)"                                                        \
     "  FROM order_status_history h WHERE h.order_id = o.id), '[]'),"           \
     " 'results', COALESCE((SELECT jsonb_agg(jsonb_build_object("               \
     "   'source', p.source, 'dedup_key', p.dedup_key,"                         \
@@ -474,8 +482,9 @@ td(cbuf_t *b, const char *cls, const char *text)
     "   'reason', p.reason, 'event_id', p.result_event_id,"                    \
     "   'source_topic', p.source_topic,"                                       \
     "   'source_partition', p.source_partition,"                               \
-    "   'source_offset', p.source_offset, 'processed_at', p.created_at,"       \
-    "   'published_at', e.published_at,"                                       \
+    "   'source_offset', p.source_offset,"                                     \
+    "   'processed_at', to_char(p.created_at AT TIME ZONE 'UTC', " TS "),"     \
+    "   'published_at', to_char(e.published_at AT TIME ZONE 'UTC', " TS "),"   \
     "   'event', convert_from(e.payload, 'UTF8')::jsonb) ORDER BY h.id)"       \
     "  FROM order_status_history h JOIN processed_commands p"                  \
     "   ON p.source = h.source AND p.dedup_key = h.dedup_key"                  \
@@ -661,12 +670,12 @@ order_html(cbuf_t *b, const json_t *o)
         cbuf_html(b, jstr(o, "status"));
         cbuf_printf(b, " is a final status</td></tr>");
     }
-    cbuf_printf(b,
-                "</tbody></table>\n<p class=\"note\">A customer acts only "
-                "on its own orders, a vendor only on orders holding its "
-                "items. Totals are shown in %s major units (%s).</p>\n",
-                cur,
-                money_format(jint(o, "total_cents"), cur, buf, sizeof(buf)));
+    cbuf_printf(
+        b,
+        "</tbody></table>\n<p class=\"note\">A customer acts only "
+        "on its own orders, a vendor only on orders whose every "
+        "line is theirs. Totals are shown in %s major units (%s).</p>\n",
+        cur, money_format(jint(o, "total_cents"), cur, buf, sizeof(buf)));
     page_foot(b);
 }
 

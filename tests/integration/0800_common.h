@@ -47,10 +47,10 @@
 #define C0800_CANCEL_RATE 0.2857 /* 2 of 7, four decimals down */
 #define C0800_EXPIRY_RATE 0.1428 /* 1 of 7 */
 
-static void c0800_sendf(ktest_t *k, const char *fmt, ...)
+static inline void c0800_sendf(ktest_t *k, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-static void
+static inline void
 c0800_sendf(ktest_t *k, const char *fmt, ...)
 {
     char buf[2048];
@@ -62,7 +62,7 @@ c0800_sendf(ktest_t *k, const char *fmt, ...)
     ktest_send_cmd(k, buf);
 }
 
-static void
+static inline void
 c0800_checkout(ktest_t *k, const char *key, const char *id,
                const char *currency, const char *items, const char *extra)
 {
@@ -75,7 +75,7 @@ c0800_checkout(ktest_t *k, const char *key, const char *id,
         key, key, id, key, currency, items, extra);
 }
 
-static void
+static inline void
 c0800_pay(ktest_t *k, const char *key, const char *id, long amount,
           const char *currency)
 {
@@ -87,7 +87,7 @@ c0800_pay(ktest_t *k, const char *key, const char *id, long amount,
                 key, id, key, amount, currency);
 }
 
-static void
+static inline void
 c0800_admin(ktest_t *k, const char *key, const char *type, const char *id,
             const char *extra)
 {
@@ -97,7 +97,7 @@ c0800_admin(ktest_t *k, const char *key, const char *type, const char *id,
                 key, type, id, extra);
 }
 
-static void
+static inline void
 c0800_wait(ktest_t *k, const char *sql, int64_t expected)
 {
     int64_t got = ktest_wait_sql(k, sql, expected, 60);
@@ -108,7 +108,7 @@ c0800_wait(ktest_t *k, const char *sql, int64_t expected)
 
 /* Builds the shop through the worker (running, with --expiry-interval
  * short enough to expire O5 within a minute). */
-static void
+static inline void
 c0800_shop(ktest_t *k)
 {
     static const char *const products[] = {
@@ -195,7 +195,7 @@ c0800_shop(ktest_t *k)
  * receives the whole answer, headers and body (caller frees), and *body
  * (may be NULL) points at its body.
  */
-static int
+static inline int
 c0800_http(int port, const char *path, const char *headers, char **resp,
            char **body)
 {
@@ -248,7 +248,7 @@ c0800_http(int port, const char *path, const char *headers, char **resp,
 }
 
 /* GET path expecting 200 with a JSON body; returns it (caller decrefs). */
-static json_t *
+static inline json_t *
 c0800_json(int port, const char *path)
 {
     char *resp, *body;

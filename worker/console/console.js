@@ -98,7 +98,10 @@ function rates(samples) {
 
 function drawChart(samples) {
   const svg = document.getElementById('chart');
-  const W = 800, H = 220, L = 48, R = 10, T = 10, B = 24;
+  /* drawn in the element's own pixels: text keeps its size at any width */
+  const W = Math.max(300, Math.round(svg.clientWidth || 800));
+  const H = 220, L = 48, R = 10, T = 10, B = 24;
+  svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
   const pts = rates(samples);
   svg.replaceChildren();
   const axis = document.createElementNS(SVG, 'path');
