@@ -217,6 +217,16 @@ respond_text(struct MHD_Connection *conn, unsigned status, const char *text)
                    strlen(text));
 }
 
+/* 1 if url is a path of this host safe to redirect to: no scheme, no
+ * other host ("//x"), nothing that would break a header line */
+static int
+plain_path(const char *url)
+{
+    return url[0] == '/' && url[1] != '/' &&
+           strspn(url, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                       "0123456789/_.-") == strlen(url);
+}
+
 /* ?token= hand-off: sets the cookie, redirects to the page without it */
 static enum MHD_Result
 hand_off(struct MHD_Connection *conn, const console_t *c, const char *url)
@@ -231,8 +241,7 @@ hand_off(struct MHD_Connection *conn, const console_t *c, const char *url)
     snprintf(cookie, sizeof(cookie),
              CONSOLE_COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict", c->token);
     MHD_add_response_header(resp, "Set-Cookie", cookie);
-    /* only our own path: the url is the request's decoded path */
-    MHD_add_response_header(resp, "Location", url);
+    MHD_add_response_header(resp, "Location", plain_path(url) ? url : "/");
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
     ret = MHD_queue_response(conn, MHD_HTTP_SEE_OTHER, resp);
@@ -309,7 +318,10 @@ console_answer(console_t *c, struct MHD_Connection *conn, const char *url,
             return respond_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
                                 "out of memory\n");
         }
-        return respond(conn, job->rep.status, job->rep.type, body, len);
+        return respond(conn, job->rep.status,
+                       job->rep.type ? job->rep.type
+                                     : "text/plain; charset=utf-8",
+                       body, len);
     }
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return respond_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
