@@ -64,7 +64,8 @@ typedef struct opt {
 #define O CONFIG_ORDER
 #define E CONFIG_EVENTS
 #define D CONFIG_DLQ
-#define PG (R | M | P | C | O)
+#define Q CONFIG_REPORT
+#define PG (R | M | P | C | O | Q)
 
 /* in the order --help lists them; a name may appear twice when two
  * subcommands give one flag different meanings (--dry-run, --source) */
@@ -159,6 +160,14 @@ static const opt_t options[] = {
     {"http-timeout", "ORDERD_HTTP_TIMEOUT", OPT_DURATION, OFF(http_timeout_ms),
      "10s", R, NULL, 1000, 86400000, NULL,
      "the metrics endpoint closes a connection idle this long"},
+    {"console-token", "ORDERD_CONSOLE_TOKEN", OPT_STR, OFF(console_token), "",
+     R, "TOKEN", 0, 0, NULL,
+     "bearer token the console asks for; required when --metrics-addr is "
+     "not loopback (prefer the variable or --console-token-file: a flag "
+     "shows in the process list)"},
+    {"console-token-file", "ORDERD_CONSOLE_TOKEN_FILE", OPT_STR,
+     OFF(console_token_file), "", R, "FILE", 0, 0, NULL,
+     "file whose first line is the console's bearer token"},
     {"scheduler", "ORDERD_SCHEDULER", OPT_BOOL, OFF(scheduler), "true", R, NULL,
      0, 0, NULL,
      "run the expiry scheduler and retention purge in this process"},
@@ -205,6 +214,17 @@ static const opt_t options[] = {
      "internal_error|poison", "select dead letters of this class"},
     {"since", NULL, OPT_TIME, OFF(dlq_since), "", D, "RFC3339", 0, 0, NULL,
      "select dead letters written at or after this time"},
+    {"by", NULL, OPT_ENUM, OFF(report_by), "day", Q, NULL, 0, 0,
+     "day|week|month", "one row per day, week (from Monday) or month, UTC"},
+    {"from", NULL, OPT_STR, OFF(report_from), "", Q, "TIME", 0, 0, NULL,
+     "orders created at or after this time, e.g. 2026-11-01 or "
+     "2026-11-01T12:00:00Z (default: 30 days before --to)"},
+    {"to", NULL, OPT_STR, OFF(report_to), "", Q, "TIME", 0, 0, NULL,
+     "orders created before this time (default: now)"},
+    {"vendor", NULL, OPT_STR, OFF(report_vendor), "", Q, "VENDOR", 0, 0, NULL,
+     "only the orders holding this vendor's items"},
+    {"format", NULL, OPT_ENUM, OFF(report_format), "text", Q, NULL, 0, 0,
+     "text|json", "tables with money in major units, or JSON (minor units)"},
     {"log-level", "ORDERD_LOG_LEVEL", OPT_ENUM, OFF(log_level), "info",
      CONFIG_ALL, NULL, 0, 0, "error|warn|info|debug", "log threshold"},
     {"log-format", "ORDERD_LOG_FORMAT", OPT_ENUM, OFF(log_format), "text",
@@ -220,11 +240,12 @@ static const opt_t options[] = {
 #undef O
 #undef E
 #undef D
+#undef Q
 #undef PG
 
 static const char *const cmd_names[CONFIG_NCMDS] = {
     "run",   "migrate", "topics", "send", "replay",
-    "check", "order",   "events", "dlq"};
+    "check", "order",   "events", "dlq",  "report"};
 
 const char *
 config_cmd_name(unsigned cmd)
