@@ -121,8 +121,8 @@ int
 attempt_rereading(executor_t *ex)
 {
     for (int i = 0; i < ex->n; i++) {
-        assigned_t *a =
-            attempt_assigned_find(ex, ex->batch[i].topic, ex->batch[i].partition);
+        assigned_t *a = attempt_assigned_find(ex, ex->batch[i].topic,
+                                              ex->batch[i].partition);
 
         if (a == NULL || ex->batch[i].offset >= a->replay_until)
             return 0;
@@ -401,7 +401,7 @@ fail:
  */
 od_status_t
 attempt_run(executor_t *ex, int blocking, int lean, attempt_end_t *end,
-              char *err, size_t errlen)
+            char *err, size_t errlen)
 {
     batch_needs_t needs;
     batch_load_t *load = NULL;
@@ -494,4 +494,3 @@ out:
     batch_msgs_free(ex);
     return st;
 }
-

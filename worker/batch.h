@@ -65,6 +65,10 @@ void batch_free(batch_t *b);
 void batch_prepare(const apply_config_t *cfg, batch_msg_t *msgs, int n,
                    batch_needs_t *needs);
 void batch_msg_free(batch_msg_t *m);
+/* Parses one message as batch_prepare does (a parked command that is
+ * resumed keeps its own source and skips the checks it passed when it
+ * was first taken). */
+void batch_msg_prepare(batch_msg_t *m, const apply_config_t *cfg);
 void batch_needs_free(batch_needs_t *needs);
 
 /*
