@@ -21,6 +21,8 @@
 #include <strings.h>
 #include <sys/types.h>
 
+#include "kvfile.h"
+
 /*
  * OPT_LIST: a repeatable option whose values are joined with ';' (the
  * variable gives the joined form itself). OPT_FLAG takes no value.
@@ -510,12 +512,6 @@ set_defaults(od_config_t *cfg)
             abort(); /* a bad default is a programming error */
 }
 
-static int
-is_blank(int c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
 /* The row for a file's or a variable's name: one with a variable. */
 static const opt_t *
 find_settable(const char *name, size_t len)
@@ -564,106 +560,70 @@ cmds_text(unsigned cmds, char *buf, size_t len)
     return buf;
 }
 
+/* where each option of a configuration file was set (line numbers), to
+ * refuse a name given twice */
+typedef struct file_state {
+    od_config_t *cfg;
+    int set_at[OD_ARRAY_LEN(options)];
+} file_state_t;
+
+static int
+file_setting(void *arg, const char *path, int lineno, char *name, char *value,
+             char *err, size_t errlen)
+{
+    file_state_t *fs = arg;
+    char where[512];
+    const opt_t *o;
+    size_t idx;
+
+    for (const char *c = name; *c; c++)
+        if (!islower((unsigned char)*c) && !isdigit((unsigned char)*c) &&
+            *c != '-') {
+            od_err(err, errlen,
+                   "%s:%d: expected name = value, with a long option "
+                   "name (lower case, digits, '-') before the '='",
+                   path, lineno);
+            return -1;
+        }
+    o = find_settable(name, strlen(name));
+    if (o == NULL) {
+        if (find_flag(name, strlen(name), 0) != NULL)
+            od_err(err, errlen,
+                   "%s:%d: %s is a command-line flag, not a setting of "
+                   "a configuration file",
+                   path, lineno, name);
+        else
+            od_err(err, errlen, "%s:%d: unknown option '%s'", path, lineno,
+                   name);
+        return -1;
+    }
+    if (o->type == OPT_CONFIG) {
+        od_err(err, errlen, "%s:%d: a configuration file cannot name another",
+               path, lineno);
+        return -1;
+    }
+    idx = (size_t)(o - options);
+    if (fs->set_at[idx] != 0 && o->type != OPT_LIST) {
+        od_err(err, errlen, "%s:%d: %s is already set on line %d", path, lineno,
+               name, fs->set_at[idx]);
+        return -1;
+    }
+    snprintf(where, sizeof(where), "%s:%d: %s", path, lineno, name);
+    if (set_opt(fs->cfg, o, value, fs->set_at[idx] != 0, where, 0, err,
+                errlen) < 0)
+        return -1;
+    fs->set_at[idx] = lineno;
+    return 0;
+}
+
 int
 config_load_file(od_config_t *cfg, const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "r");
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    int lineno = 0, rc = -1;
-    /* where each option was set, to refuse a name given twice */
-    int set_at[OD_ARRAY_LEN(options)] = {0};
+    static const kvfile_kind_t kind = {"configuration file", "name = value",
+                                       "name"};
+    file_state_t fs = {.cfg = cfg};
 
-    if (f == NULL) {
-        od_err(err, errlen, "could not open configuration file %s: %s", path,
-               strerror(errno));
-        return -1;
-    }
-    while ((len = getline(&line, &cap, f)) >= 0) {
-        char *name = line, *eq, *nend, *value, where[512];
-        const opt_t *o;
-        size_t idx;
-
-        lineno++;
-        while (len > 0 && is_blank((unsigned char)line[len - 1]))
-            line[--len] = '\0';
-        while (is_blank((unsigned char)*name))
-            name++;
-        if (*name == '\0' || *name == '#')
-            continue;
-        /* Never quote the line back: it may hold a password. */
-        if (strlen(name) != (size_t)(len - (name - line))) {
-            od_err(err, errlen, "%s:%d: NUL byte in line", path, lineno);
-            goto out;
-        }
-        eq = strchr(name, '=');
-        if (eq == NULL) {
-            od_err(err, errlen, "%s:%d: expected name = value", path, lineno);
-            goto out;
-        }
-        nend = eq;
-        while (nend > name && is_blank((unsigned char)nend[-1]))
-            nend--;
-        if (nend == name) {
-            od_err(err, errlen,
-                   "%s:%d: expected name = value, the name is "
-                   "empty",
-                   path, lineno);
-            goto out;
-        }
-        for (const char *c = name; c < nend; c++)
-            if (!islower((unsigned char)*c) && !isdigit((unsigned char)*c) &&
-                *c != '-') {
-                od_err(err, errlen,
-                       "%s:%d: expected name = value, with a long option "
-                       "name (lower case, digits, '-') before the '='",
-                       path, lineno);
-                goto out;
-            }
-        *nend = '\0';
-        value = eq + 1;
-        while (is_blank((unsigned char)*value))
-            value++;
-        o = find_settable(name, strlen(name));
-        if (o == NULL) {
-            if (find_flag(name, strlen(name), 0) != NULL)
-                od_err(err, errlen,
-                       "%s:%d: %s is a command-line flag, not a setting of "
-                       "a configuration file",
-                       path, lineno, name);
-            else
-                od_err(err, errlen, "%s:%d: unknown option '%s'", path, lineno,
-                       name);
-            goto out;
-        }
-        if (o->type == OPT_CONFIG) {
-            od_err(err, errlen,
-                   "%s:%d: a configuration file cannot name another", path,
-                   lineno);
-            goto out;
-        }
-        idx = (size_t)(o - options);
-        if (set_at[idx] != 0 && o->type != OPT_LIST) {
-            od_err(err, errlen, "%s:%d: %s is already set on line %d", path,
-                   lineno, name, set_at[idx]);
-            goto out;
-        }
-        snprintf(where, sizeof(where), "%s:%d: %s", path, lineno, name);
-        if (set_opt(cfg, o, value, set_at[idx] != 0, where, 0, err, errlen) < 0)
-            goto out;
-        set_at[idx] = lineno;
-    }
-    if (ferror(f)) {
-        od_err(err, errlen, "could not read configuration file %s: %s", path,
-               strerror(errno));
-        goto out;
-    }
-    rc = 0;
-out:
-    free(line);
-    fclose(f);
-    return rc;
+    return kvfile_read(path, &kind, file_setting, &fs, err, errlen);
 }
 
 /* one flag of the command line, found but not yet applied */
