@@ -59,5 +59,9 @@ od_status_t console_dlq_page(db_t *db, int json, console_reply_t *rep,
 /* Bytes as one line of printable text: od_escape's escapes, a NUL byte as
  * \x00; at most max input bytes, "..." after when cut. */
 void console_preview(cbuf_t *b, const unsigned char *p, size_t len, size_t max);
+/* us since the epoch as UTC ISO 8601, to the second */
+void console_iso_time(int64_t us, char *buf, size_t len);
+/* j (taken) as the reply's JSON body */
+void console_reply_json(console_reply_t *rep, json_t *j);
 
 #endif

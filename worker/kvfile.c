@@ -45,8 +45,8 @@ split_line(char *line, size_t len, const char *path, int lineno,
     while (end > start && is_blank((unsigned char)end[-1]))
         end--;
     if (end == start) {
-        od_err(err, errlen, "%s:%d: expected %s, the %s is empty", path,
-               lineno, kind->shape, kind->noun);
+        od_err(err, errlen, "%s:%d: expected %s, the %s is empty", path, lineno,
+               kind->shape, kind->noun);
         return -1;
     }
     *end = '\0';
