@@ -94,8 +94,9 @@ od_status_t batch_load_take(batch_t *b, batch_load_t *load, char *err,
  */
 int batch_quiet_duplicates(batch_t *b, const batch_msg_t *msgs, int n);
 
-/* 1 if the message needs a row another executor holds. */
-int batch_msg_held(const batch_t *b, const batch_msg_t *m);
+/* 1 if the message needs a row another executor holds: its order, a
+ * product it names, or the product of one of its order's items. */
+int batch_msg_held(batch_t *b, const batch_msg_t *m);
 
 /*
  * Decides every message whose skip is 0, in order, against the loaded

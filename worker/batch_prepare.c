@@ -134,8 +134,21 @@ batch_msg_free(batch_msg_t *m)
     command_env_free(&m->env);
 }
 
+/* 1 if one of the order's items is of a held product: what the order's
+ * commands change (stock comes back on a cancel, a refund, an expiry). */
+static int
+items_held(batch_t *b, const char *oid, int64_t held)
+{
+    const snap_order_t *o = oid != NULL ? snap_order(&b->snap, oid) : NULL;
+
+    for (int i = 0; o != NULL && i < o->nitems; i++)
+        if (o->items[i].product_id == held)
+            return 1;
+    return 0;
+}
+
 int
-batch_msg_held(const batch_t *b, const batch_msg_t *m)
+batch_msg_held(batch_t *b, const batch_msg_t *m)
 {
     const json_t *root = m->env.root, *items, *it;
     const char *oid;
@@ -150,6 +163,9 @@ batch_msg_held(const batch_t *b, const batch_msg_t *m)
     for (int k = 0; k < b->held_products.n; k++) {
         int64_t held = *(int64_t *)b->held_products.v[k], id;
         char err[8];
+
+        if (items_held(b, oid, held))
+            return 1;
 
         if (json_field_id(root, "product_id", 1, &id, err, sizeof(err)) == 0 &&
             id == held)

@@ -4,7 +4,8 @@
  * same partition, a checkout of product 2 wait (the partition's order
  * holds), while a checkout of product 3 on another partition is applied in
  * the meantime. Once the lock goes, both waiting checkouts are applied, in
- * their partition's order. */
+ * their partition's order. A cancel, which names only its order, waits in
+ * the same way for the products of the order's items. */
 #include "ktest.h"
 
 #include <signal.h>
@@ -137,6 +138,63 @@ START_TEST(test_other_partitions_go_on_while_a_row_is_held)
 }
 END_TEST
 
+/*
+ * A command that names only its order (a cancel) needs the products of
+ * the order's items too (the stock goes back): while another transaction
+ * holds one of them it waits like a checkout would, instead of being
+ * decided without that row (an internal_error, with a dead-letter copy).
+ */
+START_TEST(test_an_order_command_waits_for_its_items_products)
+{
+    const char *one[] = {"--threads", "1", NULL};
+    char err[512];
+    db_t *held;
+    pid_t w;
+
+    for (int i = 1; i <= 2; i++)
+        send_product(i);
+    send_checkout("co-1", 1, 1, "1");
+    ktest_flush(&k);
+    w = ktest_worker_start(&k, one);
+    ck_assert_int_eq(ktest_wait_results(&k, 3, 90), 3);
+    ck_assert_str_eq(itest_outcome(ktest_result(&k, "co-1", 0)), "applied");
+
+    /* another transaction holds product 1, the order's only item */
+    held = db_connect(k.conninfo, err, sizeof(err));
+    ck_assert_msg(held != NULL, "%s", err);
+    itest_exec(held, "BEGIN");
+    itest_exec(held, "SELECT 1 FROM products WHERE id = 1 FOR UPDATE");
+    ktest_send(&k, "1",
+               "{\"dedup_key\":\"cancel-1\",\"type\":\"cancel\","
+               "\"actor\":{\"role\":\"admin\",\"id\":\"ops\"},"
+               "\"order_id\":\"00000000-0000-4000-8000-000000000001\"}");
+    ktest_flush(&k);
+    ck_assert_int_eq(ktest_wait_sql(&k,
+                                    "SELECT count(*) FROM pg_stat_activity"
+                                    " WHERE datname = current_database()"
+                                    " AND wait_event_type = 'Lock'"
+                                    " AND application_name ="
+                                    " 'orderd-executor-0'",
+                                    1, 60),
+                     1);
+    ck_assert_int_eq(itest_int(k.db, "SELECT count(*) FROM processed_commands"
+                                     " WHERE dedup_key = 'cancel-1'"),
+                     0);
+
+    itest_exec(held, "ROLLBACK");
+    db_destroy(held);
+    ck_assert_int_eq(ktest_wait_results(&k, 4, 90), 4);
+    ck_assert_str_eq(itest_outcome(ktest_result(&k, "cancel-1", 0)), "applied");
+    ck_assert_int_eq(itest_int(k.db, "SELECT stock FROM products WHERE id = 1"),
+                     10);
+    ck_assert_int_eq(itest_int(k.db, "SELECT count(*) FROM outbox WHERE"
+                                     " headers ? 'orderd-error'"),
+                     0);
+    itest_assert_stock_matches_ledger(k.db);
+    ck_assert_int_eq(ktest_worker_stop(w, SIGTERM), 0);
+}
+END_TEST
+
 static Suite *
 held_rows_suite(void)
 {
@@ -146,6 +204,7 @@ held_rows_suite(void)
     tcase_set_timeout(tc, 300);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_other_partitions_go_on_while_a_row_is_held);
+    tcase_add_test(tc, test_an_order_command_waits_for_its_items_products);
     suite_add_tcase(s, tc);
     return s;
 }
