@@ -90,7 +90,7 @@ static int db_reply_timeout_ms;
  * unacknowledged.
  */
 static const char *const db_default_keys[] = {
-    "connect_timeout", "keepalives",     "keepalives_idle",
+    "connect_timeout",     "keepalives",       "keepalives_idle",
     "keepalives_interval", "keepalives_count", "tcp_user_timeout"};
 static const char *const db_default_values[] = {"10", "1", "10",
                                                 "5",  "3", "25000"};
@@ -555,8 +555,8 @@ db_open(db_t *db, char *err, size_t errlen)
         PQclear(res);
         if (db->conn != NULL)
             return OD_OK;
-        od_err(err, errlen, "could not connect to postgres: no reply within "
-                            "%d ms",
+        od_err(err, errlen,
+               "could not connect to postgres: no reply within %d ms",
                db_reply_timeout_ms);
         return OD_RETRY;
     }

@@ -49,8 +49,15 @@ kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
  * does not meet a storm. -X overrides each of them.
  */
 static const char *const kafka_net_defaults[] = {
-    "socket.timeout.ms", "30000", "socket.keepalive.enable", "true",
-    "reconnect.backoff.ms", "100", "reconnect.backoff.max.ms", "10000", NULL};
+    "socket.timeout.ms",
+    "30000", /* an unanswered request */
+    "socket.keepalive.enable",
+    "true", /* a vanished peer, idle */
+    "reconnect.backoff.ms",
+    "100", /* first reconnect */
+    "reconnect.backoff.max.ms",
+    "10000", /* reconnects after that */
+    NULL};
 
 rd_kafka_conf_t *
 kafka_conf_new(const od_config_t *cfg, const char *client_id,
