@@ -122,7 +122,9 @@ db_sqlstate_is_transient(const char *s)
     return strncmp(s, "08", 2) == 0 || strcmp(s, "40001") == 0 ||
            strcmp(s, "40P01") == 0 || strcmp(s, "57P01") == 0 ||
            strcmp(s, "57P02") == 0 || strcmp(s, "57P03") == 0 ||
-           strcmp(s, "53300") == 0 || strcmp(s, "55P03") == 0;
+           strcmp(s, "53300") == 0 || strcmp(s, "55P03") == 0 ||
+           /* statement_timeout (db_set_reply_timeout), or a cancel */
+           strcmp(s, "57014") == 0;
 }
 
 /*
