@@ -24,7 +24,10 @@
  * flight. While Postgres is black-holed the worker reports not ready; once
  * the hole is gone, its half-open connections are abandoned within the
  * documented bound (--pg-timeout, librdkafka's socket.timeout.ms) and
- * everything drains: no partition stalls past the bound. */
+ * everything drains: no partition stalls past the bound.
+ *
+ * lost_commit: a COMMIT runs on the server while its reply is lost, for
+ * certain; the retry finds it committed by the stored offsets. */
 #include "toxi.h"
 
 #include <fcntl.h>
@@ -190,8 +193,7 @@ START_TEST(test_random_faults)
     /* a bound for the whole run: ~1 s per 20 commands at worst */
     deadline = od_mono_us() + (600 + (int64_t)total / 20) * 1000000LL;
 
-    while (rounds < min_rounds || killed < kills || fm_total(&m) < total ||
-           !drained()) {
+    while (rounds < min_rounds || killed < kills || fm_total(&m) < total) {
         const char *proxy = fm_rnd(&m, 2) ? "pg" : "kafka";
         toxi_kind_t kind = (toxi_kind_t)fm_rnd(&m, TOXI_KINDS);
         int second = fm_rnd(&m, 3) == 0;
@@ -232,7 +234,15 @@ START_TEST(test_random_faults)
         rounds++;
         ck_assert_msg(fm_alive(w), "the worker exited during a fault");
         /* a quiet gap: the worker catches up a little */
-        hold(&st, fm_rnd(&m, 1000));
+        if (rounds < min_rounds || killed < kills || fm_total(&m) < total)
+            hold(&st, fm_rnd(&m, 1000));
+    }
+    /* the faults are over: the backlog of the last slices drains */
+    while (!drained()) {
+        ck_assert_msg(od_mono_us() < deadline,
+                      "no drain after the faults: %lld of %d messages done",
+                      (long long)fm_done(&k), fm_total(&m));
+        hold(&st, 100);
     }
     fprintf(stderr,
             "0360 summary: seed %u; %d commands (%d messages), %d SIGKILLs,"
@@ -329,6 +339,66 @@ START_TEST(test_black_hole)
             took);
 
     fm_wait_drained(&m, 120);
+    ck_assert_msg(fm_alive(w), "the worker exited");
+    ck_assert_int_eq(ktest_worker_stop(w, SIGTERM), 0);
+    workers[0] = 0;
+    fm_verify_db(&m);
+    fm_verify_events(&m, 120);
+    fm_free(&m);
+}
+END_TEST
+
+/*
+ * A COMMIT whose reply is lost, for certain: a test transaction holds the
+ * outbox in SHARE mode, so a batch's single round trip (its writes, its
+ * offsets and COMMIT, pipelined) waits on its outbox insert; then the
+ * Postgres path's replies become a black hole and the lock goes. The
+ * server runs the rest and commits (the offsets advance, seen directly);
+ * the worker hears nothing, abandons the connection after --pg-timeout
+ * and retries, and the stored offsets tell it the batch is in: nothing is
+ * applied twice and no command gets a second result.
+ */
+START_TEST(test_lost_commit)
+{
+    int total = env_int("ORDERD_FAULT_COMMANDS", 2000) / 4;
+    char err[512];
+    long long retries;
+    db_t *owner;
+    int64_t at;
+    pid_t w;
+
+    fm_init(&m, &k, total, 362);
+    fm_generate(&m, total / 2);
+    w = worker_start();
+    fm_wait_done(&k, fm_total(&m), 60);
+    retries = fm_metric(metrics_port, "orderd_batch_retries_total");
+    ck_assert_int_ge(retries, 0);
+
+    owner = db_connect(k.owner_conninfo, err, sizeof(err));
+    ck_assert_msg(owner != NULL, "%s", err);
+    itest_exec(owner, "BEGIN");
+    itest_exec(owner, "LOCK TABLE outbox IN SHARE MODE");
+    at = fm_done(&k);
+    fm_generate(&m, total);
+    ck_assert_int_eq(ktest_wait_sql(&k,
+                                    "SELECT (count(*) > 0)::int FROM"
+                                    " pg_stat_activity WHERE datname ="
+                                    " current_database() AND"
+                                    " wait_event_type = 'Lock'",
+                                    1, 60),
+                     1);
+    /* the batch waits inside its last round trip: its replies go */
+    toxi_add(api_port, "pg", "hole", "timeout", "downstream", "\"timeout\":0");
+    itest_exec(owner, "COMMIT");
+    db_destroy(owner);
+    /* the server committed it (the offsets moved) with nobody to tell */
+    fm_wait_done(&k, at + 1, 30);
+    toxi_remove(api_port, "pg", "hole");
+
+    fm_wait_drained(&m, 120);
+    ck_assert_msg(fm_metric(metrics_port, "orderd_batch_retries_total") >
+                      retries,
+                  "the batch whose COMMIT reply was lost was not retried");
     ck_assert_msg(fm_alive(w), "the worker exited");
     ck_assert_int_eq(ktest_worker_stop(w, SIGTERM), 0);
     workers[0] = 0;
@@ -479,8 +549,10 @@ network_suite(void)
     tcase_set_timeout(tc, 3600 * 4); /* scripts/soak runs it for hours */
     tcase_add_unchecked_fixture(tc, servers_up, servers_down);
     tcase_add_checked_fixture(tc, setup, teardown);
-    if (getenv("ORDERD_SOAK") == NULL)
+    if (getenv("ORDERD_SOAK") == NULL) {
+        tcase_add_test(tc, test_lost_commit);
         tcase_add_test(tc, test_black_hole);
+    }
     tcase_add_test(tc, test_random_faults);
     suite_add_tcase(s, tc);
     return s;
