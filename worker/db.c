@@ -101,12 +101,6 @@ db_set_reply_timeout(int timeout_ms)
     db_reply_timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
 }
 
-int
-db_reply_timeout(void)
-{
-    return db_reply_timeout_ms;
-}
-
 static void
 db_notice_quiet(void *arg, const PGresult *res)
 {

@@ -54,8 +54,6 @@ void db_destroy(db_t *db);
  * before any connection is opened.
  */
 void db_set_reply_timeout(int timeout_ms);
-/* The bound set by db_set_reply_timeout, in ms (0: none). */
-int db_reply_timeout(void);
 
 /*
  * Writes conninfo (NULL or "" gives "") for display into out (len bytes):
