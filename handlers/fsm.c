@@ -15,11 +15,15 @@ static const char *const fsm_names[FSM_NSTATUS] = {
 /* pending -> paid -> processing -> shipped -> delivered -> refunded;
  * pending -> cancelled | expired; paid, processing -> cancelled */
 static const fsm_transition_t fsm_table[] = {
-    {FSM_PENDING, FSM_PAID},         {FSM_PAID, FSM_PROCESSING},
-    {FSM_PROCESSING, FSM_SHIPPED},   {FSM_SHIPPED, FSM_DELIVERED},
-    {FSM_DELIVERED, FSM_REFUNDED},   {FSM_PENDING, FSM_CANCELLED},
-    {FSM_PENDING, FSM_EXPIRED},      {FSM_PAID, FSM_CANCELLED},
-    {FSM_PROCESSING, FSM_CANCELLED},
+    {FSM_PENDING, FSM_PAID, "pay"},
+    {FSM_PAID, FSM_PROCESSING, "start_processing"},
+    {FSM_PROCESSING, FSM_SHIPPED, "ship"},
+    {FSM_SHIPPED, FSM_DELIVERED, "deliver"},
+    {FSM_DELIVERED, FSM_REFUNDED, "refund"},
+    {FSM_PENDING, FSM_CANCELLED, "cancel"},
+    {FSM_PENDING, FSM_EXPIRED, "expire"},
+    {FSM_PAID, FSM_CANCELLED, "cancel"},
+    {FSM_PROCESSING, FSM_CANCELLED, "cancel"},
 };
 
 int

@@ -22,10 +22,12 @@ typedef enum fsm_status {
     FSM_NSTATUS
 } fsm_status_t;
 
-/* One legal transition. */
+/* One legal transition and the command type that takes it (its roles are
+ * the dispatch table's, handlers/registry.c). */
 typedef struct fsm_transition {
     fsm_status_t from;
     fsm_status_t to;
+    const char *command;
 } fsm_transition_t;
 
 /* The status named s ("pending", ...), or -1 for an unknown or NULL name. */

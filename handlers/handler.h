@@ -98,6 +98,17 @@ const handler_t *handler_find(const char *type);
 /* The i-th entry of the dispatch table, NULL past the end: for code that
  * must cover every handler (the fuzz targets). */
 const handler_t *handler_at(size_t i);
+/*
+ * What may happen next to an order in status (a name, "pending", ...): one
+ * object per transition the state machine table (fsm.c) allows from it,
+ * {"command", "to", "roles": [...]}, the roles being those the dispatch
+ * table admits for the command. A customer may act only on its own
+ * orders and a vendor only on orders whose every line is theirs
+ * (snapshot.c), which
+ * "roles" does not repeat. A new reference (caller decrefs): an empty
+ * array for a final or unknown status, NULL when out of memory.
+ */
+json_t *handler_available_actions(const char *status);
 
 /* result helpers */
 void cmd_result_init(cmd_result_t *res);

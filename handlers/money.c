@@ -12,6 +12,8 @@
 #include "money.h"
 
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 
 #define MONEY_BPS 10000
 
@@ -73,4 +75,47 @@ int
 money_country_valid(const char *s)
 {
     return s != NULL && upper_letters(s, 2);
+}
+
+/* ISO 4217 currencies whose minor unit is not a hundredth */
+static const struct {
+    char code[4];
+    int exponent;
+} money_exponents[] = {
+    {"BIF", 0}, {"CLP", 0}, {"DJF", 0}, {"GNF", 0}, {"ISK", 0}, {"JPY", 0},
+    {"KMF", 0}, {"KRW", 0}, {"PYG", 0}, {"RWF", 0}, {"UGX", 0}, {"UYI", 0},
+    {"VND", 0}, {"VUV", 0}, {"XAF", 0}, {"XOF", 0}, {"XPF", 0}, {"BHD", 3},
+    {"IQD", 3}, {"JOD", 3}, {"KWD", 3}, {"LYD", 3}, {"OMR", 3}, {"TND", 3},
+    {"CLF", 4}, {"UYW", 4},
+};
+
+int
+money_currency_exponent(const char *currency)
+{
+    for (size_t i = 0; currency != NULL &&
+                       i < sizeof(money_exponents) / sizeof(money_exponents[0]);
+         i++)
+        if (strcmp(money_exponents[i].code, currency) == 0)
+            return money_exponents[i].exponent;
+    return 2;
+}
+
+const char *
+money_format(int64_t minor, const char *currency, char *buf, size_t len)
+{
+    int e = money_currency_exponent(currency);
+    /* the magnitude as unsigned: INT64_MIN has no positive counterpart */
+    uint64_t mag = minor < 0 ? (uint64_t)0 - (uint64_t)minor : (uint64_t)minor;
+    uint64_t scale = 1;
+
+    for (int i = 0; i < e; i++)
+        scale *= 10;
+    if (e == 0)
+        snprintf(buf, len, "%s%llu %s", minor < 0 ? "-" : "",
+                 (unsigned long long)mag, currency ? currency : "");
+    else
+        snprintf(buf, len, "%s%llu.%0*llu %s", minor < 0 ? "-" : "",
+                 (unsigned long long)(mag / scale), e,
+                 (unsigned long long)(mag % scale), currency ? currency : "");
+    return buf;
 }

@@ -3,6 +3,7 @@
 #ifndef OD_MONEY_H
 #define OD_MONEY_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /*
@@ -27,5 +28,22 @@ int money_currency_valid(const char *s);
 
 /* 1 if s is a country code: exactly 2 upper-case ASCII letters */
 int money_country_valid(const char *s);
+
+/*
+ * The number of minor-unit digits of a currency (ISO 4217): 0 for JPY,
+ * KRW and the other currencies without a minor unit, 3 for BHD, KWD and
+ * the like, 2 for every other code. Amounts are kept in minor units
+ * whatever the currency (the contract's *_cents fields); this says only
+ * how to show them.
+ */
+int money_currency_exponent(const char *currency);
+
+/*
+ * Formats minor units as major units with the currency's exponent
+ * ("1234", "EUR" -> "12.34 EUR"; "1234", "JPY" -> "1234 JPY"; negative
+ * amounts get a leading minus) into buf (at least 40 bytes). Returns buf.
+ */
+const char *money_format(int64_t minor, const char *currency, char *buf,
+                         size_t len);
 
 #endif

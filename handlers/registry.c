@@ -1,6 +1,7 @@
 /* registry.c - the dispatch table: command type, roles, parse, decide */
 #include <string.h>
 
+#include "fsm.h"
 #include "handlers.h"
 
 #define ENTRY(name, roles)                                                     \
@@ -37,4 +38,39 @@ const handler_t *
 handler_at(size_t i)
 {
     return i < OD_ARRAY_LEN(handler_table) ? &handler_table[i] : NULL;
+}
+
+json_t *
+handler_available_actions(const char *status)
+{
+    static const cmd_role_t all_roles[] = {
+        ROLE_CUSTOMER, ROLE_VENDOR, ROLE_ADMIN, ROLE_PAYMENT, ROLE_SYSTEM};
+    int from = fsm_status_parse(status);
+    const fsm_transition_t *t;
+    json_t *out = json_array();
+    size_t n = 0;
+
+    if (out == NULL || from < 0)
+        return out;
+    t = fsm_transitions(&n);
+    for (size_t i = 0; i < n; i++) {
+        const handler_t *h = handler_find(t[i].command);
+        json_t *roles, *a;
+
+        if ((int)t[i].from != from || h == NULL)
+            continue;
+        roles = json_array();
+        for (size_t r = 0; roles != NULL && r < OD_ARRAY_LEN(all_roles); r++)
+            if (h->roles & (unsigned)all_roles[r])
+                json_array_append_new(roles,
+                                      json_string(cmd_role_name(all_roles[r])));
+        a = json_pack("{s:s, s:s, s:o}", "command", t[i].command, "to",
+                      fsm_status_name(t[i].to), "roles",
+                      roles ? roles : json_array());
+        if (a == NULL || json_array_append_new(out, a) != 0) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
 }

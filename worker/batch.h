@@ -39,11 +39,16 @@ typedef struct batch_needs {
     pgarray_t dsources;  /* text[], with dkeys: the dedup identities */
     pgarray_t dkeys;
     int ncheckouts;
+    /* load the dedup rows only: a replay re-reading commands it applied
+     * before needs nothing else to find them duplicates (see
+     * batch_quiet_duplicates) */
+    int dedup_only;
 } batch_needs_t;
 
 typedef struct batch {
     snapshot_t snap;
-    snap_vec_t dedup;  /* dedup_row_t */
+    snap_vec_t dedup; /* dedup_row_t */
+    dedup_index_t dedup_ix;
     snap_vec_t parked; /* deferred_row_t */
     snap_vec_t events; /* outbox_row_t */
     /* rows held by another executor (try mode): what to carry */
@@ -60,6 +65,10 @@ void batch_free(batch_t *b);
 void batch_prepare(const apply_config_t *cfg, batch_msg_t *msgs, int n,
                    batch_needs_t *needs);
 void batch_msg_free(batch_msg_t *m);
+/* Parses one message as batch_prepare does (a parked command that is
+ * resumed keeps its own source and skips the checks it passed when it
+ * was first taken). */
+void batch_msg_prepare(batch_msg_t *m, const apply_config_t *cfg);
 void batch_needs_free(batch_needs_t *needs);
 
 /*
@@ -76,6 +85,14 @@ od_status_t batch_load_queue(db_t *db, const batch_needs_t *needs, int try_,
  * the queued statements returned; frees load. */
 od_status_t batch_load_take(batch_t *b, batch_load_t *load, char *err,
                             size_t errlen) OD_MUSTCHECK;
+
+/*
+ * 1 when every message whose skip is 0 is a quiet re-read of one decided
+ * before: poison, or a command whose dedup row the load found (and that
+ * is not an internal_error refusal the same body may take over). Then a
+ * dedup-only load decided the batch; otherwise it needs the full load.
+ */
+int batch_quiet_duplicates(batch_t *b, const batch_msg_t *msgs, int n);
 
 /* 1 if the message needs a row another executor holds. */
 int batch_msg_held(const batch_t *b, const batch_msg_t *m);

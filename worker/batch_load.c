@@ -174,6 +174,14 @@ batch_load_queue(db_t *db, const batch_needs_t *cn, int try_,
         od_err(err, errlen, "out of memory");
         return OD_RETRY;
     }
+    if (n->dedup_only) {
+        p2[0] = pgarray_str(&n->dsources);
+        p2[1] = pgarray_str(&n->dkeys);
+        *out = l;
+        return n->dkeys.n > 0 ? dedup_queue_load(db, p2[0], p2[1],
+                                                 &l->rows[L_DEDUP], err, errlen)
+                              : OD_OK;
+    }
     if (n->orders.n > 0)
         st = queue(db, l, L_ADVISORY,
                    try_ ? &stmt_advisory_try : &stmt_advisory_wait, 1, &orders,

@@ -43,7 +43,10 @@ int cli_send(const od_config_t *cfg, int raw, const char *source_name,
 int cli_replay(const od_config_t *cfg, const char *from_time, int dry_run,
                const char *topic, int loud);
 int cli_check(const od_config_t *cfg);
+/* prints the order as JSON, with the actions its status allows next */
 int cli_order(const od_config_t *cfg, const char *order_id);
+/* orderd report: the analytics of report.h as text or JSON */
+int cli_report(const od_config_t *cfg);
 /*
  * What SIGHUP re-reads: the log level and format the configuration gives
  * now (read as at start). Returns 0, or -1 with err filled.

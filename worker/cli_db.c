@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 
+#include "../handlers/handler.h"
 #include "cli.h"
 #include "db.h"
 #include "log.h"
@@ -226,7 +227,13 @@ cli_order(const od_config_t *cfg, const char *order_id)
         rc = CLI_EXIT_FAILURE;
     } else {
         json_t *j = json_loads(db_val(rows, 0, 0), 0, NULL);
-        char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        char *s;
+
+        /* what may happen next, from the state machine table */
+        json_object_set_new(j, "available_actions",
+                            handler_available_actions(json_string_value(
+                                json_object_get(j, "status"))));
+        s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 
         printf("%s\n", s ? s : db_val(rows, 0, 0));
         free(s);

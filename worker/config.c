@@ -21,6 +21,8 @@
 #include <strings.h>
 #include <sys/types.h>
 
+#include "kvfile.h"
+
 /*
  * OPT_LIST: a repeatable option whose values are joined with ';' (the
  * variable gives the joined form itself). OPT_FLAG takes no value.
@@ -64,7 +66,8 @@ typedef struct opt {
 #define O CONFIG_ORDER
 #define E CONFIG_EVENTS
 #define D CONFIG_DLQ
-#define PG (R | M | P | C | O)
+#define Q CONFIG_REPORT
+#define PG (R | M | P | C | O | Q)
 
 /* in the order --help lists them; a name may appear twice when two
  * subcommands give one flag different meanings (--dry-run, --source) */
@@ -163,6 +166,14 @@ static const opt_t options[] = {
     {"http-timeout", "ORDERD_HTTP_TIMEOUT", OPT_DURATION, OFF(http_timeout_ms),
      "10s", R, NULL, 1000, 86400000, NULL,
      "the metrics endpoint closes a connection idle this long"},
+    {"console-token", "ORDERD_CONSOLE_TOKEN", OPT_STR, OFF(console_token), "",
+     R, "TOKEN", 0, 0, NULL,
+     "bearer token the console asks for; required when --metrics-addr is "
+     "not loopback (prefer the variable or --console-token-file: a flag "
+     "shows in the process list)"},
+    {"console-token-file", "ORDERD_CONSOLE_TOKEN_FILE", OPT_STR,
+     OFF(console_token_file), "", R, "FILE", 0, 0, NULL,
+     "file whose first line is the console's bearer token"},
     {"scheduler", "ORDERD_SCHEDULER", OPT_BOOL, OFF(scheduler), "true", R, NULL,
      0, 0, NULL,
      "run the expiry scheduler and retention purge in this process"},
@@ -209,6 +220,17 @@ static const opt_t options[] = {
      "internal_error|poison", "select dead letters of this class"},
     {"since", NULL, OPT_TIME, OFF(dlq_since), "", D, "RFC3339", 0, 0, NULL,
      "select dead letters written at or after this time"},
+    {"by", NULL, OPT_ENUM, OFF(report_by), "day", Q, NULL, 0, 0,
+     "day|week|month", "one row per day, week (from Monday) or month, UTC"},
+    {"from", NULL, OPT_STR, OFF(report_from), "", Q, "TIME", 0, 0, NULL,
+     "orders created at or after this time, e.g. 2026-11-01 or "
+     "2026-11-01T12:00:00Z (default: 30 days before --to)"},
+    {"to", NULL, OPT_STR, OFF(report_to), "", Q, "TIME", 0, 0, NULL,
+     "orders created before this time (default: now)"},
+    {"vendor", NULL, OPT_STR, OFF(report_vendor), "", Q, "VENDOR", 0, 0, NULL,
+     "only the orders holding this vendor's items"},
+    {"format", NULL, OPT_ENUM, OFF(report_format), "text", Q, NULL, 0, 0,
+     "text|json", "tables with money in major units, or JSON (minor units)"},
     {"log-level", "ORDERD_LOG_LEVEL", OPT_ENUM, OFF(log_level), "info",
      CONFIG_ALL, NULL, 0, 0, "error|warn|info|debug", "log threshold"},
     {"log-format", "ORDERD_LOG_FORMAT", OPT_ENUM, OFF(log_format), "text",
@@ -224,11 +246,12 @@ static const opt_t options[] = {
 #undef O
 #undef E
 #undef D
+#undef Q
 #undef PG
 
 static const char *const cmd_names[CONFIG_NCMDS] = {
     "run",   "migrate", "topics", "send", "replay",
-    "check", "order",   "events", "dlq"};
+    "check", "order",   "events", "dlq",  "report"};
 
 const char *
 config_cmd_name(unsigned cmd)
@@ -493,12 +516,6 @@ set_defaults(od_config_t *cfg)
             abort(); /* a bad default is a programming error */
 }
 
-static int
-is_blank(int c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
 /* The row for a file's or a variable's name: one with a variable. */
 static const opt_t *
 find_settable(const char *name, size_t len)
@@ -547,106 +564,70 @@ cmds_text(unsigned cmds, char *buf, size_t len)
     return buf;
 }
 
+/* where each option of a configuration file was set (line numbers), to
+ * refuse a name given twice */
+typedef struct file_state {
+    od_config_t *cfg;
+    int set_at[OD_ARRAY_LEN(options)];
+} file_state_t;
+
+static int
+file_setting(void *arg, const char *path, int lineno, char *name, char *value,
+             char *err, size_t errlen)
+{
+    file_state_t *fs = arg;
+    char where[512];
+    const opt_t *o;
+    size_t idx;
+
+    for (const char *c = name; *c; c++)
+        if (!islower((unsigned char)*c) && !isdigit((unsigned char)*c) &&
+            *c != '-') {
+            od_err(err, errlen,
+                   "%s:%d: expected name = value, with a long option "
+                   "name (lower case, digits, '-') before the '='",
+                   path, lineno);
+            return -1;
+        }
+    o = find_settable(name, strlen(name));
+    if (o == NULL) {
+        if (find_flag(name, strlen(name), 0) != NULL)
+            od_err(err, errlen,
+                   "%s:%d: %s is a command-line flag, not a setting of "
+                   "a configuration file",
+                   path, lineno, name);
+        else
+            od_err(err, errlen, "%s:%d: unknown option '%s'", path, lineno,
+                   name);
+        return -1;
+    }
+    if (o->type == OPT_CONFIG) {
+        od_err(err, errlen, "%s:%d: a configuration file cannot name another",
+               path, lineno);
+        return -1;
+    }
+    idx = (size_t)(o - options);
+    if (fs->set_at[idx] != 0 && o->type != OPT_LIST) {
+        od_err(err, errlen, "%s:%d: %s is already set on line %d", path, lineno,
+               name, fs->set_at[idx]);
+        return -1;
+    }
+    snprintf(where, sizeof(where), "%s:%d: %s", path, lineno, name);
+    if (set_opt(fs->cfg, o, value, fs->set_at[idx] != 0, where, 0, err,
+                errlen) < 0)
+        return -1;
+    fs->set_at[idx] = lineno;
+    return 0;
+}
+
 int
 config_load_file(od_config_t *cfg, const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "r");
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    int lineno = 0, rc = -1;
-    /* where each option was set, to refuse a name given twice */
-    int set_at[OD_ARRAY_LEN(options)] = {0};
+    static const kvfile_kind_t kind = {"configuration file", "name = value",
+                                       "name"};
+    file_state_t fs = {.cfg = cfg};
 
-    if (f == NULL) {
-        od_err(err, errlen, "could not open configuration file %s: %s", path,
-               strerror(errno));
-        return -1;
-    }
-    while ((len = getline(&line, &cap, f)) >= 0) {
-        char *name = line, *eq, *nend, *value, where[512];
-        const opt_t *o;
-        size_t idx;
-
-        lineno++;
-        while (len > 0 && is_blank((unsigned char)line[len - 1]))
-            line[--len] = '\0';
-        while (is_blank((unsigned char)*name))
-            name++;
-        if (*name == '\0' || *name == '#')
-            continue;
-        /* Never quote the line back: it may hold a password. */
-        if (strlen(name) != (size_t)(len - (name - line))) {
-            od_err(err, errlen, "%s:%d: NUL byte in line", path, lineno);
-            goto out;
-        }
-        eq = strchr(name, '=');
-        if (eq == NULL) {
-            od_err(err, errlen, "%s:%d: expected name = value", path, lineno);
-            goto out;
-        }
-        nend = eq;
-        while (nend > name && is_blank((unsigned char)nend[-1]))
-            nend--;
-        if (nend == name) {
-            od_err(err, errlen,
-                   "%s:%d: expected name = value, the name is "
-                   "empty",
-                   path, lineno);
-            goto out;
-        }
-        for (const char *c = name; c < nend; c++)
-            if (!islower((unsigned char)*c) && !isdigit((unsigned char)*c) &&
-                *c != '-') {
-                od_err(err, errlen,
-                       "%s:%d: expected name = value, with a long option "
-                       "name (lower case, digits, '-') before the '='",
-                       path, lineno);
-                goto out;
-            }
-        *nend = '\0';
-        value = eq + 1;
-        while (is_blank((unsigned char)*value))
-            value++;
-        o = find_settable(name, strlen(name));
-        if (o == NULL) {
-            if (find_flag(name, strlen(name), 0) != NULL)
-                od_err(err, errlen,
-                       "%s:%d: %s is a command-line flag, not a setting of "
-                       "a configuration file",
-                       path, lineno, name);
-            else
-                od_err(err, errlen, "%s:%d: unknown option '%s'", path, lineno,
-                       name);
-            goto out;
-        }
-        if (o->type == OPT_CONFIG) {
-            od_err(err, errlen,
-                   "%s:%d: a configuration file cannot name another", path,
-                   lineno);
-            goto out;
-        }
-        idx = (size_t)(o - options);
-        if (set_at[idx] != 0 && o->type != OPT_LIST) {
-            od_err(err, errlen, "%s:%d: %s is already set on line %d", path,
-                   lineno, name, set_at[idx]);
-            goto out;
-        }
-        snprintf(where, sizeof(where), "%s:%d: %s", path, lineno, name);
-        if (set_opt(cfg, o, value, set_at[idx] != 0, where, 0, err, errlen) < 0)
-            goto out;
-        set_at[idx] = lineno;
-    }
-    if (ferror(f)) {
-        od_err(err, errlen, "could not read configuration file %s: %s", path,
-               strerror(errno));
-        goto out;
-    }
-    rc = 0;
-out:
-    free(line);
-    fclose(f);
-    return rc;
+    return kvfile_read(path, &kind, file_setting, &fs, err, errlen);
 }
 
 /* one flag of the command line, found but not yet applied */

@@ -25,10 +25,11 @@ typedef enum config_cmd {
     CONFIG_CHECK = 1u << 5,
     CONFIG_ORDER = 1u << 6,
     CONFIG_EVENTS = 1u << 7,
-    CONFIG_DLQ = 1u << 8
+    CONFIG_DLQ = 1u << 8,
+    CONFIG_REPORT = 1u << 9
 } config_cmd_t;
 
-#define CONFIG_NCMDS 9
+#define CONFIG_NCMDS 10
 #define CONFIG_ALL ((1u << CONFIG_NCMDS) - 1)
 /* the subcommands that talk to Kafka (-X, -F, --brokers) */
 #define CONFIG_KAFKA                                                           \
@@ -91,6 +92,15 @@ typedef struct od_config {
     char *dlq_offsets;      /* dlq: "3,5-9" ("": not given) */
     char *dlq_error_class;  /* dlq: internal_error | poison ("": any) */
     char *dlq_since;        /* dlq: RFC 3339 ("": not given) */
+    /* run: the console's bearer token (a secret: never logged or shown),
+     * given itself or as a file holding it ("": neither) */
+    char *console_token;
+    char *console_token_file;
+    char *report_by;     /* report: day | week | month */
+    char *report_from;   /* report: a time ("": 30 days before --to) */
+    char *report_to;     /* report: a time ("": now) */
+    char *report_vendor; /* report: one vendor's orders ("": all) */
+    char *report_format; /* report: text | json */
     /* librdkafka properties, passed on as is: first those of -F files (the
      * first nkafka_file), then -X key=value, each in command-line order */
     char *kafka_keys[CONFIG_MAX_KAFKA_PROPS];

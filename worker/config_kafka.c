@@ -8,6 +8,8 @@
 #include <strings.h>
 #include <sys/types.h>
 
+#include "kvfile.h"
+
 /*
  * Inserts one librdkafka property at index at, moving later ones up, so
  * properties read from -F files stay in front of every -X whatever the
@@ -62,84 +64,35 @@ config_add_kafka_prop(od_config_t *cfg, const char *kv, char *err,
 }
 
 static int
-is_blank(int c)
+file_property(void *arg, const char *path, int lineno, char *key, char *value,
+              char *err, size_t errlen)
 {
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+    od_config_t *cfg = arg;
+    char why[128];
+
+    for (const char *c = key; *c; c++)
+        if (*c == ' ' || *c == '\t') {
+            od_err(err, errlen, "%s:%d: a key cannot contain blanks", path,
+                   lineno);
+            return -1;
+        }
+    if (insert_kafka_prop(cfg, cfg->nkafka_file, key, strlen(key), value, err,
+                          errlen) < 0) {
+        snprintf(why, sizeof(why), "%s", err);
+        od_err(err, errlen, "%s:%d: %s", path, lineno, why);
+        return -1;
+    }
+    cfg->nkafka_file++;
+    return 0;
 }
 
 int
 config_load_kafka_file(od_config_t *cfg, const char *path, char *err,
                        size_t errlen)
 {
-    FILE *f = fopen(path, "r");
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    int lineno = 0, rc = -1;
+    static const kvfile_kind_t kind = {"-F file", "key=value", "key"};
 
-    if (f == NULL) {
-        od_err(err, errlen, "could not open -F file %s: %s", path,
-               strerror(errno));
-        return -1;
-    }
-    while ((len = getline(&line, &cap, f)) >= 0) {
-        char *key = line, *eq, *kend, *value;
-
-        lineno++;
-        while (len > 0 && is_blank((unsigned char)line[len - 1]))
-            line[--len] = '\0';
-        while (is_blank((unsigned char)*key))
-            key++;
-        if (*key == '\0' || *key == '#')
-            continue;
-        /* Never quote the line back: a misplaced password would reach the
-         * terminal, a log or a CI transcript. */
-        if (strlen(key) != (size_t)(len - (key - line))) {
-            od_err(err, errlen, "%s:%d: NUL byte in line", path, lineno);
-            goto out;
-        }
-        eq = strchr(key, '=');
-        if (eq == NULL) {
-            od_err(err, errlen, "%s:%d: expected key=value", path, lineno);
-            goto out;
-        }
-        kend = eq;
-        while (kend > key && is_blank((unsigned char)kend[-1]))
-            kend--;
-        if (kend == key) {
-            od_err(err, errlen, "%s:%d: expected key=value, the key is empty",
-                   path, lineno);
-            goto out;
-        }
-        for (const char *c = key; c < kend; c++)
-            if (is_blank((unsigned char)*c)) {
-                od_err(err, errlen, "%s:%d: a key cannot contain blanks", path,
-                       lineno);
-                goto out;
-            }
-        value = eq + 1;
-        while (is_blank((unsigned char)*value))
-            value++;
-        if (insert_kafka_prop(cfg, cfg->nkafka_file, key, (size_t)(kend - key),
-                              value, err, errlen) < 0) {
-            char why[128];
-
-            snprintf(why, sizeof(why), "%s", err);
-            od_err(err, errlen, "%s:%d: %s", path, lineno, why);
-            goto out;
-        }
-        cfg->nkafka_file++;
-    }
-    if (ferror(f)) {
-        od_err(err, errlen, "could not read -F file %s: %s", path,
-               strerror(errno));
-        goto out;
-    }
-    rc = 0;
-out:
-    free(line);
-    fclose(f);
-    return rc;
+    return kvfile_read(path, &kind, file_property, cfg, err, errlen);
 }
 
 int

@@ -33,7 +33,8 @@ struct consumer {
     rd_kafka_t *rk;
     consumer_hooks_t hooks;
     const od_sources_t *sources;
-    int member; /* health's slot for this group member */
+    int member;    /* health's slot for this group member */
+    char name[64]; /* its client id, shown by the console per partition */
     owned_t *owned;
     int nowned;
     int64_t next_lag;
@@ -70,7 +71,7 @@ owned_set(consumer_t *c, const consumer_part_t *cp, int n)
         c->owned[c->nowned].partition = cp[i].partition;
         c->owned[c->nowned].committed = cp[i].offset;
         c->owned[c->nowned].slot =
-            metrics_lag_claim(src->topic, cp[i].partition);
+            metrics_lag_claim(src->topic, cp[i].partition, c->name);
         c->nowned++;
     }
     c->next_lag = 0;
@@ -97,7 +98,7 @@ lag_update(consumer_t *c)
             continue;
         if (from < 0)
             from = lo >= 0 ? lo : 0;
-        metrics_lag_set(o->slot, hi - from);
+        metrics_lag_set(o->slot, hi - from, hi);
     }
 }
 
@@ -180,6 +181,7 @@ consumer_new(const od_config_t *cfg, const char *client_id,
     }
     rd_kafka_poll_set_consumer(c->rk);
     c->member = health_member_add(client_id);
+    snprintf(c->name, sizeof(c->name), "%s", client_id);
     return c;
 fail:
     free(c);

@@ -81,14 +81,27 @@ dedup_queue_load(db_t *db, const char *sources, const char *keys,
 }
 
 static int
+nibble(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* by hand, not sscanf: a replay decodes one fingerprint per message */
+static int
 hex_to_bytes(const char *hex, unsigned char *out, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
-        unsigned int v;
+        int hi = nibble(hex[2 * i]), lo = hi < 0 ? -1 : nibble(hex[2 * i + 1]);
 
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+        if (lo < 0)
             return -1;
-        out[i] = (unsigned char)v;
+        out[i] = (unsigned char)(hi << 4 | lo);
     }
     return 0;
 }
@@ -203,4 +216,88 @@ dedup_rows_free(snap_vec_t *rows)
     }
     free(rows->v);
     memset(rows, 0, sizeof(*rows));
+}
+
+static uint32_t
+identity_hash(const char *source, const char *key)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+
+    for (const unsigned char *p = (const unsigned char *)source; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    h = (h ^ 0xffu) * 16777619u; /* no byte of a name: the separator */
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h;
+}
+
+static int
+same_identity(const dedup_row_t *d, const char *source, const char *key)
+{
+    return strcmp(d->key, key) == 0 && strcmp(d->source, source) == 0;
+}
+
+static void
+index_put(dedup_index_t *ix, const snap_vec_t *rows, int row)
+{
+    const dedup_row_t *d = rows->v[row];
+    uint32_t mask = (uint32_t)ix->cap - 1;
+    uint32_t at = identity_hash(d->source, d->key) & mask;
+
+    /* a later row of the same identity takes the slot over */
+    while (ix->slots[at] != 0 &&
+           !same_identity(rows->v[ix->slots[at] - 1], d->source, d->key))
+        at = (at + 1) & mask;
+    ix->slots[at] = row + 1;
+}
+
+/* Indexes the rows appended since the last call; -1 out of memory. */
+static int
+index_catch_up(dedup_index_t *ix, const snap_vec_t *rows)
+{
+    if (ix->cap == 0 || rows->n * 2 > ix->cap) {
+        int cap = ix->cap > 0 ? ix->cap : 64;
+        int *slots;
+
+        while (rows->n * 2 > cap)
+            cap *= 2;
+        slots = calloc((size_t)cap, sizeof(*slots));
+        if (slots == NULL)
+            return -1;
+        free(ix->slots);
+        ix->slots = slots;
+        ix->cap = cap;
+        ix->indexed = 0;
+    }
+    for (; ix->indexed < rows->n; ix->indexed++)
+        index_put(ix, rows, ix->indexed);
+    return 0;
+}
+
+dedup_row_t *
+dedup_index_find(dedup_index_t *ix, const snap_vec_t *rows, const char *source,
+                 const char *key)
+{
+    uint32_t mask, at;
+
+    if (index_catch_up(ix, rows) < 0) {
+        /* out of memory: the scan finds the same row, only slower */
+        for (int i = rows->n - 1; i >= 0; i--)
+            if (same_identity(rows->v[i], source, key))
+                return rows->v[i];
+        return NULL;
+    }
+    mask = (uint32_t)ix->cap - 1;
+    for (at = identity_hash(source, key) & mask; ix->slots[at] != 0;
+         at = (at + 1) & mask)
+        if (same_identity(rows->v[ix->slots[at] - 1], source, key))
+            return rows->v[ix->slots[at] - 1];
+    return NULL;
+}
+
+void
+dedup_index_free(dedup_index_t *ix)
+{
+    free(ix->slots);
+    memset(ix, 0, sizeof(*ix));
 }

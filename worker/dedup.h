@@ -50,4 +50,22 @@ od_status_t dedup_purge(db_t *db, int64_t retention_ms, char *err,
 /* Frees what out's rows own and empties it. */
 void dedup_rows_free(snap_vec_t *rows);
 
+/*
+ * A batch's look-up of its dedup rows by identity: a hash over the rows
+ * of a vector that only grows, indexed lazily (rows appended since the
+ * last find are added first, so a row must have its identity before the
+ * next find). A batch of re-read duplicates looks up every message: a
+ * linear scan was quadratic in the batch size.
+ */
+typedef struct dedup_index {
+    int *slots; /* row index + 1; 0 empty */
+    int cap;    /* a power of two, at least twice the rows indexed */
+    int indexed;
+} dedup_index_t;
+
+/* The row of (source, key) in rows (the last one appended), or NULL. */
+dedup_row_t *dedup_index_find(dedup_index_t *ix, const snap_vec_t *rows,
+                              const char *source, const char *key);
+void dedup_index_free(dedup_index_t *ix);
+
 #endif

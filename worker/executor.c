@@ -1,90 +1,34 @@
-/* executor.c - batches, transactions and offsets for one executor thread
+/* executor.c - one executor thread: its consumer, batches and retries
  *
  * DESIGN: a batch is up to --batch-size messages or --batch-wait-ms after
- * its first message. It is applied in one transaction: first the
+ * its first message. It is applied in one transaction by attempt.c: the
  * consumer_offsets row of every partition in the batch is locked (in
  * ascending order) and read; messages below the stored offset were applied
  * before (a redelivery, or a zombie consumer after a rebalance) and are
- * skipped without a second result; the others go through apply_message;
- * the new offsets are written; COMMIT. A transient fault rolls everything
- * back and retries the same messages after a jittered back-off, so nothing
- * advances and nothing doubles. If a stored offset is below the batch's
- * first message (an operator replay moved it back), the batch is dropped
- * and the partitions are sought back before anything is applied.
+ * skipped without a second result; the others are decided and written;
+ * the new offsets are written; COMMIT. Here: a transient fault rolls
+ * everything back and the same messages are retried after a jittered
+ * back-off, so nothing advances and nothing doubles. If a stored offset is
+ * below the batch's first message (an operator replay moved it back), the
+ * batch is dropped and the partitions are sought back before anything is
+ * applied. The assignment callbacks read where each partition starts.
  */
 #include "executor.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
-#include "apply.h"
-#include "batch.h"
-#include "consumer.h"
-#include "db.h"
+#include "executor_int.h"
 #include "log.h"
 #include "metrics.h"
 #include "offsets.h"
 
-#define EXECUTOR_MAX_PARTS 256
-
 atomic_llong executor_messages_done;
 /* when each executor last turned its loop (od_mono_us), for the watchdog */
 static atomic_llong executor_beats[EXECUTOR_MAX_IDS];
-
-typedef struct part_state {
-    const char *topic;
-    int32_t partition;
-    int64_t first;        /* first offset of this partition in the batch */
-    int64_t stored;       /* next_offset read from Postgres */
-    int64_t replay_until; /* below this, duplicates are quiet */
-    int64_t done;         /* last offset applied or skipped (first - 1) */
-    int cut;              /* from cut_at on, carried to the next batch */
-    int64_t cut_at;
-    db_rows_t *offset_rows; /* the offset lock's row, once it ran */
-} part_state_t;
-
-typedef struct sought {
-    char topic[256];
-    int32_t partition;
-    int64_t offset;
-} sought_t;
-
-typedef struct assigned {
-    char topic[256];
-    int32_t partition;
-    int64_t start; /* where the assignment began (-2: the beginning) */
-    int stalled;   /* batches in a row this partition was carried whole */
-} assigned_t;
-
-#define EXECUTOR_IDLE_CHECK_US (1000 * 1000)
-
-struct executor {
-    int id;
-    const od_config_t *cfg;
-    apply_config_t acfg;
-    atomic_int *stop;
-    outbox_t *outbox;
-    db_t *db;
-    consumer_t *consumer;
-    consumer_msg_t *batch;
-    batch_msg_t *msgs; /* per message of the batch, per attempt */
-    char *carry;       /* per message: left for the next batch */
-    int n;
-    part_state_t parts[EXECUTOR_MAX_PARTS];
-    int nparts;
-    sought_t sought[EXECUTOR_MAX_PARTS];
-    int nsought;
-    assigned_t assigned[EXECUTOR_MAX_PARTS];
-    int nassigned;
-    int64_t last_idle_check;
-    pthread_t thread;
-    int halted;
-    unsigned int seed;
-};
 
 static void
 backoff(executor_t *ex, int attempt)
@@ -102,444 +46,6 @@ backoff(executor_t *ex, int attempt)
         atomic_store(&executor_beats[ex->id], od_mono_us());
         nanosleep(&ts, NULL);
     }
-}
-
-static int
-part_cmp(const void *a, const void *b)
-{
-    const part_state_t *x = a, *y = b;
-    int c = strcmp(x->topic, y->topic);
-
-    if (c != 0)
-        return c;
-    return (x->partition > y->partition) - (x->partition < y->partition);
-}
-
-static part_state_t *
-part_find(executor_t *ex, const char *topic, int32_t partition)
-{
-    for (int i = 0; i < ex->nparts; i++)
-        if (ex->parts[i].partition == partition &&
-            strcmp(ex->parts[i].topic, topic) == 0)
-            return &ex->parts[i];
-    return NULL;
-}
-
-static void
-collect_parts(executor_t *ex)
-{
-    ex->nparts = 0;
-    for (int i = 0; i < ex->n; i++) {
-        consumer_msg_t *m = &ex->batch[i];
-        part_state_t *p = part_find(ex, m->topic, m->partition);
-
-        if (p == NULL && ex->nparts < EXECUTOR_MAX_PARTS) {
-            p = &ex->parts[ex->nparts++];
-            p->topic = m->topic;
-            p->partition = m->partition;
-            p->first = m->offset;
-        }
-    }
-    /* ascending order: two executors never wait on each other's rows */
-    qsort(ex->parts, (size_t)ex->nparts, sizeof(ex->parts[0]), part_cmp);
-}
-
-/*
- * Queues the lock of every partition's offset row, in ascending order,
- * for the next statement's round trip (with flush, runs them now).
- * stored_offsets picks up what they returned.
- */
-static od_status_t
-lock_offsets(executor_t *ex, int flush, char *err, size_t errlen)
-{
-    od_status_t st = OD_OK;
-
-    for (int i = 0; i < ex->nparts && st == OD_OK; i++) {
-        part_state_t *p = &ex->parts[i];
-        offsets_key_t k = {ex->cfg->group, p->topic, p->partition};
-
-        st = offsets_queue_lock(ex->db, &k, &p->offset_rows, err, errlen);
-    }
-    if (st == OD_OK && flush)
-        st = db_flush(ex->db, err, errlen);
-    return st;
-}
-
-/* The stored offsets the queued locks returned; frees their rows. */
-static od_status_t
-stored_offsets(executor_t *ex, od_status_t st, char *err, size_t errlen)
-{
-    for (int i = 0; i < ex->nparts; i++) {
-        part_state_t *p = &ex->parts[i];
-
-        if (st == OD_OK &&
-            offsets_locked(p->offset_rows, &p->stored, &p->replay_until) < 0) {
-            od_err(err, errlen, "offset row of %s/%d not returned", p->topic,
-                   (int)p->partition);
-            st = OD_RETRY;
-        }
-        db_rows_free(p->offset_rows);
-        p->offset_rows = NULL;
-    }
-    return st;
-}
-
-static int
-already_sought(executor_t *ex, const part_state_t *p)
-{
-    for (int i = 0; i < ex->nsought; i++)
-        if (ex->sought[i].partition == p->partition &&
-            ex->sought[i].offset == p->stored &&
-            strcmp(ex->sought[i].topic, p->topic) == 0)
-            return 1;
-    return 0;
-}
-
-/*
- * A stored offset below the batch means an operator moved it back (replay).
- * Seek once per distinct stored value: if the broker no longer has those
- * messages (retention), the next batch starts past them and is accepted.
- */
-static int
-needs_seek_back(executor_t *ex)
-{
-    int any = 0;
-
-    for (int i = 0; i < ex->nparts; i++) {
-        part_state_t *p = &ex->parts[i];
-
-        if (p->stored < p->first && !already_sought(ex, p)) {
-            any = 1;
-            break;
-        }
-    }
-    if (!any)
-        return 0;
-    for (int i = 0; i < ex->nparts; i++) {
-        part_state_t *p = &ex->parts[i];
-        int64_t to = p->stored < p->first ? p->stored : p->first;
-
-        if (p->stored < p->first && ex->nsought < EXECUTOR_MAX_PARTS) {
-            sought_t *s = &ex->sought[ex->nsought++];
-
-            snprintf(s->topic, sizeof(s->topic), "%s", p->topic);
-            s->partition = p->partition;
-            s->offset = p->stored;
-            log_info("stored offset of %s/%d moved back to %lld: seeking",
-                     p->topic, (int)p->partition, (long long)p->stored);
-        }
-        consumer_seek(ex->consumer, p->topic, p->partition, to);
-    }
-    return 1;
-}
-
-/* A batch committed past a seek: a later replay to the same offset must
- * seek again. */
-static void
-forget_sought(executor_t *ex)
-{
-    for (int i = 0; i < ex->nparts; i++) {
-        for (int j = 0; j < ex->nsought; j++) {
-            if (ex->sought[j].partition == ex->parts[i].partition &&
-                strcmp(ex->sought[j].topic, ex->parts[i].topic) == 0) {
-                ex->sought[j] = ex->sought[--ex->nsought];
-                j--;
-            }
-        }
-    }
-}
-
-/* Outcomes of one attempt, added to the metrics only once it commits. */
-typedef struct batch_counts {
-    long long applied, rejected, duplicate, deferred, dlq, internal;
-} batch_counts_t;
-
-static void
-count_outcome(batch_counts_t *c, const apply_report_t *rep)
-{
-    c->dlq += rep->dlq;
-    c->internal += rep->internal_error;
-    switch (rep->outcome) {
-    case OUTCOME_APPLIED:
-        c->applied++;
-        break;
-    case OUTCOME_REJECTED:
-        c->rejected++;
-        break;
-    case OUTCOME_DUPLICATE:
-        c->duplicate++;
-        break;
-    case OUTCOME_DEFERRED:
-        c->deferred++;
-        break;
-    }
-}
-
-static void
-publish_counts(const batch_counts_t *c)
-{
-    atomic_fetch_add(&metrics.applied, c->applied);
-    atomic_fetch_add(&metrics.rejected, c->rejected);
-    atomic_fetch_add(&metrics.duplicate, c->duplicate);
-    atomic_fetch_add(&metrics.deferred, c->deferred);
-    atomic_fetch_add(&metrics.dlq, c->dlq);
-    atomic_fetch_add(&metrics.internal_errors, c->internal);
-}
-
-/* The batch's messages as the batch module takes them (parsed anew for
- * each attempt: a retry starts from the same bytes). */
-static void
-batch_msgs(executor_t *ex)
-{
-    memset(ex->msgs, 0, sizeof(*ex->msgs) * (size_t)ex->n);
-    for (int i = 0; i < ex->n; i++) {
-        consumer_msg_t *m = &ex->batch[i];
-        batch_msg_t *bm = &ex->msgs[i];
-
-        bm->src.source = m->source;
-        bm->src.topic = m->topic;
-        bm->src.partition = m->partition;
-        bm->src.offset = m->offset;
-        bm->src.ts_us = m->ts_us;
-        bm->src.key = m->key;
-        bm->src.key_len = m->key_len;
-        bm->payload = m->payload;
-        bm->len = m->len;
-        bm->src.traceparent = m->traceparent;
-    }
-}
-
-static void
-batch_msgs_free(executor_t *ex)
-{
-    for (int i = 0; i < ex->n; i++)
-        batch_msg_free(&ex->msgs[i]);
-}
-
-/*
- * Which messages this attempt applies: below the stored offset they were
- * applied before (skipped); in the first try, every partition's messages
- * from the first one that needs a row another executor holds are carried
- * to the next batch, so the partition's order holds and the executor goes
- * on with the rest instead of waiting. Returns 1 when at least one
- * message is applied or skipped.
- */
-static int
-choose(executor_t *ex, batch_t *b, int blocking, int64_t *skipped)
-{
-    int progress = 0;
-
-    for (int i = 0; i < ex->n; i++) {
-        batch_msg_t *bm = &ex->msgs[i];
-        part_state_t *p = part_find(ex, bm->src.topic, bm->src.partition);
-
-        if (!blocking && !p->cut && bm->src.offset >= p->stored &&
-            batch_msg_held(b, bm)) {
-            p->cut = 1;
-            p->cut_at = bm->src.offset;
-        }
-        ex->carry[i] = (char)p->cut;
-        bm->skip = p->cut || bm->src.offset < p->stored;
-        bm->quiet = bm->src.offset < p->replay_until;
-        if (p->cut)
-            continue;
-        progress = 1;
-        p->done = bm->src.offset;
-        if (bm->src.offset < p->stored)
-            (*skipped)++;
-    }
-    return progress;
-}
-
-/* The outcomes of the messages the batch applied, and their latencies
- * (Kafka timestamp to now, counted when the batch commits). */
-static void
-count_batch(executor_t *ex, batch_counts_t *c)
-{
-    for (int i = 0; i < ex->n; i++) {
-        if (ex->msgs[i].skip)
-            continue;
-        count_outcome(c, &ex->msgs[i].rep);
-        metrics_command_done(ex->msgs[i].src.ts_us, &ex->msgs[i].rep);
-    }
-}
-
-/* Queues the new stored offset of every partition that moved. */
-static od_status_t
-store_offsets(executor_t *ex, char *err, size_t errlen)
-{
-    od_status_t st = OD_OK;
-
-    for (int i = 0; i < ex->nparts && st == OD_OK; i++) {
-        part_state_t *p = &ex->parts[i];
-        offsets_key_t k = {ex->cfg->group, p->topic, p->partition};
-
-        if (p->done < p->stored)
-            continue;
-        st = offsets_queue_store(ex->db, &k, p->done + 1, err, errlen);
-    }
-    return st;
-}
-
-static void
-rollback_quietly(executor_t *ex)
-{
-    char ignore[256];
-
-    if (db_ok(ex->db) && db_rollback(ex->db, ignore, sizeof(ignore)) != OD_OK)
-        log_warn("rollback failed: %s", ignore);
-}
-
-/*
- * The fallback after a write failed in a way the snapshot could not
- * predict (a constraint, a trigger, a race the locks do not cover): the
- * same messages again, each in its own savepoint with its own load,
- * decide and write, so that only the faulty command becomes
- * internal_error (with its dead-letter copy) and its neighbours commit.
- */
-static od_status_t
-process_one_by_one(executor_t *ex, const char *why, char *err, size_t errlen)
-{
-    od_status_t st;
-    int64_t skipped = 0;
-    batch_counts_t counts = {0};
-
-    log_warn("executor %d: batch of %d failed (%s): applying it command by "
-             "command",
-             ex->id, ex->n, why);
-    batch_msgs(ex);
-    db_queue_tx(ex->db, DB_TX_BEGIN);
-    st = lock_offsets(ex, 1, err, errlen);
-    st = stored_offsets(ex, st, err, errlen);
-    if (st != OD_OK)
-        goto fail;
-    for (int i = 0; i < ex->nparts; i++) {
-        ex->parts[i].cut = 0;
-        ex->parts[i].done = ex->parts[i].first - 1;
-    }
-    (void)choose(ex, NULL, 1, &skipped);
-    for (int i = 0; i < ex->n && st == OD_OK; i++)
-        if (!ex->msgs[i].skip)
-            st = batch_apply_isolated(ex->db, &ex->acfg, &ex->msgs[i], err,
-                                      errlen);
-    if (st == OD_OK)
-        st = store_offsets(ex, err, errlen);
-    if (st == OD_OK)
-        st = db_commit(ex->db, err, errlen);
-    if (st != OD_OK && db_failed_queued(ex->db))
-        goto fail;
-    if (st == OD_OK) {
-        memset(ex->carry, 0, (size_t)ex->n);
-        atomic_fetch_add(&metrics.skipped, skipped);
-        count_batch(ex, &counts);
-        publish_counts(&counts);
-        metrics_batch_committed();
-    }
-    batch_msgs_free(ex);
-    return st;
-fail:
-    rollback_quietly(ex);
-    batch_msgs_free(ex);
-    return st;
-}
-
-/*
- * One attempt at the batch, in three steps: (1) BEGIN, the offset locks
- * and the load of every row the messages can touch, in one round trip
- * (the first try takes only free rows and reports the held ones); (2)
- * decide each applied message in memory, in order; (3) the set-based
- * writes, the new offsets and COMMIT in one round trip. *dropped set when
- * it was sought back; *busy when, in the first try, every message needed
- * a row held elsewhere (rolled back: the caller takes the blocking path).
- */
-static od_status_t
-process_batch(executor_t *ex, int blocking, int *dropped, int *busy, char *err,
-              size_t errlen)
-{
-    batch_needs_t needs;
-    batch_load_t *load = NULL;
-    batch_counts_t counts = {0};
-    batch_t b;
-    od_status_t st;
-    int64_t skipped = 0;
-    int seek = 0, progress;
-
-    *dropped = 0;
-    *busy = 0;
-    for (int i = 0; i < ex->nparts; i++) {
-        ex->parts[i].cut = 0;
-        ex->parts[i].done = ex->parts[i].first - 1;
-    }
-    memset(ex->carry, 0, (size_t)ex->n);
-    batch_msgs(ex);
-    batch_init(&b);
-    batch_prepare(&ex->acfg, ex->msgs, ex->n, &needs);
-    /* one round trip: the load covers every message until the stored
-     * offsets tell the redeliveries apart */
-    db_queue_tx(ex->db, DB_TX_BEGIN);
-    st = lock_offsets(ex, 0, err, errlen);
-    if (st == OD_OK)
-        st = batch_load_queue(ex->db, &needs, !blocking, &load, err, errlen);
-    if (st == OD_OK)
-        st = db_flush(ex->db, err, errlen);
-    if (load != NULL) {
-        od_status_t lst = batch_load_take(&b, load, err, errlen);
-
-        if (st == OD_OK)
-            st = lst;
-    }
-    batch_needs_free(&needs);
-    st = stored_offsets(ex, st, err, errlen);
-    if (st != OD_OK)
-        goto fail;
-    seek = needs_seek_back(ex);
-    if (seek) {
-        *dropped = 1;
-        st = db_rollback(ex->db, err, errlen);
-        goto out;
-    }
-    progress = choose(ex, &b, blocking, &skipped);
-    if (!progress) {
-        *busy = 1; /* every partition's next message is held */
-        st = db_rollback(ex->db, err, errlen);
-        goto out;
-    }
-    st = batch_decide(&b, &ex->acfg, ex->msgs, ex->n, err, errlen);
-    if (st == OD_OK)
-        st = batch_write_queue(ex->db, &b, err, errlen);
-    if (st == OD_OK)
-        st = store_offsets(ex, err, errlen);
-    if (st == OD_OK)
-        st = db_commit(ex->db, err, errlen);
-    if (st == OD_FATAL && db_failed_queued(ex->db) && db_ok(ex->db) &&
-        !ex->acfg.halt_on_internal_error) {
-        /* a write the snapshot did not foresee */
-        char why[1024];
-
-        snprintf(why, sizeof(why), "%.*s", (int)sizeof(why) - 1, err);
-        rollback_quietly(ex);
-        batch_free(&b);
-        batch_msgs_free(ex);
-        return process_one_by_one(ex, why, err, errlen);
-    }
-    if (st != OD_OK) {
-        /* outcome unknown: the stored offsets settle it. A write that
-         * failed left the transaction open (the COMMIT never ran). */
-        if (db_failed_queued(ex->db) || st == OD_FATAL)
-            goto fail;
-        goto out;
-    }
-    atomic_fetch_add(&metrics.skipped, skipped);
-    count_batch(ex, &counts);
-    publish_counts(&counts);
-    metrics_batch_committed();
-    goto out;
-fail:
-    rollback_quietly(ex);
-out:
-    batch_free(&b);
-    batch_msgs_free(ex);
-    return st;
 }
 
 /* Releases the applied messages (all of them if all), keeping the carried
@@ -582,16 +88,6 @@ commit_to_kafka(executor_t *ex)
         consumer_commit_async(ex->consumer, cp, n);
 }
 
-static assigned_t *
-assigned_find(executor_t *ex, const char *topic, int32_t partition)
-{
-    for (int i = 0; i < ex->nassigned; i++)
-        if (ex->assigned[i].partition == partition &&
-            strcmp(ex->assigned[i].topic, topic) == 0)
-            return &ex->assigned[i];
-    return NULL;
-}
-
 /* A partition carried whole this many batches in a row (another executor
  * keeps holding a row its next message needs) is waited for instead. */
 #define EXECUTOR_MAX_STALLS 3
@@ -600,8 +96,8 @@ static int
 stalled(executor_t *ex)
 {
     for (int i = 0; i < ex->nparts; i++) {
-        assigned_t *a =
-            assigned_find(ex, ex->parts[i].topic, ex->parts[i].partition);
+        assigned_t *a = attempt_assigned_find(ex, ex->parts[i].topic,
+                                              ex->parts[i].partition);
 
         if (a != NULL && a->stalled >= EXECUTOR_MAX_STALLS)
             return 1;
@@ -614,7 +110,7 @@ note_stalls(executor_t *ex)
 {
     for (int i = 0; i < ex->nparts; i++) {
         part_state_t *p = &ex->parts[i];
-        assigned_t *a = assigned_find(ex, p->topic, p->partition);
+        assigned_t *a = attempt_assigned_find(ex, p->topic, p->partition);
 
         if (a == NULL)
             continue;
@@ -635,13 +131,15 @@ static void
 executor_flush(executor_t *ex, int all)
 {
     char err[1024];
-    int attempt = 0, dropped = 0, busy = 0, blocking, carried = 0, done;
+    int attempt = 0, blocking, lean, carried = 0, done;
+    attempt_end_t end = ATTEMPT_COMMITTED;
     int64_t started = od_mono_us();
 
     if (ex->n == 0)
         return;
-    collect_parts(ex);
+    attempt_collect_parts(ex);
     blocking = all || stalled(ex);
+    lean = attempt_rereading(ex);
     for (;;) {
         od_status_t st;
 
@@ -651,9 +149,13 @@ executor_flush(executor_t *ex, int all)
                 goto retry;
         }
         metrics_batch_begin(); /* what a failed attempt staged is void */
-        st = process_batch(ex, blocking, &dropped, &busy, err, sizeof(err));
-        if (st == OD_OK && busy) {
+        st = attempt_run(ex, blocking, lean, &end, err, sizeof(err));
+        if (st == OD_OK && end == ATTEMPT_BUSY) {
             blocking = 1; /* every partition's next message is held */
+            continue;
+        }
+        if (st == OD_OK && end == ATTEMPT_FULL_LOAD) {
+            lean = 0;
             continue;
         }
         if (st == OD_OK)
@@ -685,13 +187,13 @@ executor_flush(executor_t *ex, int all)
         log_info("executor %d: batch applied after %d retries", ex->id,
                  attempt);
     }
-    if (dropped) {
+    if (end == ATTEMPT_SOUGHT_BACK) {
         release_batch(ex, 1);
         return;
     }
     for (int i = 0; i < ex->n; i++)
         carried += ex->carry[i];
-    forget_sought(ex);
+    attempt_forget_sought(ex);
     note_stalls(ex);
     commit_to_kafka(ex);
     done = release_batch(ex, 0);
@@ -735,7 +237,7 @@ idle_check(executor_t *ex)
                               .first = pos,
                               .stored = stored};
 
-            if (!already_sought(ex, &p)) {
+            if (!attempt_already_sought(ex, &p)) {
                 log_info("stored offset of %s/%d moved back to %lld: "
                          "seeking",
                          a->topic, (int)a->partition, (long long)p.stored);
@@ -766,6 +268,7 @@ on_assign(void *arg, consumer_part_t *parts, int n)
                  parts[i].topic);
         ex->assigned[i].partition = parts[i].partition;
         ex->assigned[i].stalled = 0;
+        ex->assigned[i].replay_until = 0;
         ex->nassigned++;
     }
     for (int i = 0; i < n; i++) {

@@ -1,4 +1,5 @@
-/* http.c - /metrics (Prometheus text format), /healthz and /readyz
+/* http.c - /metrics (Prometheus text format), /healthz and /readyz, and
+ * the console's urls (console.c)
  *
  * libmicrohttpd (Debian's libmicrohttpd-dev) serves these on its own
  * thread; the handlers only read atomics (metrics.c, health.c), so they
@@ -23,12 +24,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "console.h"
 #include "health.h"
 #include "metrics.h"
 #include "od.h"
 
 struct http {
     struct MHD_Daemon *d;
+    console_t *console;
 };
 
 static enum MHD_Result
@@ -42,8 +45,10 @@ answer(void *cls, struct MHD_Connection *conn, const char *url,
     unsigned int status = MHD_HTTP_OK;
     struct MHD_Response *resp;
     enum MHD_Result ret;
+    http_t *h = cls;
 
-    (void)cls;
+    if (h->console != NULL && console_route(url))
+        return console_answer(h->console, conn, url, method, con_cls);
     (void)version;
     (void)upload;
     (void)upload_len;
@@ -88,7 +93,7 @@ answer(void *cls, struct MHD_Connection *conn, const char *url,
 
 http_t *
 http_start(const char *addr, unsigned max_connections, unsigned timeout_s,
-           char *err, size_t errlen)
+           console_t *console, char *err, size_t errlen)
 {
     struct sockaddr_in sin;
     char host[64];
@@ -114,15 +119,17 @@ http_start(const char *addr, unsigned max_connections, unsigned timeout_s,
     h = calloc(1, sizeof(*h));
     if (h == NULL)
         return NULL;
+    h->console = console;
     /* MHD_USE_AUTO: epoll on Linux, else poll, select only as a last
-     * resort */
-    h->d =
-        MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD, (uint16_t)port, NULL,
-                         NULL, answer, NULL, MHD_OPTION_SOCK_ADDR,
-                         (struct sockaddr *)&sin, MHD_OPTION_CONNECTION_LIMIT,
-                         max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-                         timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                         (size_t)HTTP_CONNECTION_MEMORY, MHD_OPTION_END);
+     * resort; suspend/resume lets the console answer from its own thread
+     * (console.c) */
+    h->d = MHD_start_daemon(
+        MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME, (uint16_t)port,
+        NULL, NULL, answer, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
+        MHD_OPTION_CONNECTION_LIMIT, max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
+        MHD_OPTION_NOTIFY_COMPLETED, console_completed, NULL, MHD_OPTION_END);
     if (h->d == NULL) {
         od_err(err, errlen, "could not listen on %s", addr);
         free(h);

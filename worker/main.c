@@ -136,6 +136,12 @@ cmd_dlq(const od_config_t *cfg, char **pos)
     return cli_dlq(cfg, &opt, pos[0] != NULL);
 }
 
+static int
+cmd_report(const od_config_t *cfg, char **pos)
+{
+    return cli_report(cfg);
+}
+
 static const cmd_t commands[] = {
     {CONFIG_RUN, 0, 0, "",
      "the worker: executors, scheduler, outbox publisher, metrics", cmd_run},
@@ -160,6 +166,12 @@ static const cmd_t commands[] = {
      "print dead letters as JSON lines, or (redrive) produce chosen ones "
      "again to their source topic",
      cmd_dlq},
+    {CONFIG_REPORT, 0, 0,
+     "[--by day|week|month] [--from T] [--to T] [--vendor V] "
+     "[--format text|json]",
+     "order analytics per period: status mix, revenue, refunds, rates, "
+     "time to payment, top products, vendors",
+     cmd_report},
 };
 
 static const char exit_table[] =
@@ -234,7 +246,7 @@ check_config(od_config_t *cfg, const cmd_t *c)
         return CLI_EXIT_USAGE;
     }
     if (c->bit & (CONFIG_RUN | CONFIG_MIGRATE | CONFIG_REPLAY | CONFIG_CHECK |
-                  CONFIG_ORDER)) {
+                  CONFIG_ORDER | CONFIG_REPORT)) {
         int owner = c->bit == CONFIG_MIGRATE && cfg->migrate_pg[0] != '\0';
 
         if (db_conninfo_masked(owner ? cfg->migrate_pg : cfg->pg, masked,

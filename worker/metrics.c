@@ -79,6 +79,8 @@ static struct {
     const char *topic; /* NULL: free */
     int32_t partition;
     atomic_llong lag;
+    atomic_llong end;
+    char owner[64];
 } lag_slots[METRICS_LAG_SLOTS];
 static pthread_mutex_t lag_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -220,7 +222,7 @@ metrics_batch_committed(void)
 }
 
 int
-metrics_lag_claim(const char *topic, int32_t partition)
+metrics_lag_claim(const char *topic, int32_t partition, const char *owner)
 {
     int slot = -1;
 
@@ -229,7 +231,10 @@ metrics_lag_claim(const char *topic, int32_t partition)
         if (lag_slots[i].topic == NULL) {
             lag_slots[i].topic = topic;
             lag_slots[i].partition = partition;
+            snprintf(lag_slots[i].owner, sizeof(lag_slots[i].owner), "%s",
+                     owner ? owner : "");
             atomic_store(&lag_slots[i].lag, -1);
+            atomic_store(&lag_slots[i].end, -1);
             slot = i;
             break;
         }
@@ -239,10 +244,53 @@ metrics_lag_claim(const char *topic, int32_t partition)
 }
 
 void
-metrics_lag_set(int slot, int64_t lag)
+metrics_lag_set(int slot, int64_t lag, int64_t end)
 {
-    if (slot >= 0 && slot < METRICS_LAG_SLOTS)
-        atomic_store(&lag_slots[slot].lag, lag < 0 ? 0 : lag);
+    if (slot < 0 || slot >= METRICS_LAG_SLOTS)
+        return;
+    atomic_store(&lag_slots[slot].end, end);
+    atomic_store(&lag_slots[slot].lag, lag < 0 ? 0 : lag);
+}
+
+int
+metrics_lag_rows(metrics_lag_row_t *rows, int max)
+{
+    int n = 0;
+
+    /* under the lock: a slot's topic and owner change only with it held */
+    pthread_mutex_lock(&lag_lock);
+    for (int i = 0; i < METRICS_LAG_SLOTS && n < max; i++) {
+        if (lag_slots[i].topic == NULL)
+            continue;
+        snprintf(rows[n].topic, sizeof(rows[n].topic), "%s",
+                 lag_slots[i].topic);
+        rows[n].partition = lag_slots[i].partition;
+        rows[n].lag = atomic_load(&lag_slots[i].lag);
+        rows[n].end = atomic_load(&lag_slots[i].end);
+        snprintf(rows[n].owner, sizeof(rows[n].owner), "%s",
+                 lag_slots[i].owner);
+        n++;
+    }
+    pthread_mutex_unlock(&lag_lock);
+    return n;
+}
+
+int
+metrics_rejection_rows(metrics_rejection_row_t *rows, int max)
+{
+    int n = 0;
+
+    for (size_t r = 0; r < METRICS_NREASONS; r++)
+        for (size_t t = 0; t < METRICS_NTYPES && n < max; t++) {
+            long long c = atomic_load(&rejections[r][t]);
+
+            if (c == 0)
+                continue;
+            rows[n].reason = reasons[r];
+            rows[n].type = types[t];
+            rows[n++].count = c;
+        }
+    return n;
 }
 
 void

@@ -31,6 +31,8 @@ typedef struct metrics {
     atomic_llong outbox_backlog;    /* unpublished rows, -1: not sampled */
     atomic_llong outbox_oldest_ms;  /* age of the oldest of them */
     atomic_llong pg_last_answer_us; /* od_mono_us of the last answer */
+    atomic_int scheduler_leader;    /* 1: this process's scheduler */
+    atomic_llong scheduler_last_tick_us; /* od_now_us of its last tick */
 } metrics_t;
 
 extern metrics_t metrics;
@@ -63,13 +65,38 @@ void metrics_observe_publish(double seconds);
 
 /*
  * Consumer lag per partition. A slot is claimed on assignment (topic must
- * outlive the slot: the configured source's topic string) and released on
- * revoke; lag -1 means not known yet (no fetch answered). Returns the slot,
- * or -1 when all are taken (that partition then has no lag series).
+ * outlive the slot: the configured source's topic string; owner, the
+ * consumer's client id, is copied) and released on revoke; lag -1 means
+ * not known yet (no fetch answered). Returns the slot, or -1 when all are
+ * taken (that partition then has no lag series). metrics_lag_set takes
+ * the lag and the log end offset (high watermark) it was computed from.
  */
-int metrics_lag_claim(const char *topic, int32_t partition);
-void metrics_lag_set(int slot, int64_t lag);
+int metrics_lag_claim(const char *topic, int32_t partition, const char *owner);
+void metrics_lag_set(int slot, int64_t lag, int64_t end);
 void metrics_lag_release(int slot);
+
+/* One held partition as the console shows it. */
+typedef struct metrics_lag_row {
+    char topic[256];
+    int32_t partition;
+    int64_t lag; /* -1: not known yet */
+    int64_t end; /* log end offset, -1: not known yet */
+    char owner[64];
+} metrics_lag_row_t;
+
+/* Copies up to max held partitions into rows; returns how many. */
+int metrics_lag_rows(metrics_lag_row_t *rows, int max);
+
+/* Outcome counters as the console charts them (the counters above). */
+typedef struct metrics_rejection_row {
+    const char *reason; /* static */
+    const char *type;   /* static */
+    long long count;
+} metrics_rejection_row_t;
+
+/* The non-zero cells of the rejections matrix (reason by command type),
+ * up to max; returns how many. */
+int metrics_rejection_rows(metrics_rejection_row_t *rows, int max);
 
 /* The whole exposition, malloc'ed (caller frees); *len its length.
  * NULL when out of memory. */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "console.h"
 #include "db.h"
 #include "executor.h"
 #include "health.h"
@@ -311,6 +312,7 @@ cli_run(const od_config_t *cfg, cli_reload_fn reload, void *reload_arg)
     outbox_t *ob = NULL;
     scheduler_t *sched = NULL;
     http_t *http = NULL;
+    console_t *console = NULL;
     health_t *health = NULL;
     notify_t *notify = NULL;
     struct sigaction sa;
@@ -362,16 +364,43 @@ cli_run(const od_config_t *cfg, cli_reload_fn reload, void *reload_arg)
     }
     log_sources(&cfg->sources);
     if (strcmp(cfg->metrics_addr, "off") != 0 && cfg->metrics_addr[0]) {
-        http = http_start(
-            cfg->metrics_addr, http_connection_limit(cfg->http_max_connections),
-            (unsigned)((cfg->http_timeout_ms + 999) / 1000), err, sizeof(err));
+        char token[512];
+        int guarded;
+
+        if (console_token_load(cfg, token, sizeof(token), err, sizeof(err)) <
+            0) {
+            log_error("%s", err);
+            return CLI_EXIT_USAGE;
+        }
+        /* the console shows orders and dead letters: off the loopback
+         * interface only to those who hold the token */
+        if (token[0] == '\0' && !console_addr_is_loopback(cfg->metrics_addr)) {
+            log_error("--metrics-addr %s is not a loopback address: the "
+                      "console there needs a token (ORDERD_CONSOLE_TOKEN, "
+                      "--console-token-file or --console-token)",
+                      cfg->metrics_addr);
+            return CLI_EXIT_USAGE;
+        }
+        guarded = token[0] != '\0';
+        console = console_new(cfg, token, err, sizeof(err));
+        memset(token, 0, sizeof(token));
+        if (console == NULL) {
+            log_error("could not start the console: %s", err);
+            return CLI_EXIT_FAILURE;
+        }
+        http = http_start(cfg->metrics_addr,
+                          http_connection_limit(cfg->http_max_connections),
+                          (unsigned)((cfg->http_timeout_ms + 999) / 1000),
+                          console, err, sizeof(err));
         if (http == NULL) {
             log_error("%s", err);
+            console_destroy(console);
             return CLI_EXIT_FAILURE;
         }
         log_info("metrics and health on http://%s (/metrics, /healthz, "
-                 "/readyz)",
-                 cfg->metrics_addr);
+                 "/readyz), console on / (%s)",
+                 cfg->metrics_addr,
+                 guarded ? "token required" : "open: loopback only");
     } else {
         log_info("no metrics or health endpoint (--metrics-addr off)");
     }
@@ -454,7 +483,9 @@ out:
     atomic_store(&run_stage, "publishing committed events");
     outbox_destroy(ob); /* publishes what was committed, flushes */
     health_stop(health);
+    console_quiesce(console); /* resumes what it holds before the stop */
     http_stop(http);
+    console_destroy(console);
     atomic_store(&run_stage, "done");
     notify_stop(notify);
     log_info("orderd stopped");

@@ -227,6 +227,9 @@ scheduler_main(void *arg)
 
         if (scheduler_tick(s, err, sizeof(err)) != OD_OK)
             log_warn("scheduler: %s (retrying)", err);
+        else if (s->leader)
+            atomic_store(&metrics.scheduler_last_tick_us, od_now_us());
+        atomic_store(&metrics.scheduler_leader, s->leader);
         end = od_mono_us() + s->cfg->expiry_interval_ms * 1000;
         while (od_mono_us() < end && !atomic_load(&s->stop)) {
             struct timespec ts = {0, 20 * 1000 * 1000};

@@ -69,6 +69,7 @@ typedef struct bench_opts {
     bench_mix_t mix;
     int products;
     const char *type;
+    const char *series; /* measure: per-interval latencies to this file */
 } bench_opts_t;
 
 typedef struct bench_order {
@@ -657,6 +658,94 @@ result_of_type(const rd_kafka_message_t *m, const char *type)
     return yes;
 }
 
+/*
+ * The latency over time, to tell a steady queue from periodic stalls: per
+ * 100 ms of command time, the results, the worst latency and the worst
+ * share of it after the event was built (its "at": commit and publish).
+ */
+#define SERIES_SLOT_MS 100
+#define SERIES_SLOTS 36000
+
+typedef struct series {
+    int64_t t0;
+    long n[SERIES_SLOTS];
+    double worst[SERIES_SLOTS], worst_after[SERIES_SLOTS];
+} series_t;
+
+static series_t *
+series_new(int64_t t0)
+{
+    series_t *s = calloc(1, sizeof(*s));
+
+    if (s == NULL)
+        die("out of memory");
+    s->t0 = t0;
+    return s;
+}
+
+/* The event's "at" (UTC, ISO 8601 with milliseconds) in epoch ms; 0 if
+ * it has none. */
+static int64_t
+event_at_ms(const json_t *ev)
+{
+    const char *at = json_string_value(json_object_get(ev, "at"));
+    struct tm tm;
+    int ms = 0, used = 0;
+    const char *rest;
+
+    if (at == NULL)
+        return 0;
+    memset(&tm, 0, sizeof(tm));
+    if (sscanf(at, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon,
+               &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &used) != 6)
+        return 0;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    rest = at + used;
+    if (*rest == '.') {
+        size_t digits = strspn(rest + 1, "0123456789");
+
+        ms = atoi(rest + 1);
+        for (; digits > 3; digits--)
+            ms /= 10; /* microseconds and finer: to milliseconds */
+    }
+    return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+static void
+series_add(series_t *s, int64_t cmd_ms, double total, double after)
+{
+    int64_t slot;
+
+    if (s->t0 == 0)
+        s->t0 = cmd_ms;
+    slot = (cmd_ms - s->t0) / SERIES_SLOT_MS;
+    if (slot < 0 || slot >= SERIES_SLOTS)
+        return;
+    s->n[slot]++;
+    if (total > s->worst[slot])
+        s->worst[slot] = total;
+    if (after > s->worst_after[slot])
+        s->worst_after[slot] = after;
+}
+
+static void
+series_write(series_t *s, const char *path)
+{
+    FILE *f = fopen(path, "w");
+
+    if (f == NULL)
+        die("cannot write the series file");
+    fprintf(f, "# t_s results worst_ms worst_after_built_ms\n");
+    for (int i = 0; i < SERIES_SLOTS; i++)
+        if (s->n[i] > 0)
+            fprintf(f, "%.1f %ld %.0f %.0f\n",
+                    (double)i * SERIES_SLOT_MS / 1000.0, s->n[i], s->worst[i],
+                    s->worst_after[i]);
+    fclose(f);
+    free(s);
+}
+
 static int
 cmd_measure(const bench_opts_t *o)
 {
@@ -669,6 +758,7 @@ cmd_measure(const bench_opts_t *o)
     int64_t deadline = now_ms() + (int64_t)o->timeout_s * 1000;
     int latency = o->commands_topic != NULL, i;
     double sum = 0.0;
+    series_t *series = o->series != NULL ? series_new(o->from_ms) : NULL;
 
     if (o->events_topic == NULL || o->expect <= 0)
         die("measure needs --events-topic and --expect");
@@ -725,6 +815,9 @@ cmd_measure(const bench_opts_t *o)
                 }
                 lat[nlat++] = d;
                 sum += d;
+                if (series != NULL)
+                    series_add(series, cmds.ts[p][off - cmds.start[p]], d,
+                               (double)(ts - event_at_ms(ev)));
             }
             json_decref(ev);
         }
@@ -742,6 +835,8 @@ cmd_measure(const bench_opts_t *o)
                nlat ? sum / (double)nlat : 0.0);
     }
     printf("\n");
+    if (series != NULL)
+        series_write(series, o->series);
     for (i = 0; i < BENCH_MAX_PARTS; i++)
         free(cmds.ts[i]);
     free(lat);
@@ -860,6 +955,8 @@ main(int argc, char **argv)
             o.expect = parse_ll(v, a);
         else if (strcmp(a, "--from-ms") == 0)
             o.from_ms = parse_ll(v, a);
+        else if (strcmp(a, "--series") == 0)
+            o.series = v;
         else if (strcmp(a, "--timeout") == 0)
             o.timeout_s = (int)parse_ll(v, a);
         else if (strcmp(a, "--type") == 0)

@@ -1,7 +1,8 @@
 /* 0310_pg_restart: Postgres goes away while the worker drains a stream of
  * mixed commands: the cluster is stopped for a few seconds (the worker
  * keeps running, reports not ready, retries), started again, and later
- * every backend of the worker is terminated (57P01). The worker process
+ * every backend of the worker is terminated (57P01) while a batch waits
+ * on a row the test holds. The worker process
  * never exits, and the whole stream drains by itself: every command
  * applied exactly once, one result per message, stock and statuses equal
  * to an independent model, every result on the events topic, `orderd
@@ -69,11 +70,12 @@ START_TEST(test_pg_outage_and_terminated_backends)
     int total = 4000;
     const char *v = getenv("ORDERD_FAULT_COMMANDS");
     int port = fm_free_port(0);
-    char addr[64], sql[256];
+    char addr[64], sql[256], err[512], log_path[300];
     const char *extra[] = {"-X", "session.timeout.ms=6000", "--metrics-addr",
                            addr, NULL};
     long long retries;
-    int64_t at;
+    int holder_pid;
+    db_t *holder;
     pid_t w;
 
     if (v != NULL && atoi(v) > 0)
@@ -83,7 +85,8 @@ START_TEST(test_pg_outage_and_terminated_backends)
 
     /* a first quarter, and the worker well into it */
     fm_generate(&m, total / 4);
-    w = ktest_worker_start(&k, extra);
+    snprintf(log_path, sizeof(log_path), "%s/worker.log", run_dir);
+    w = ktest_worker_start_logged(&k, extra, log_path);
     workers[0] = w;
     ck_assert_msg(fm_wait_ready(port, 200, 60), "the worker never got ready");
     fm_wait_done(&k, total / 8, 60);
@@ -102,16 +105,34 @@ START_TEST(test_pg_outage_and_terminated_backends)
                   "the worker is not ready again after Postgres came back");
     fm_wait_done(&k, total / 2, 90);
 
-    /* every backend of the worker terminated mid-stream (57P01) */
+    /*
+     * Every backend of the worker terminated mid-stream (57P01), with a
+     * batch certainly in flight: a test transaction holds product 1, so
+     * the batch that next touches it waits on the lock. Terminated while
+     * idle instead, the worker would only notice on its next statement,
+     * and whether that is a batch would be up to timing.
+     */
+    holder = db_connect(k.conninfo, err, sizeof(err));
+    ck_assert_msg(holder != NULL, "%s", err);
+    itest_exec(holder, "BEGIN");
+    itest_exec(holder, "SELECT 1 FROM products WHERE id = 1 FOR UPDATE");
+    holder_pid = (int)itest_int(holder, "SELECT pg_backend_pid()");
     fm_generate(&m, total * 3 / 4);
-    at = fm_done(&k);
-    fm_wait_done(&k, at + 50, 60);
+    /* a backend held up by the holder (not any lock wait: executors may
+     * wait on each other's rows for a moment) */
+    snprintf(sql, sizeof(sql),
+             "SELECT (count(*) > 0)::int FROM pg_stat_activity WHERE %d ="
+             " ANY (pg_blocking_pids(pid))",
+             holder_pid);
+    ck_assert_int_eq(ktest_wait_sql(&k, sql, 1, 60), 1);
     retries = fm_metric(port, "orderd_batch_retries_total");
+    /* the holder goes too: its transaction ends, the lock with it */
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM"
              " pg_stat_activity WHERE datname = current_database() AND"
              " pid <> pg_backend_pid()) x");
-    ck_assert_int_ge(itest_int(k.db, sql), 2);
+    ck_assert_int_ge(itest_int(k.db, sql), 3);
+    db_destroy(holder);
     fm_generate(&m, total);
 
     fm_wait_drained(&m, 120);
@@ -163,6 +184,8 @@ cluster_down(void)
 
     if (workers != NULL && workers != MAP_FAILED && workers[0] > 0)
         kill(workers[0], SIGKILL); /* a failed test left it running */
+    snprintf(cmd, sizeof(cmd), "%s/worker.log", run_dir);
+    fm_log_tail("0310", cmd);
     if (fm_script(run_dir, "ORDERD_PG_PORT", pg_port, "pg", "stop") != 0)
         fprintf(stderr, "0310: could not stop the private postgres\n");
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", run_dir);

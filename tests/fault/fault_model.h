@@ -797,6 +797,25 @@ fm_script(const char *run_dir, const char *port_var, int port,
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
 }
 
+/* Prints the last lines of a worker's log that are not about poison
+ * messages (the stream sends many on purpose) to stderr: called as a
+ * private run dir is removed, so a failed run's output says what the
+ * worker saw, and the test's own assertion is not buried under it. */
+static inline void
+fm_log_tail(const char *label, const char *path)
+{
+    char cmd[1200];
+
+    fprintf(stderr, "--- %s: last lines of %s (poison lines left out)\n", label,
+            path);
+    fflush(stderr);
+    snprintf(cmd, sizeof(cmd),
+             "grep -v 'poison message' '%s' 2>/dev/null | tail -n 25 >&2",
+             path);
+    if (system(cmd) != 0)
+        fprintf(stderr, "(no log)\n");
+}
+
 /* Points the harness at the private cluster of run_dir, as `scripts/pg env`
  * describes it: ORDERD_TEST_PG (runtime role), ORDERD_TEST_MIGRATE_PG
  * (owner) and PGPASSFILE (their passwords) for this process and the

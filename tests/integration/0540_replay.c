@@ -8,7 +8,8 @@
  *   - --from-time (worker stopped) moves each partition back only to the
  *     first message at or after that time;
  *   - --from-beginning with the worker stopped, then started: same;
- *   - --loud: the re-read messages get a result again (duplicate). */
+ *   - --loud: the re-read messages get a result again (duplicate);
+ *   - a command whose dedup row is gone is decided anew, alone. */
 #include "0500_common.h"
 
 #include <signal.h>
@@ -403,6 +404,69 @@ START_TEST(test_replay_reaches_partitions_idle_since_restart)
 }
 END_TEST
 
+/* Orders, items, stock, ledger and history: what a command changes,
+ * without processed_commands. */
+static const char *
+state_fingerprint(char *buf, size_t len)
+{
+    return itest_text(
+        k.db,
+        "SELECT md5(concat_ws('|',"
+        " (SELECT string_agg(concat_ws(',', id, status, total_cents,"
+        "   paid_cents), ';' ORDER BY id) FROM orders),"
+        " (SELECT count(*) FROM order_items),"
+        " (SELECT string_agg(id || ':' || stock, ';' ORDER BY id)"
+        "   FROM products),"
+        " (SELECT count(*) || ':' || COALESCE(sum(delta), 0) FROM "
+        "stock_ledger),"
+        " (SELECT count(*) FROM order_status_history)))",
+        buf, len);
+}
+
+/*
+ * A replay whose range holds a command with no dedup row (deleted here,
+ * as a retention purge does): re-read in small batches, most of them
+ * found duplicates from their dedup rows alone, the worker decides that
+ * one command anew (its order exists: rejected) and nothing else changes
+ * or gets a result.
+ */
+START_TEST(test_replay_meets_a_command_without_its_row)
+{
+    const char *extra[] = {"--batch-size", "4", NULL};
+    char key[32], s0[64], s[64], got[64], *out = NULL;
+    int64_t total = short_stream(), last0, rows0;
+
+    /* the last checkout: late in its partition, so in a batch of the
+     * re-read that expects duplicates only */
+    snprintf(key, sizeof(key), "co-%d", norders - 1);
+    ck_assert_int_eq(ktest_worker_stop(worker, SIGTERM), 0);
+    worker = 0;
+    state_fingerprint(s0, sizeof(s0));
+    rows0 = x_intf(k.db, "SELECT count(*) FROM processed_commands");
+    ck_assert_int_eq(x_intf(k.db,
+                            "WITH d AS (DELETE FROM processed_commands WHERE"
+                            " dedup_key = '%s' RETURNING 1) SELECT count(*)"
+                            " FROM d",
+                            key),
+                     1);
+    last0 = last_outbox_id();
+    ck_assert_int_eq(replay("--from-beginning", NULL, NULL, &out), 0);
+    free(out);
+    worker = ktest_worker_start(&k, extra);
+    wait_drained(total);
+
+    ck_assert_int_eq(results_after(last0), 1);
+    x_textf(k.db, got, sizeof(got),
+            "SELECT concat_ws(' ', outcome, reason) FROM processed_commands"
+            " WHERE dedup_key = '%s'",
+            key);
+    ck_assert_str_eq(got, "rejected order_exists");
+    ck_assert_int_eq(x_intf(k.db, "SELECT count(*) FROM processed_commands"),
+                     rows0);
+    ck_assert_str_eq(state_fingerprint(s, sizeof(s)), s0);
+}
+END_TEST
+
 static Suite *
 replay_suite(void)
 {
@@ -414,6 +478,7 @@ replay_suite(void)
     tcase_add_test(tc, test_replay_changes_nothing);
     tcase_add_test(tc, test_loud_replay_answers_again);
     tcase_add_test(tc, test_replay_reaches_partitions_idle_since_restart);
+    tcase_add_test(tc, test_replay_meets_a_command_without_its_row);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -284,7 +284,7 @@ START_TEST(test_subcommands_refuse_other_options)
         {CONFIG_EVENTS,
          {"--pg=password=hunter2", NULL},
          "option --pg does not apply to events (it is an option of run, "
-         "migrate, replay, check and order)"},
+         "migrate, replay, check, order and report)"},
         {CONFIG_RUN,
          {"-x", "foo=bar", NULL},
          "unknown option '-x' (see orderd run --help)"},
