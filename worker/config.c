@@ -125,6 +125,10 @@ static const opt_t options[] = {
     {"default-tax-bps", "ORDERD_DEFAULT_TAX_BPS", OPT_INT, OFF(default_tax_bps),
      "0", R, "BPS", 0, 10000, NULL,
      "tax rate (basis points) for countries without a tax_rate_set"},
+    {"pg-timeout", "ORDERD_PG_TIMEOUT", OPT_DURATION, OFF(pg_timeout_ms), "30s",
+     R, NULL, 0, 3600000, NULL,
+     "a postgres connection silent this long is abandoned and its batch "
+     "retried (0: wait forever)"},
     {"pending-ttl", "ORDERD_PENDING_TTL", OPT_DURATION, OFF(pending_ttl_ms),
      "15m", R, NULL, 0, 0, NULL, "how long a pending order waits for payment"},
     {"expiry-grace", "ORDERD_EXPIRY_GRACE", OPT_DURATION, OFF(expiry_grace_ms),

@@ -58,6 +58,7 @@ typedef struct od_config {
     int64_t expiry_grace_ms;
     int64_t expiry_interval_ms;
     int64_t defer_timeout_ms;
+    int64_t pg_timeout_ms; /* run: the bound on a wait for postgres */
     int64_t max_clock_skew_ms;
     int64_t max_event_age_ms;
     int64_t dedup_retention_ms;

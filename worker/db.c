@@ -1,5 +1,18 @@
 /* db.c - libpq: connections, transactions, prepared statements, SQLSTATE
- * classification. Every libpq call of orderd lives here. */
+ * classification. Every libpq call of orderd lives here.
+ *
+ * DESIGN: no wait for the server is unbounded. A connection is opened with
+ * TCP keepalives and tcp_user_timeout (a peer that vanished is noticed by
+ * the kernel), and, once db_set_reply_timeout gave a bound, every wait for
+ * a reply goes through db_get_result: it polls the socket with a deadline
+ * and, when the server stays silent past it (a black-holed or half-open
+ * connection, where the kernel sees nothing wrong because a middlebox
+ * still acknowledges), abandons the connection. The caller sees a
+ * transient failure and retries on a new connection; a COMMIT whose reply
+ * never came is resolved by the caller, from what the retry reads back.
+ * The server is asked to cancel a statement a little before that bound
+ * (statement_timeout), so a merely slow statement fails with a clear
+ * error instead of losing its connection. */
 #include "db.h"
 
 #include <stdatomic.h>
@@ -53,6 +66,7 @@ struct db {
     int nqueued;
     int capqueued;
     int failed_queued; /* the last call failed in a queued named statement */
+    int abandoned;     /* the last wait gave up on a silent server */
 };
 
 struct db_rows {
@@ -62,6 +76,30 @@ struct db_rows {
 /* Every wait for the server's answer, on all connections of the process:
  * what a batch costs in latency when the database is across a network. */
 static atomic_llong db_round_trips;
+
+/* The bound on every wait for a reply, in ms (0: none); set once at
+ * start-up, before any thread connects. */
+static int db_reply_timeout_ms;
+
+/*
+ * Connection options every orderd session starts with; the connection
+ * string may override each of them. A peer that is gone without a word
+ * (a failover, a load balancer that dropped the flow) is noticed within
+ * keepalives_idle + keepalives_interval * keepalives_count = 25 s on an
+ * idle connection, and within tcp_user_timeout when sent data stays
+ * unacknowledged.
+ */
+static const char *const db_default_keys[] = {
+    "connect_timeout",     "keepalives",       "keepalives_idle",
+    "keepalives_interval", "keepalives_count", "tcp_user_timeout"};
+static const char *const db_default_values[] = {"10", "1", "10",
+                                                "5",  "3", "25000"};
+
+void
+db_set_reply_timeout(int timeout_ms)
+{
+    db_reply_timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
+}
 
 static void
 db_notice_quiet(void *arg, const PGresult *res)
@@ -78,7 +116,9 @@ db_sqlstate_is_transient(const char *s)
     return strncmp(s, "08", 2) == 0 || strcmp(s, "40001") == 0 ||
            strcmp(s, "40P01") == 0 || strcmp(s, "57P01") == 0 ||
            strcmp(s, "57P02") == 0 || strcmp(s, "57P03") == 0 ||
-           strcmp(s, "53300") == 0 || strcmp(s, "55P03") == 0;
+           strcmp(s, "53300") == 0 || strcmp(s, "55P03") == 0 ||
+           /* statement_timeout (db_set_reply_timeout), or a cancel */
+           strcmp(s, "57014") == 0;
 }
 
 /*
@@ -359,14 +399,113 @@ db_connect_refused(const char *sqlstate)
            strcmp(sqlstate, "3D000") == 0;
 }
 
+/* Gives up on the connection: the server has been silent too long. */
+static void
+db_abandon(db_t *db)
+{
+    log_warn("no reply from postgres within %d ms: abandoning the connection",
+             db_reply_timeout_ms);
+    PQfinish(db->conn);
+    db->conn = NULL;
+    db->nprepared = 0;
+    db->abandoned = 1;
+}
+
+/*
+ * The next result, as PQgetResult, but waiting at most the reply bound
+ * for the server: past it the connection is abandoned (db->conn is NULL)
+ * and NULL is returned. Without a bound, PQgetResult's own wait.
+ */
+static PGresult *
+db_get_result(db_t *db)
+{
+    int64_t deadline;
+
+    if (db->conn == NULL)
+        return NULL;
+    if (db_reply_timeout_ms <= 0)
+        return PQgetResult(db->conn);
+    deadline = od_mono_us() + (int64_t)db_reply_timeout_ms * 1000;
+    /* whatever is still buffered goes out first: a sending client is
+     * not waiting for the server yet */
+    while (PQflush(db->conn) > 0) {
+        struct pollfd pfd = {PQsocket(db->conn), POLLOUT | POLLIN, 0};
+        int64_t left = deadline - od_mono_us();
+
+        if (left <= 0 || poll(&pfd, 1, (int)(left / 1000) + 1) == 0) {
+            db_abandon(db);
+            return NULL;
+        }
+        if (pfd.revents & POLLIN)
+            (void)PQconsumeInput(db->conn);
+    }
+    while (PQisBusy(db->conn)) {
+        struct pollfd pfd = {PQsocket(db->conn), POLLIN, 0};
+        int64_t left = deadline - od_mono_us();
+        int r;
+
+        if (left <= 0) {
+            db_abandon(db);
+            return NULL;
+        }
+        r = poll(&pfd, 1, (int)(left / 1000) + 1);
+        if (r < 0 && errno != EINTR)
+            break; /* PQgetResult reports the broken connection */
+        if (r > 0 && !PQconsumeInput(db->conn))
+            break; /* the same */
+    }
+    return PQgetResult(db->conn);
+}
+
+/*
+ * As PQexec and its kin, after a PQsend* call whose return is sent: the
+ * results of one query, the first error or else the last result (NULL
+ * when the send failed or the server fell silent).
+ */
+static PGresult *
+db_exec_wait(db_t *db, int sent)
+{
+    PGresult *keep = NULL, *r;
+
+    db->abandoned = 0;
+    if (!sent)
+        return NULL;
+    while ((r = db_get_result(db)) != NULL) {
+        if (keep != NULL && PQresultStatus(keep) == PGRES_FATAL_ERROR) {
+            PQclear(r);
+            continue;
+        }
+        PQclear(keep);
+        keep = r;
+    }
+    if (db->conn == NULL) {
+        PQclear(keep);
+        return NULL;
+    }
+    return keep;
+}
+
 static od_status_t
 db_open(db_t *db, char *err, size_t errlen)
 {
-    /* the conninfo's own application_name, if any, wins */
-    const char *const keys[] = {"dbname", "fallback_application_name", NULL};
-    const char *const values[] = {db->conninfo, db->appname, NULL};
+    /* the defaults come first: the conninfo's own values win, and its
+     * own application_name, if any, wins over the fallback */
+    const char *keys[OD_ARRAY_LEN(db_default_keys) + 3];
+    const char *values[OD_ARRAY_LEN(db_default_keys) + 3];
     char msg[512];
+    size_t nkeys = 0;
     int refused;
+
+    for (size_t i = 0; i < OD_ARRAY_LEN(db_default_keys); i++) {
+        keys[nkeys] = db_default_keys[i];
+        values[nkeys++] = db_default_values[i];
+    }
+    keys[nkeys] = "dbname";
+    values[nkeys++] = db->conninfo;
+    keys[nkeys] = "fallback_application_name";
+    values[nkeys++] = db->appname;
+    keys[nkeys] = NULL;
+    values[nkeys] = NULL;
 
     db->nprepared = 0;
     db_queue_clear(db, 0);
@@ -384,6 +523,7 @@ db_open(db_t *db, char *err, size_t errlen)
         db_connect_wait(db->conn);
     if (PQstatus(db->conn) == CONNECTION_OK) {
         PGresult *res;
+        char set[256];
 
         PQsetErrorVerbosity(db->conn, PQERRORS_DEFAULT);
         PQsetNoticeReceiver(db->conn, db_notice_quiet, NULL);
@@ -397,11 +537,24 @@ db_open(db_t *db, char *err, size_t errlen)
          * ANALYZE invalidates it: every orderd statement is a keyed
          * lookup, so sequential scans are off for its sessions.
          */
+        snprintf(set, sizeof(set),
+                 "SET plan_cache_mode = force_generic_plan;"
+                 " SET enable_seqscan = off");
+        /* the server gives up on a statement before the client gives up
+         * on the server: 80% of the reply bound */
+        if (db_reply_timeout_ms > 0)
+            snprintf(set + strlen(set), sizeof(set) - strlen(set),
+                     "; SET statement_timeout = %d",
+                     db_reply_timeout_ms / 5 * 4);
         atomic_fetch_add(&db_round_trips, 1);
-        res = PQexec(db->conn, "SET plan_cache_mode = force_generic_plan;"
-                               " SET enable_seqscan = off");
+        res = db_exec_wait(db, PQsendQuery(db->conn, set));
         PQclear(res);
-        return OD_OK;
+        if (db->conn != NULL)
+            return OD_OK;
+        od_err(err, errlen,
+               "could not connect to postgres: no reply within %d ms",
+               db_reply_timeout_ms);
+        return OD_RETRY;
     }
     /* libpq's message names host, port and user, and may quote any
      * value of the string: the secrets are taken out */
@@ -534,6 +687,12 @@ db_fail(db_t *db, PGresult *res, const char *what, char *err, size_t errlen)
                           sizeof(scrubbed));
         msg = scrubbed;
     }
+    if (msg == NULL && db->abandoned) {
+        snprintf(scrubbed, sizeof(scrubbed),
+                 "no reply from postgres within %d ms (connection abandoned)",
+                 db_reply_timeout_ms);
+        msg = scrubbed;
+    }
     if (msg == NULL)
         msg = "no connection";
     od_err(err, errlen, "%s failed: %.*s%s%s%s", what, (int)strcspn(msg, "\n"),
@@ -634,13 +793,14 @@ db_pipeline(db_t *db, const db_call_t *last, const char **what)
         ok = PQpipelineSync(db->conn);
     if (ok)
         atomic_fetch_add(&db_round_trips, 1);
+    db->abandoned = 0;
     while (ok) {
         ExecStatusType status;
         int who;
 
-        r = PQgetResult(db->conn);
+        r = db_get_result(db);
         if (r == NULL) {
-            if (PQstatus(db->conn) != CONNECTION_OK)
+            if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK)
                 break;
             continue; /* end of one statement's results */
         }
@@ -679,7 +839,8 @@ db_pipeline(db_t *db, const db_call_t *last, const char **what)
             result = r;
         }
     }
-    if (owner != NULL && PQpipelineStatus(db->conn) != PQ_PIPELINE_OFF)
+    if (owner != NULL && db->conn != NULL &&
+        PQpipelineStatus(db->conn) != PQ_PIPELINE_OFF)
         PQexitPipelineMode(db->conn);
     if (failed >= 0 && failed < db->nqueued) {
         *what = db->queued[failed].stmt ? db->queued[failed].stmt->name
@@ -718,7 +879,7 @@ db_utility(db_t *db, const char *sql, db_tx_t tx, char *err, size_t errlen)
         res = db_pipeline(db, &last, &what);
     } else {
         atomic_fetch_add(&db_round_trips, 1);
-        res = PQexec(db->conn, sql);
+        res = db_exec_wait(db, PQsendQuery(db->conn, sql));
     }
     if (PQresultStatus(res) != PGRES_COMMAND_OK &&
         PQresultStatus(res) != PGRES_TUPLES_OK)
@@ -892,15 +1053,16 @@ db_run_ex(db_t *db, const db_stmt_t *stmt, int nparams,
             return OD_FATAL;
         }
         atomic_fetch_add(&db_round_trips, 1);
-        res = PQprepare(db->conn, stmt->name, stmt->sql, 0, NULL);
+        res = db_exec_wait(
+            db, PQsendPrepare(db->conn, stmt->name, stmt->sql, 0, NULL));
         if (PQresultStatus(res) != PGRES_COMMAND_OK)
             return db_fail(db, res, stmt->name, err, errlen);
         PQclear(res);
         db->prepared[db->nprepared++] = stmt;
     }
     atomic_fetch_add(&db_round_trips, 1);
-    res = PQexecPrepared(db->conn, stmt->name, nparams, params, lengths,
-                         formats, 0);
+    res = db_exec_wait(db, PQsendQueryPrepared(db->conn, stmt->name, nparams,
+                                               params, lengths, formats, 0));
     return db_result(db, res, stmt->name, rows, err, errlen);
 }
 
@@ -928,7 +1090,8 @@ db_query(db_t *db, const char *sql, int nparams, const char *const *params,
         return db_result(db, res, what, rows, err, errlen);
     }
     atomic_fetch_add(&db_round_trips, 1);
-    res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    res = db_exec_wait(db, PQsendQueryParams(db->conn, sql, nparams, NULL,
+                                             params, NULL, NULL, 0));
     return db_result(db, res, "query", rows, err, errlen);
 }
 

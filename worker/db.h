@@ -45,6 +45,17 @@ db_t *db_new(const char *conninfo, const char *appname);
 void db_destroy(db_t *db);
 
 /*
+ * Bounds every wait for the server's reply to timeout_ms (0: no bound, the
+ * default): a server silent past it has its connection abandoned, and the
+ * call fails with OD_RETRY ("no reply from postgres within N ms"), after
+ * which db_ok is false. Sessions opened afterwards also get a
+ * statement_timeout of 80% of the bound, so the server cancels a slow
+ * statement before the client gives up on it. Call once at start-up,
+ * before any connection is opened.
+ */
+void db_set_reply_timeout(int timeout_ms);
+
+/*
  * Writes conninfo (NULL or "" gives "") for display into out (len bytes):
  * the options libpq reads from it, in key=value form, with every secret
  * option (password, sslpassword, ...) shown as ***; a plain database name

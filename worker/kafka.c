@@ -38,6 +38,27 @@ kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
     return 0;
 }
 
+/*
+ * Every client's network bounds (docs/operations.md, "Network faults"): a
+ * request without an answer in socket.timeout.ms fails and its connection
+ * is torn down and made again, so a black-holed or half-open broker
+ * connection holds a fetch, a produce or a heartbeat for 30 s at most
+ * (librdkafka's default is 60 s); TCP keepalives let the kernel notice a
+ * vanished peer on an idle connection; reconnects back off, with
+ * librdkafka's own jitter, from 100 ms to 10 s, so a broker coming back
+ * does not meet a storm. -X overrides each of them.
+ */
+static const char *const kafka_net_defaults[] = {
+    "socket.timeout.ms",
+    "30000", /* an unanswered request */
+    "socket.keepalive.enable",
+    "true", /* a vanished peer, idle */
+    "reconnect.backoff.ms",
+    "100", /* first reconnect */
+    "reconnect.backoff.max.ms",
+    "10000", /* reconnects after that */
+    NULL};
+
 rd_kafka_conf_t *
 kafka_conf_new(const od_config_t *cfg, const char *client_id,
                const char *const *defaults, char *err, size_t errlen)
@@ -49,6 +70,9 @@ kafka_conf_new(const od_config_t *cfg, const char *client_id,
             0 ||
         kafka_conf_set(conf, "client.id", client_id, err, errlen) < 0)
         goto fail;
+    for (const char *const *d = kafka_net_defaults; d[0] != NULL; d += 2)
+        if (kafka_conf_set(conf, d[0], d[1], err, errlen) < 0)
+            goto fail;
     for (; defaults != NULL && defaults[0] != NULL; defaults += 2)
         if (kafka_conf_set(conf, defaults[0], defaults[1], err, errlen) < 0)
             goto fail;

@@ -338,26 +338,38 @@ outbox_main(void *arg)
     outbox_t *ob = arg;
     char err[512];
     int failing = 0;
+    unsigned int seed = (unsigned int)od_mono_us();
 
     while (!atomic_load(&ob->stop)) {
         struct timespec ts;
+        int64_t wait_ms = 200;
 
         if (publish_all(ob, err, sizeof(err)) != OD_OK) {
             if (!failing)
                 log_warn("outbox publisher: %s (retrying)", err);
-            failing = 1;
+            failing++;
         } else if (failing) {
             log_info("outbox publisher recovered");
             failing = 0;
         }
+        if (failing) {
+            /* 250 ms doubling to 5 s, half of it jittered: many workers
+             * that lost the same server do not come back in step, and
+             * the executors' wake-ups do not cut the wait short */
+            int64_t cap = 250LL << (failing < 6 ? failing - 1 : 5);
+
+            cap = cap > 5000 ? 5000 : cap;
+            wait_ms = cap / 2 + (int64_t)(rand_r(&seed) % (cap / 2 + 1));
+        }
         pthread_mutex_lock(&ob->lock);
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (failing ? 500 : 200) * 1000000L;
+        ts.tv_sec += wait_ms / 1000;
+        ts.tv_nsec += (wait_ms % 1000) * 1000000L;
         if (ts.tv_nsec >= 1000000000L) {
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
         }
-        while (!ob->wake && !atomic_load(&ob->stop))
+        while ((failing || !ob->wake) && !atomic_load(&ob->stop))
             if (pthread_cond_timedwait(&ob->cond, &ob->lock, &ts) != 0)
                 break;
         ob->wake = 0;

@@ -348,6 +348,8 @@ cli_run(const od_config_t *cfg, cli_reload_fn reload, void *reload_arg)
                   "it may hold a password)");
         return 2;
     }
+    /* before any thread connects: every wait for postgres is bounded */
+    db_set_reply_timeout((int)cfg->pg_timeout_ms);
     log_info("orderd %s starting: %d executor(s), batch %lld/%lldms, "
              "brokers %s, group %s, postgres '%s'",
              orderd_version(), nthreads, (long long)cfg->batch_size,

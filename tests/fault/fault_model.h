@@ -89,6 +89,7 @@ typedef struct fmodel {
     int nmessages; /* messages that must get a result (valid + retries) */
     int seq;
     unsigned int seed;
+    int64_t part_sent[64]; /* messages sent to each partition */
 } fmodel_t;
 
 static inline int
@@ -146,6 +147,7 @@ fm_send(fmodel_t *m, int family, const char *msg)
 
     snprintf(key, sizeof(key), "%d", FM_SIMPLE * family + 1);
     ktest_send_partition(m->k, fm_partition(m, family), key, msg);
+    m->part_sent[fm_partition(m, family)]++;
 }
 
 /* Records what msg (dedup key key) must yield; returns its index. */
@@ -440,6 +442,7 @@ fm_generate(fmodel_t *m, int upto)
             m->nretries++;
         } else {
             ktest_send_partition(m->k, 0, "1", "\x01garbage that is not json");
+            m->part_sent[0]++;
             m->npoison++;
         }
     }
@@ -715,15 +718,15 @@ fm_alive(pid_t pid)
     return waitpid(pid, &status, WNOHANG) == 0;
 }
 
-/* A TCP port nobody listens on now (and, with pair, port+1 and port+2
- * too: a broker's controller and SASL listeners). */
+/* A TCP port nobody listens on now (and, with pair, port+1 to port+3
+ * too: a broker's controller, SASL and proxied listeners). */
 static inline int
 fm_free_port(int pair)
 {
     for (int attempt = 0; attempt < 50; attempt++) {
-        int fds[3] = {-1, -1, -1}, port = 0, ok = 1;
+        int fds[4] = {-1, -1, -1, -1}, port = 0, ok = 1;
 
-        for (int i = 0; i < (pair ? 3 : 1); i++) {
+        for (int i = 0; i < (pair ? 4 : 1); i++) {
             struct sockaddr_in sin;
             socklen_t len = sizeof(sin);
 
@@ -741,7 +744,7 @@ fm_free_port(int pair)
             if (i == 0)
                 port = ntohs(sin.sin_port);
         }
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < 4; i++)
             if (fds[i] >= 0)
                 close(fds[i]);
         if (ok && port > 0 && port < 65000)
