@@ -1,5 +1,8 @@
 /* db.c - libpq: connections, transactions, prepared statements, SQLSTATE
- * classification. Every libpq call of orderd lives here.
+ * classification. Every libpq call of orderd lives in this room, db*.c:
+ * here (statements, the pipeline, waits), db_conn.c (opening and closing
+ * connections), db_rows.c (reading results) and db_conninfo.c
+ * (connection strings without their secrets).
  *
  * DESIGN: no wait for the server is unbounded. A connection is opened with
  * TCP keepalives and tcp_user_timeout (a peer that vanished is noticed by
@@ -24,25 +27,8 @@
 
 #include <libpq-fe.h>
 
+#include "db_int.h"
 #include "log.h"
-
-#define DB_MAX_PREPARED 256
-
-/* A statement waiting for the next call's round trip: a utility statement
- * (sql), or a named statement with copies of its parameters. The final
- * statement of a call is described the same way, pointing at the caller's
- * parameters. */
-typedef struct db_call {
-    const char *sql;
-    const db_stmt_t *stmt;
-    int nparams;
-    const char *const *params;
-    const int *lengths;
-    const int *formats;
-    void *mem; /* the copies (queued named statements only) */
-    db_rows_t **slot;
-    db_tx_t tx; /* a transaction control statement, else 0 */
-} db_call_t;
 
 /* The text of each transaction control statement. The queue's rules
  * depend on which one it is (db_call_t.tx), never on the text. */
@@ -55,57 +41,18 @@ static const char *const tx_sql[] = {
     [DB_TX_ROLLBACK_TO] = "ROLLBACK TO SAVEPOINT orderd_cmd",
 };
 
-struct db {
-    PGconn *conn;
-    char *conninfo;
-    char appname[64];
-    char sqlstate[6];
-    const db_stmt_t *prepared[DB_MAX_PREPARED];
-    int nprepared;
-    db_call_t *queued;
-    int nqueued;
-    int capqueued;
-    int failed_queued; /* the last call failed in a queued named statement */
-    int abandoned;     /* the last wait gave up on a silent server */
-};
-
-struct db_rows {
-    PGresult *res;
-};
-
 /* Every wait for the server's answer, on all connections of the process:
  * what a batch costs in latency when the database is across a network. */
-static atomic_llong db_round_trips;
+atomic_llong db_round_trips;
 
 /* The bound on every wait for a reply, in ms (0: none); set once at
  * start-up, before any thread connects. */
-static int db_reply_timeout_ms;
-
-/*
- * Connection options every orderd session starts with; the connection
- * string may override each of them. A peer that is gone without a word
- * (a failover, a load balancer that dropped the flow) is noticed within
- * keepalives_idle + keepalives_interval * keepalives_count = 25 s on an
- * idle connection, and within tcp_user_timeout when sent data stays
- * unacknowledged.
- */
-static const char *const db_default_keys[] = {
-    "connect_timeout",     "keepalives",       "keepalives_idle",
-    "keepalives_interval", "keepalives_count", "tcp_user_timeout"};
-static const char *const db_default_values[] = {"10", "1", "10",
-                                                "5",  "3", "25000"};
+int db_reply_timeout_ms;
 
 void
 db_set_reply_timeout(int timeout_ms)
 {
     db_reply_timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
-}
-
-static void
-db_notice_quiet(void *arg, const PGresult *res)
-{
-    (void)arg;
-    (void)res;
 }
 
 int
@@ -126,7 +73,7 @@ db_sqlstate_is_transient(const char *s)
  * the named statements queued after the last queued SAVEPOINT, whose work
  * a ROLLBACK TO SAVEPOINT undoes anyway.
  */
-static void
+void
 db_queue_clear(db_t *db, int runs_after_savepoint)
 {
     int from = 0, kept;
@@ -149,167 +96,6 @@ db_queue_clear(db_t *db, int runs_after_savepoint)
 }
 
 /*
- * Connection strings are shown by parsing them (PQconninfoParse, which
- * knows both the key=value and the URI forms, quoting, percent-encoding
- * and query parameters) and writing the parsed options back out with
- * every secret replaced: matching text in the string is what let
- * passwords through before (a URI's one-letter user, "password = x", a
- * key whose value contains "password"). A string libpq cannot parse is
- * never shown, nor is libpq's parse error, which quotes it.
- */
-
-/* libpq's rule (recognized_connection_string): a URI, or anything with
- * an '=', is a connection string; anything else is a database name */
-static int
-db_is_conninfo(const char *s)
-{
-    return strncmp(s, "postgresql://", 13) == 0 ||
-           strncmp(s, "postgres://", 11) == 0 || strchr(s, '=') != NULL;
-}
-
-/* libpq marks password-like options with dispchar "*"; the two it has
- * always had are named too, in case a libpq forgets the mark */
-static int
-db_is_secret(const PQconninfoOption *o)
-{
-    return (o->dispchar != NULL && o->dispchar[0] == '*') ||
-           strcmp(o->keyword, "password") == 0 ||
-           strcmp(o->keyword, "sslpassword") == 0;
-}
-
-/* Appends s to out (len bytes, *n used so far), cutting what does not fit. */
-static void
-db_append(char *out, size_t len, size_t *n, const char *s, size_t slen)
-{
-    if (*n + 1 >= len)
-        return;
-    if (slen > len - 1 - *n)
-        slen = len - 1 - *n;
-    memcpy(out + *n, s, slen);
-    *n += slen;
-    out[*n] = '\0';
-}
-
-/* Appends a value in the key=value form's syntax: quoted when empty or
- * when it holds blanks, quotes or backslashes. */
-static void
-db_append_value(char *out, size_t len, size_t *n, const char *v)
-{
-    int quote = *v == '\0' || strpbrk(v, " \t\n\r\f\v'\\") != NULL;
-
-    if (quote)
-        db_append(out, len, n, "'", 1);
-    for (; *v != '\0'; v++) {
-        if (*v == '\'' || *v == '\\')
-            db_append(out, len, n, "\\", 1);
-        db_append(out, len, n, v, 1);
-    }
-    if (quote)
-        db_append(out, len, n, "'", 1);
-}
-
-/* 1 when libpq can read s (NULL, "" and a database name included) */
-static int
-db_conninfo_parses(const char *s)
-{
-    PQconninfoOption *opts;
-    char *perr = NULL;
-
-    if (s == NULL || !db_is_conninfo(s))
-        return 1;
-    opts = PQconninfoParse(s, &perr);
-    PQfreemem(perr);
-    PQconninfoFree(opts);
-    return opts != NULL;
-}
-
-int
-db_conninfo_masked(const char *conninfo, char *out, size_t len)
-{
-    PQconninfoOption *opts;
-    char *perr = NULL;
-    size_t n = 0;
-
-    if (len == 0)
-        return 0;
-    out[0] = '\0';
-    if (conninfo == NULL || conninfo[0] == '\0')
-        return 0;
-    if (!db_is_conninfo(conninfo)) {
-        db_append(out, len, &n, "dbname=", 7);
-        db_append_value(out, len, &n, conninfo);
-        return 0;
-    }
-    opts = PQconninfoParse(conninfo, &perr);
-    if (opts == NULL) {
-        /* perr quotes the part it could not read: it stays here */
-        PQfreemem(perr);
-        snprintf(out, len, "(malformed connection string, not shown)");
-        return -1;
-    }
-    for (const PQconninfoOption *o = opts; o->keyword != NULL; o++) {
-        if (o->val == NULL)
-            continue;
-        if (n > 0)
-            db_append(out, len, &n, " ", 1);
-        db_append(out, len, &n, o->keyword, strlen(o->keyword));
-        db_append(out, len, &n, "=", 1);
-        if (db_is_secret(o))
-            db_append(out, len, &n, "***", 3);
-        else
-            db_append_value(out, len, &n, o->val);
-    }
-    PQconninfoFree(opts);
-    return 0;
-}
-
-/* Replaces every occurrence of secret in s (a buffer of len bytes). */
-static void
-db_scrub_one(char *s, size_t len, const char *secret)
-{
-    size_t slen = strlen(secret), n = 0;
-    char *copy, *p, *hit;
-
-    if (slen == 0 || strstr(s, secret) == NULL || (copy = strdup(s)) == NULL)
-        return;
-    s[0] = '\0';
-    for (p = copy; (hit = strstr(p, secret)) != NULL; p = hit + slen) {
-        db_append(s, len, &n, p, (size_t)(hit - p));
-        db_append(s, len, &n, "***", 3);
-    }
-    db_append(s, len, &n, p, strlen(p));
-    free(copy);
-}
-
-void
-db_conninfo_scrub(const char *conninfo, const char *msg, char *out, size_t len)
-{
-    PQconninfoOption *opts = NULL;
-    const char *envpw = getenv("PGPASSWORD");
-    char *perr = NULL;
-
-    if (len == 0)
-        return;
-    if (conninfo != NULL && db_is_conninfo(conninfo)) {
-        opts = PQconninfoParse(conninfo, &perr);
-        if (opts == NULL) {
-            PQfreemem(perr);
-            snprintf(out, len,
-                     "(message not shown: the connection string "
-                     "is malformed)");
-            return;
-        }
-    }
-    snprintf(out, len, "%.*s", (int)strcspn(msg, "\n"), msg);
-    for (const PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++)
-        if (o->val != NULL && db_is_secret(o))
-            db_scrub_one(out, len, o->val);
-    if (envpw != NULL)
-        db_scrub_one(out, len, envpw);
-    PQconninfoFree(opts);
-}
-
-/*
  * DESIGN: a failed connection has no PGresult, so its SQLSTATE is not a
  * field to read: libpq only puts the server's error into its message
  * text. The connection is therefore made step by step (PQconnectStart
@@ -320,84 +106,6 @@ db_conninfo_scrub(const char *conninfo, const char *msg, char *out, size_t len)
  * tells a refusal that waiting cannot fix (a wrong password, a missing
  * role or database) from a server that is not there yet.
  */
-
-/* Waits for a connection started by PQconnectStartParams to succeed or
- * fail, honouring its connect_timeout (none: wait, as PQconnectdb does). */
-static void
-db_connect_wait(PGconn *conn)
-{
-    PostgresPollingStatusType ps = PGRES_POLLING_WRITING;
-    int64_t deadline = 0;
-    PQconninfoOption *opts;
-
-    if (PQstatus(conn) == CONNECTION_BAD)
-        return;
-    PQsetErrorVerbosity(conn, PQERRORS_VERBOSE);
-    opts = PQconninfo(conn);
-    for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++) {
-        if (strcmp(o->keyword, "connect_timeout") == 0 && o->val != NULL) {
-            long t = strtol(o->val, NULL, 10);
-
-            /* libpq's own floor: one second is too tight */
-            if (t > 0)
-                deadline = od_mono_us() + (t < 2 ? 2 : t) * 1000000LL;
-        }
-    }
-    PQconninfoFree(opts);
-    while (ps != PGRES_POLLING_OK && ps != PGRES_POLLING_FAILED) {
-        struct pollfd pfd = {PQsocket(conn),
-                             ps == PGRES_POLLING_READING ? POLLIN : POLLOUT, 0};
-        int wait_ms = -1, r;
-
-        if (deadline > 0) {
-            int64_t left = deadline - od_mono_us();
-
-            if (left <= 0)
-                return; /* still not CONNECTION_OK: a timeout */
-            wait_ms = (int)(left / 1000) + 1;
-        }
-        r = poll(&pfd, 1, wait_ms);
-        if (r < 0 && errno != EINTR)
-            return;
-        if (r == 0)
-            continue; /* the deadline is checked above */
-        ps = PQconnectPoll(conn);
-    }
-}
-
-/* The SQLSTATE in a verbose connection failure message ("" if none):
- * the five characters after the severity of the server's error. */
-static void
-db_connect_sqlstate(const char *msg, char sqlstate[6])
-{
-    static const char *const severities[] = {
-        "FATAL:  ", "ERROR:  ", "PANIC:  "};
-
-    sqlstate[0] = '\0';
-    for (size_t i = 0; i < OD_ARRAY_LEN(severities); i++) {
-        const char *p = strstr(msg, severities[i]);
-
-        if (p == NULL)
-            continue;
-        p += strlen(severities[i]);
-        if (strspn(p, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") == 5 &&
-            p[5] == ':') {
-            memcpy(sqlstate, p, 5);
-            sqlstate[5] = '\0';
-            return;
-        }
-    }
-}
-
-/* 1 for a refusal that waiting does not fix: 28P01 (wrong password; also
- * a role that does not exist, under password authentication), 28000 (no
- * such role, or no pg_hba.conf entry), 3D000 (no such database) */
-static int
-db_connect_refused(const char *sqlstate)
-{
-    return strcmp(sqlstate, "28P01") == 0 || strcmp(sqlstate, "28000") == 0 ||
-           strcmp(sqlstate, "3D000") == 0;
-}
 
 /* Gives up on the connection: the server has been silent too long. */
 static void
@@ -462,7 +170,7 @@ db_get_result(db_t *db)
  * results of one query, the first error or else the last result (NULL
  * when the send failed or the server fell silent).
  */
-static PGresult *
+PGresult *
 db_exec_wait(db_t *db, int sent)
 {
     PGresult *keep = NULL, *r;
@@ -483,186 +191,6 @@ db_exec_wait(db_t *db, int sent)
         return NULL;
     }
     return keep;
-}
-
-static od_status_t
-db_open(db_t *db, char *err, size_t errlen)
-{
-    /* the defaults come first: the conninfo's own values win, and its
-     * own application_name, if any, wins over the fallback */
-    const char *keys[OD_ARRAY_LEN(db_default_keys) + 3];
-    const char *values[OD_ARRAY_LEN(db_default_keys) + 3];
-    char msg[512];
-    size_t nkeys = 0;
-    int refused;
-
-    for (size_t i = 0; i < OD_ARRAY_LEN(db_default_keys); i++) {
-        keys[nkeys] = db_default_keys[i];
-        values[nkeys++] = db_default_values[i];
-    }
-    keys[nkeys] = "dbname";
-    values[nkeys++] = db->conninfo;
-    keys[nkeys] = "fallback_application_name";
-    values[nkeys++] = db->appname;
-    keys[nkeys] = NULL;
-    values[nkeys] = NULL;
-
-    db->nprepared = 0;
-    db_queue_clear(db, 0);
-    if (!db_conninfo_parses(db->conninfo)) {
-        /* libpq would say why, quoting the string: not even that */
-        od_err(err, errlen,
-               "could not connect to postgres: the connection "
-               "string is malformed (not shown: it may hold a "
-               "password)");
-        return OD_RETRY;
-    }
-    db->sqlstate[0] = '\0';
-    db->conn = PQconnectStartParams(keys, values, 1);
-    if (db->conn != NULL)
-        db_connect_wait(db->conn);
-    if (PQstatus(db->conn) == CONNECTION_OK) {
-        PGresult *res;
-        char set[256];
-
-        PQsetErrorVerbosity(db->conn, PQERRORS_DEFAULT);
-        PQsetNoticeReceiver(db->conn, db_notice_quiet, NULL);
-        /*
-         * orderd's statements are written for generic plans (primary-key
-         * and array lookups): without this, Postgres keeps re-planning the
-         * large checkout statements on every execution, which costs more
-         * than running them. A generic plan is made once per connection,
-         * and one made while a table was still small (a fresh database)
-         * would keep scanning the whole table as it grows, until an
-         * ANALYZE invalidates it: every orderd statement is a keyed
-         * lookup, so sequential scans are off for its sessions.
-         */
-        snprintf(set, sizeof(set),
-                 "SET plan_cache_mode = force_generic_plan;"
-                 " SET enable_seqscan = off");
-        /* the server gives up on a statement before the client gives up
-         * on the server: 80% of the reply bound */
-        if (db_reply_timeout_ms > 0)
-            snprintf(set + strlen(set), sizeof(set) - strlen(set),
-                     "; SET statement_timeout = %d",
-                     db_reply_timeout_ms / 5 * 4);
-        atomic_fetch_add(&db_round_trips, 1);
-        res = db_exec_wait(db, PQsendQuery(db->conn, set));
-        PQclear(res);
-        if (db->conn != NULL)
-            return OD_OK;
-        od_err(err, errlen,
-               "could not connect to postgres: no reply within %d ms",
-               db_reply_timeout_ms);
-        return OD_RETRY;
-    }
-    /* libpq's message names host, port and user, and may quote any
-     * value of the string: the secrets are taken out */
-    db_conninfo_scrub(db->conninfo, PQerrorMessage(db->conn), msg, sizeof(msg));
-    db_connect_sqlstate(PQerrorMessage(db->conn), db->sqlstate);
-    /* the server asked for a password and none was given (no password
-     * in the string, PGPASSWORD or the password file): no server error,
-     * and as final as a wrong one */
-    refused = db_connect_refused(db->sqlstate) ||
-              (db->conn != NULL && PQconnectionNeedsPassword(db->conn));
-    od_err(err, errlen, "could not connect to postgres: %s", msg);
-    PQfinish(db->conn);
-    db->conn = NULL;
-    return refused ? OD_FATAL : OD_RETRY;
-}
-
-/* A handle not yet connected: its conninfo and session name copied. */
-static db_t *
-db_alloc(const char *conninfo, const char *appname)
-{
-    db_t *db = calloc(1, sizeof(*db));
-
-    if (db == NULL)
-        return NULL;
-    snprintf(db->appname, sizeof(db->appname), "%s", appname);
-    db->conninfo = strdup(conninfo != NULL ? conninfo : "");
-    if (db->conninfo == NULL) {
-        free(db);
-        return NULL;
-    }
-    return db;
-}
-
-db_t *
-db_connect(const char *conninfo, char *err, size_t errlen)
-{
-    db_t *db = db_alloc(conninfo, "orderd");
-
-    if (db == NULL) {
-        od_err(err, errlen, "out of memory");
-        return NULL;
-    }
-    if (db_open(db, err, errlen) != OD_OK) {
-        db_destroy(db);
-        return NULL;
-    }
-    return db;
-}
-
-od_status_t
-db_try_connect(const char *conninfo, db_t **out, char *err, size_t errlen)
-{
-    db_t *db = db_alloc(conninfo, "orderd");
-    od_status_t st;
-
-    *out = NULL;
-    if (db == NULL) {
-        od_err(err, errlen, "out of memory");
-        return OD_RETRY;
-    }
-    st = db_open(db, err, errlen);
-    if (st != OD_OK) {
-        db_destroy(db);
-        return st;
-    }
-    *out = db;
-    return OD_OK;
-}
-
-db_t *
-db_new(const char *conninfo, const char *appname)
-{
-    db_t *db = db_alloc(conninfo, appname);
-    char err[512];
-
-    if (db == NULL)
-        return NULL;
-    if (db_open(db, err, sizeof(err)) != OD_OK)
-        log_warn("%s (will retry)", err);
-    return db;
-}
-
-void
-db_destroy(db_t *db)
-{
-    if (db == NULL)
-        return;
-    if (db->conn != NULL)
-        PQfinish(db->conn);
-    db_queue_clear(db, 0);
-    free(db->queued);
-    free(db->conninfo);
-    free(db);
-}
-
-int
-db_ok(db_t *db)
-{
-    return db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK;
-}
-
-od_status_t
-db_reconnect(db_t *db, char *err, size_t errlen)
-{
-    if (db->conn != NULL)
-        PQfinish(db->conn);
-    db->conn = NULL;
-    return db_open(db, err, errlen);
 }
 
 const char *
@@ -1093,64 +621,6 @@ db_query(db_t *db, const char *sql, int nparams, const char *const *params,
     res = db_exec_wait(db, PQsendQueryParams(db->conn, sql, nparams, NULL,
                                              params, NULL, NULL, 0));
     return db_result(db, res, "query", rows, err, errlen);
-}
-
-int
-db_nrows(const db_rows_t *rows)
-{
-    return rows ? PQntuples(rows->res) : 0;
-}
-
-const char *
-db_val(const db_rows_t *rows, int row, int col)
-{
-    return PQgetvalue(rows->res, row, col);
-}
-
-int
-db_isnull(const db_rows_t *rows, int row, int col)
-{
-    return PQgetisnull(rows->res, row, col);
-}
-
-int64_t
-db_int64(const db_rows_t *rows, int row, int col)
-{
-    return strtoll(PQgetvalue(rows->res, row, col), NULL, 10);
-}
-
-int
-db_bool(const db_rows_t *rows, int row, int col)
-{
-    return PQgetvalue(rows->res, row, col)[0] == 't';
-}
-
-unsigned char *
-db_bytea(const db_rows_t *rows, int row, int col, size_t *len)
-{
-    unsigned char *tmp, *out;
-
-    tmp = PQunescapeBytea(
-        (const unsigned char *)PQgetvalue(rows->res, row, col), len);
-    if (tmp == NULL)
-        return NULL;
-    /* copy so the caller frees with free(), not PQfreemem() */
-    out = malloc(*len + 1);
-    if (out != NULL) {
-        memcpy(out, tmp, *len);
-        out[*len] = '\0';
-    }
-    PQfreemem(tmp);
-    return out;
-}
-
-void
-db_rows_free(db_rows_t *rows)
-{
-    if (rows == NULL)
-        return;
-    PQclear(rows->res);
-    free(rows);
 }
 
 const char *

@@ -63,6 +63,8 @@ void db_set_reply_timeout(int timeout_ms);
  * says so without quoting any of it.
  */
 int db_conninfo_masked(const char *conninfo, char *out, size_t len);
+/* 1 when libpq parses s as a connection string (db_conninfo.c) */
+int db_conninfo_parses(const char *s);
 /*
  * Copies the first line of msg, a libpq message about a connection made
  * with conninfo, into out (len bytes) with the values of its secret
