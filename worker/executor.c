@@ -358,6 +358,11 @@ executor_main(void *arg)
             atomic_store(ex->stop, 1);
     }
     executor_flush(ex, 1);
+    /* leave the group from this thread: every executor leaves at once,
+     * each serving its own revoke, instead of one after the other while
+     * the consumers not yet closed sit in a rebalance nobody serves */
+    consumer_destroy(ex->consumer);
+    ex->consumer = NULL;
     return NULL;
 }
 
@@ -426,9 +431,6 @@ int
 executor_join(executor_t *ex)
 {
     pthread_join(ex->thread, NULL);
-    /* leaving the group runs on_revoke, which flushes nothing now */
-    consumer_destroy(ex->consumer);
-    ex->consumer = NULL;
     return ex->halted;
 }
 
