@@ -30,7 +30,7 @@ START_TEST(test_finds_each_identity_and_nothing_else)
     for (int i = 0; i < 3000; i++) {
         snprintf(key, sizeof(key), "co-%d", i);
         add(&rows, i % 2 ? "web" : "payments", key);
-        if (i % 97 == 0)
+        if (i >= 1 && i % 97 == 0)
             ck_assert_ptr_eq(dedup_index_find(&ix, &rows, "web", "co-1"),
                              rows.v[1]);
     }
