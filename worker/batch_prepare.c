@@ -137,10 +137,8 @@ batch_msg_free(batch_msg_t *m)
 /* 1 if one of the order's items is of a held product: what the order's
  * commands change (stock comes back on a cancel, a refund, an expiry). */
 static int
-items_held(batch_t *b, const char *oid, int64_t held)
+items_held(const snap_order_t *o, int64_t held)
 {
-    const snap_order_t *o = oid != NULL ? snap_order(&b->snap, oid) : NULL;
-
     for (int i = 0; o != NULL && i < o->nitems; i++)
         if (o->items[i].product_id == held)
             return 1;
@@ -151,6 +149,7 @@ int
 batch_msg_held(batch_t *b, const batch_msg_t *m)
 {
     const json_t *root = m->env.root, *items, *it;
+    const snap_order_t *order;
     const char *oid;
     size_t i;
 
@@ -160,11 +159,13 @@ batch_msg_held(batch_t *b, const batch_msg_t *m)
     for (int k = 0; oid != NULL && k < b->held_orders.n; k++)
         if (strcasecmp(oid, b->held_orders.v[k]) == 0)
             return 1;
+    order = oid != NULL && b->held_products.n > 0 ? snap_order(&b->snap, oid)
+                                                  : NULL;
     for (int k = 0; k < b->held_products.n; k++) {
         int64_t held = *(int64_t *)b->held_products.v[k], id;
         char err[8];
 
-        if (items_held(b, oid, held))
+        if (items_held(order, held))
             return 1;
 
         if (json_field_id(root, "product_id", 1, &id, err, sizeof(err)) == 0 &&

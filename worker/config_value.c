@@ -110,7 +110,7 @@ bad_value(char *err, size_t errlen, const char *where, int echo,
  */
 int
 config_set_opt(od_config_t *cfg, const opt_t *o, const char *value, int append,
-        const char *where, int echo, char *err, size_t errlen)
+               const char *where, int echo, char *err, size_t errlen)
 {
     char *base = (char *)cfg;
     char what[128], lo[32], hi[32];

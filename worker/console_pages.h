@@ -7,20 +7,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cbuf.h"
 #include "config.h"
 #include "db.h"
 #include "od.h"
-
-/* A growing text buffer; oom set once an allocation failed. */
-typedef struct cbuf {
-    char *p;
-    size_t len, cap;
-    int oom;
-} cbuf_t;
-
-void cbuf_printf(cbuf_t *b, const char *fmt, ...) OD_PRINTF(2, 3);
-/* Appends s with &, <, >, " and ' as character references. */
-void cbuf_html(cbuf_t *b, const char *s);
 
 /* One request's answer: the reader thread fills it. */
 typedef struct console_reply {

@@ -15,13 +15,13 @@
 
 #include <dirent.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "cbuf.h"
 #include "db.h"
 #include "health.h"
 #include "od.h"
@@ -303,74 +303,29 @@ metrics_lag_release(int slot)
     pthread_mutex_unlock(&lag_lock);
 }
 
-/* A growing text buffer for one scrape. */
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-    int oom;
-} sbuf_t;
-
-static void sb_printf(sbuf_t *b, const char *fmt, ...) OD_PRINTF(2, 3);
-
-static void
-sb_printf(sbuf_t *b, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    if (b->oom)
-        return;
-    for (;;) {
-        size_t room = b->cap - b->len;
-
-        va_start(ap, fmt);
-        n = vsnprintf(b->p + b->len, room, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->oom = 1;
-            return;
-        }
-        if ((size_t)n < room) {
-            b->len += (size_t)n;
-            return;
-        }
-        {
-            size_t cap = b->cap * 2 + (size_t)n;
-            char *p = realloc(b->p, cap);
-
-            if (p == NULL) {
-                b->oom = 1;
-                return;
-            }
-            b->p = p;
-            b->cap = cap;
-        }
-    }
-}
-
 /* # HELP and # TYPE of a family */
 static void
-family(sbuf_t *b, const char *name, const char *type, const char *help)
+family(cbuf_t *b, const char *name, const char *type, const char *help)
 {
-    sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    cbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 static void
-counter(sbuf_t *b, const char *name, const char *help, atomic_llong *v)
+counter(cbuf_t *b, const char *name, const char *help, atomic_llong *v)
 {
     family(b, name, "counter", help);
-    sb_printf(b, "%s %lld\n", name, (long long)atomic_load(v));
+    cbuf_printf(b, "%s %lld\n", name, (long long)atomic_load(v));
 }
 
 static void
-gauge(sbuf_t *b, const char *name, const char *help, double v)
+gauge(cbuf_t *b, const char *name, const char *help, double v)
 {
     family(b, name, "gauge", help);
-    sb_printf(b, "%s %.17g\n", name, v);
+    cbuf_printf(b, "%s %.17g\n", name, v);
 }
 
 static void
-histogram(sbuf_t *b, const char *name, const char *help, hist_t *h)
+histogram(cbuf_t *b, const char *name, const char *help, hist_t *h)
 {
     long long cum = 0;
 
@@ -378,35 +333,35 @@ histogram(sbuf_t *b, const char *name, const char *help, hist_t *h)
     for (size_t i = 0; i <= METRICS_NBUCKETS; i++) {
         cum += atomic_load(&h->bucket[i]);
         if (i < METRICS_NBUCKETS)
-            sb_printf(b, "%s_bucket{le=\"%g\"} %lld\n", name, bucket_le[i],
-                      cum);
+            cbuf_printf(b, "%s_bucket{le=\"%g\"} %lld\n", name, bucket_le[i],
+                        cum);
         else
-            sb_printf(b, "%s_bucket{le=\"+Inf\"} %lld\n", name, cum);
+            cbuf_printf(b, "%s_bucket{le=\"+Inf\"} %lld\n", name, cum);
     }
     /* _count from the same reads as the buckets, so they agree */
-    sb_printf(b, "%s_sum %.6f\n%s_count %lld\n", name,
-              (double)atomic_load(&h->sum_us) / 1e6, name, cum);
+    cbuf_printf(b, "%s_sum %.6f\n%s_count %lld\n", name,
+                (double)atomic_load(&h->sum_us) / 1e6, name, cum);
 }
 
 /* Label values here are topic names and fixed strings; a backslash, a
  * quote or a newline would still be escaped as the format asks. */
 static void
-label_value(sbuf_t *b, const char *s)
+label_value(cbuf_t *b, const char *s)
 {
     for (; *s != '\0'; s++) {
         if (*s == '\\' || *s == '"')
-            sb_printf(b, "\\%c", *s);
+            cbuf_printf(b, "\\%c", *s);
         else if (*s == '\n')
-            sb_printf(b, "\\n");
+            cbuf_printf(b, "\\n");
         else
-            sb_printf(b, "%c", *s);
+            cbuf_printf(b, "%c", *s);
     }
 }
 
 /* The process family, named as every Prometheus client library names it
  * so that existing dashboards and alerts apply unchanged. */
 static void
-render_process(sbuf_t *b)
+render_process(cbuf_t *b)
 {
     struct rusage ru;
     struct rlimit rl;
@@ -419,9 +374,9 @@ render_process(sbuf_t *b)
     if (getrusage(RUSAGE_SELF, &ru) == 0) {
         family(b, "process_cpu_seconds_total", "counter",
                "User and system CPU time of the process.");
-        sb_printf(b, "process_cpu_seconds_total %.6f\n",
-                  (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-                      (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+        cbuf_printf(b, "process_cpu_seconds_total %.6f\n",
+                    (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+                        (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
     }
     f = fopen("/proc/self/statm", "r");
     if (f != NULL) {
@@ -465,7 +420,7 @@ metrics_render(size_t *len)
         {"duplicate", &metrics.duplicate}, {"deferred", &metrics.deferred},
         {"skipped", &metrics.skipped},
     };
-    sbuf_t b = {malloc(16384), 0, 16384, 0};
+    cbuf_t b = {malloc(16384), 0, 16384, 0};
     char reasons_text[1024];
     int ready = health_report(reasons_text, sizeof(reasons_text));
     long long backlog = atomic_load(&metrics.outbox_backlog);
@@ -474,7 +429,7 @@ metrics_render(size_t *len)
         return NULL;
     family(&b, "orderd_build_info", "gauge",
            "Always 1; the version label says which orderd runs.");
-    sb_printf(&b, "orderd_build_info{version=\"%s\"} 1\n", orderd_version());
+    cbuf_printf(&b, "orderd_build_info{version=\"%s\"} 1\n", orderd_version());
     gauge(&b, "orderd_ready",
           "1 when /readyz answers 200: Postgres answers, every executor has "
           "its assignment, nothing backs off.",
@@ -484,8 +439,8 @@ metrics_render(size_t *len)
            "Commands taken off the input topics, by outcome (skipped: "
            "redeliveries below the stored offset, applied before).");
     for (size_t i = 0; i < OD_ARRAY_LEN(outcomes); i++)
-        sb_printf(&b, "orderd_commands_total{outcome=\"%s\"} %lld\n",
-                  outcomes[i].outcome, (long long)atomic_load(outcomes[i].v));
+        cbuf_printf(&b, "orderd_commands_total{outcome=\"%s\"} %lld\n",
+                    outcomes[i].outcome, (long long)atomic_load(outcomes[i].v));
     family(&b, "orderd_rejections_total", "counter",
            "Rejected commands by reason and command type (series appear "
            "with the first rejection).");
@@ -494,17 +449,17 @@ metrics_render(size_t *len)
             long long v = atomic_load(&rejections[r][t]);
 
             if (v > 0)
-                sb_printf(&b,
-                          "orderd_rejections_total{reason=\"%s\",type=\"%s\"}"
-                          " %lld\n",
-                          reasons[r], types[t], v);
+                cbuf_printf(&b,
+                            "orderd_rejections_total{reason=\"%s\",type=\"%s\"}"
+                            " %lld\n",
+                            reasons[r], types[t], v);
         }
     family(&b, "orderd_dlq_total", "counter",
            "Messages copied to the dead-letter topic, by class: poison "
            "(unreadable) or internal_error (a command failed unexpectedly).");
     for (int c = 0; c < DLQ_NCLASSES; c++)
-        sb_printf(&b, "orderd_dlq_total{class=\"%s\"} %lld\n", dlq_classes[c],
-                  (long long)atomic_load(&dlq_by_class[c]));
+        cbuf_printf(&b, "orderd_dlq_total{class=\"%s\"} %lld\n", dlq_classes[c],
+                    (long long)atomic_load(&dlq_by_class[c]));
     counter(&b, "orderd_internal_errors_total",
             "Commands that failed with an unexpected error "
             "(rejected internal_error, copied to the DLQ).",
@@ -548,7 +503,8 @@ metrics_render(size_t *len)
     family(&b, "orderd_db_round_trips_total", "counter",
            "Waits for Postgres's answer (a pipeline's Sync, or a statement "
            "sent alone), over all of the process's connections.");
-    sb_printf(&b, "orderd_db_round_trips_total %lld\n", db_round_trips_total());
+    cbuf_printf(&b, "orderd_db_round_trips_total %lld\n",
+                db_round_trips_total());
     counter(&b, "orderd_rebalances_total",
             "Group rebalances this process went through (once per "
             "rebalance, not per executor).",
@@ -565,10 +521,10 @@ metrics_render(size_t *len)
 
         if (lag_slots[i].topic == NULL || lag < 0)
             continue;
-        sb_printf(&b, "orderd_consumer_lag{topic=\"");
+        cbuf_printf(&b, "orderd_consumer_lag{topic=\"");
         label_value(&b, lag_slots[i].topic);
-        sb_printf(&b, "\",partition=\"%d\"} %lld\n",
-                  (int)lag_slots[i].partition, lag);
+        cbuf_printf(&b, "\",partition=\"%d\"} %lld\n",
+                    (int)lag_slots[i].partition, lag);
     }
     pthread_mutex_unlock(&lag_lock);
     gauge(&b, "orderd_executors_backing_off",
