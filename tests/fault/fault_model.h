@@ -12,6 +12,7 @@
 #define OD_FAULT_MODEL_H
 
 #include "../integration/ktest.h"
+#include "../integration/ports.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -723,35 +724,7 @@ fm_alive(pid_t pid)
 static inline int
 fm_free_port(int pair)
 {
-    for (int attempt = 0; attempt < 50; attempt++) {
-        int fds[4] = {-1, -1, -1, -1}, port = 0, ok = 1;
-
-        for (int i = 0; i < (pair ? 4 : 1); i++) {
-            struct sockaddr_in sin;
-            socklen_t len = sizeof(sin);
-
-            fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-            memset(&sin, 0, sizeof(sin));
-            sin.sin_family = AF_INET;
-            sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-            sin.sin_port = htons((uint16_t)(i == 0 ? 0 : port + i));
-            if (fds[i] < 0 ||
-                bind(fds[i], (struct sockaddr *)&sin, sizeof(sin)) != 0) {
-                ok = 0;
-                break;
-            }
-            getsockname(fds[i], (struct sockaddr *)&sin, &len);
-            if (i == 0)
-                port = ntohs(sin.sin_port);
-        }
-        for (int i = 0; i < 4; i++)
-            if (fds[i] >= 0)
-                close(fds[i]);
-        if (ok && port > 0 && port < 65000)
-            return port;
-    }
-    ck_abort_msg("no free port");
-    return -1;
+    return test_free_ports(pair ? 4 : 1);
 }
 
 /* The repository root, from the schema directory every test is built

@@ -2,6 +2,7 @@
  * /healthz while 2,000 idle connections (some with half a request sent)
  * are held open, and it closes connections idle past --http-timeout */
 #include "ktest.h"
+#include "ports.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -26,25 +27,6 @@ static int port;
 static int idle[IDLE];
 static int nidle;
 static pid_t *running; /* the worker's pid, shared with the runner process */
-
-/* A loopback TCP port nobody listens on now. */
-static int
-free_port(void)
-{
-    struct sockaddr_in sin;
-    socklen_t len = sizeof(sin);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), p;
-
-    ck_assert_int_ge(fd, 0);
-    memset(&sin, 0, sizeof(sin));
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-    p = ntohs(sin.sin_port);
-    close(fd);
-    return p;
-}
 
 static int
 dial(void)
@@ -146,7 +128,7 @@ start_worker(const char *timeout)
     const char *extra[] = {"--metrics-addr", addr, "--http-timeout", timeout,
                            NULL};
 
-    port = free_port();
+    port = test_free_ports(1);
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
     worker = ktest_worker_start(&k, extra);
     running[0] = worker;

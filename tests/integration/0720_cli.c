@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "ktest.h"
+#include "ports.h"
 
 extern char **environ;
 
@@ -489,23 +490,6 @@ START_TEST(test_events_count_returns_when_fewer_exist)
 }
 END_TEST
 
-/* A loopback port nobody listens on right now. */
-static int
-free_port(void)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    port = ntohs(sa.sin_port);
-    close(fd);
-    return port;
-}
-
 /* Reads a file into a new string ("" if it cannot be read). */
 static char *
 slurp_path(const char *path)
@@ -531,7 +515,7 @@ START_TEST(test_run_logs_metrics_address)
     ck_assert_int_ge(fd, 0);
     close(fd);
     ktest_setup(&k, "0720_metrics", 1);
-    snprintf(addr, sizeof(addr), "127.0.0.1:%d", free_port());
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", test_free_ports(1));
     snprintf(want, sizeof(want), "metrics and health on http://%s", addr);
     pid = ktest_worker_start_logged(&k, extra, log);
     for (int64_t end = od_mono_us() + 30 * 1000000LL;
