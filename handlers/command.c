@@ -336,13 +336,11 @@ parse_actor(const json_t *root, cmd_env_t *env, char *err, size_t errlen)
 }
 
 cmd_parse_t
-command_parse(const char *buf, size_t len, int64_t msg_ts_us, cmd_env_t *env,
-              char *err, size_t errlen)
+command_parse_identity(const char *buf, size_t len, cmd_env_t *env, char *err,
+                       size_t errlen)
 {
     json_error_t jerr;
     const json_t *v;
-    char type[64], issued[64];
-    int rc;
 
     env_init(env);
     if (len > CMD_MAX_BYTES) {
@@ -373,7 +371,37 @@ command_parse(const char *buf, size_t len, int64_t msg_ts_us, cmd_env_t *env,
         return CMD_PARSE_POISON;
     }
     strcpy(env->dedup_key, json_string_value(v));
-    command_fingerprint(env->root, env->fingerprint);
+    v = json_object_get(env->root, "type");
+    if (json_is_string(v))
+        env->handler = handler_find(json_string_value(v));
+    return CMD_PARSE_OK;
+}
+
+const unsigned char *
+command_env_fingerprint(cmd_env_t *env)
+{
+    if (env->root == NULL)
+        return NULL;
+    if (!env->fingerprinted) {
+        command_fingerprint(env->root, env->fingerprint);
+        env->fingerprinted = 1;
+    }
+    return env->fingerprint;
+}
+
+cmd_parse_t
+command_parse(const char *buf, size_t len, int64_t msg_ts_us, cmd_env_t *env,
+              char *err, size_t errlen)
+{
+    char type[64], issued[64];
+    cmd_parse_t first;
+    int rc;
+
+    first = command_parse_identity(buf, len, env, err, errlen);
+    if (first != CMD_PARSE_OK)
+        return first;
+    env->handler = NULL;
+    (void)command_env_fingerprint(env);
     env->event_time_us = msg_ts_us > 0 ? msg_ts_us : od_now_us();
 
     if (json_field_str(env->root, "type", 1, type, sizeof(type), err, errlen) <

@@ -14,12 +14,27 @@ typedef enum cmd_parse {
  * Parses one message body. msg_ts_us is the Kafka timestamp, used as the
  * event time when issued_at is absent. env is always initialised and must
  * be released with command_env_free, whatever the return value. For
- * CMD_PARSE_INVALID, env->dedup_key and env->fingerprint are set, and
+ * CMD_PARSE_INVALID, env->dedup_key and the fingerprint are set, and
  * env->handler when the type is known. err says what is wrong.
  */
 cmd_parse_t command_parse(const char *buf, size_t len, int64_t msg_ts_us,
                           cmd_env_t *env, char *err, size_t errlen);
 void command_env_free(cmd_env_t *env);
+
+/*
+ * The identity only: what command_parse reads first (the size limit, the
+ * JSON, the dedup_key) and the handler when the type is known, nothing
+ * else checked and no fingerprint computed. For a replay's re-read batch,
+ * whose quiet duplicates need no more than their identity; a message it
+ * finds new is parsed again with command_parse. Returns CMD_PARSE_POISON
+ * exactly when command_parse would, else CMD_PARSE_OK.
+ */
+cmd_parse_t command_parse_identity(const char *buf, size_t len, cmd_env_t *env,
+                                   char *err, size_t errlen);
+
+/* The body's fingerprint (computed now if the parse left it); NULL when
+ * the body was not JSON. */
+const unsigned char *command_env_fingerprint(cmd_env_t *env);
 
 /*
  * Contract v2's bounds on event time, for a parsed command: issued_at no

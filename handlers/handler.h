@@ -39,11 +39,15 @@ typedef struct cmd_env {
     const handler_t *handler;
     cmd_role_t role;
     char actor_id[CMD_ID_MAX + 1];
-    int64_t event_time_us;         /* issued_at, else the Kafka timestamp */
-    char order_id[37];             /* the order the command names, "" if none */
-    unsigned char fingerprint[32]; /* SHA-256 of the canonical body */
-    json_t *root;                  /* the parsed body, owned */
-    void *cmd;                     /* handler struct, owned (free()) */
+    int64_t event_time_us; /* issued_at, else the Kafka timestamp */
+    char order_id[37];     /* the order the command names, "" if none */
+    /* SHA-256 of the canonical body; read it through
+     * command_env_fingerprint (an identity-only parse leaves it to be
+     * computed when first needed) */
+    unsigned char fingerprint[32];
+    int fingerprinted;
+    json_t *root; /* the parsed body, owned */
+    void *cmd;    /* handler struct, owned (free()) */
 } cmd_env_t;
 
 /* Settings the business rules depend on. */

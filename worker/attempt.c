@@ -419,8 +419,7 @@ attempt_run(executor_t *ex, int blocking, int lean, attempt_end_t *end,
     memset(ex->carry, 0, (size_t)ex->n);
     batch_msgs(ex);
     batch_init(&b);
-    batch_prepare(&ex->acfg, ex->msgs, ex->n, &needs);
-    needs.dedup_only = lean;
+    batch_prepare(&ex->acfg, ex->msgs, ex->n, lean, &needs);
     /* one round trip: the load covers every message until the stored
      * offsets tell the redeliveries apart */
     db_queue_tx(ex->db, DB_TX_BEGIN);

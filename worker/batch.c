@@ -246,6 +246,33 @@ add_result(batch_t *b, const apply_config_t *cfg, batch_msg_t *m,
                      event_id);
 }
 
+/* 1 when the row was written for this very Kafka message (the same
+ * topic, partition and offset): a redelivery or a replay's re-read, whose
+ * body is the one fingerprinted then, so a replay need not fingerprint it
+ * again. The scheduler's expiries have no position (-1), nor do rows from
+ * before positions were kept. */
+static int
+same_message(const dedup_row_t *d, const batch_msg_t *m)
+{
+    return d->has_position && m->src.topic != NULL && m->src.offset >= 0 &&
+           m->src.partition >= 0 && d->partition == m->src.partition &&
+           d->offset == m->src.offset && strcmp(d->topic, m->src.topic) == 0;
+}
+
+/* 1 when m's body is the one its identity's row was written for. A
+ * replay's identity-only parse leaves the fingerprint uncomputed; the
+ * row's position then answers for a message re-read where it was first
+ * read (all but a producer's re-sends), and only the rest are
+ * fingerprinted. A fully parsed message is always compared by its
+ * fingerprint. */
+static int
+same_body(const dedup_row_t *d, batch_msg_t *m)
+{
+    if (!m->env.fingerprinted && same_message(d, m))
+        return 1;
+    return memcmp(d->fingerprint, command_env_fingerprint(&m->env), 32) == 0;
+}
+
 /* The key was seen before: duplicate (same body) or dedup_key_reused. */
 static int
 decide_known(batch_t *b, const apply_config_t *cfg, batch_msg_t *m,
@@ -256,7 +283,7 @@ decide_known(batch_t *b, const apply_config_t *cfg, batch_msg_t *m,
     int rc = 0;
 
     cmd_result_init(&res);
-    if (memcmp(d->fingerprint, m->env.fingerprint, 32) == 0) {
+    if (same_body(d, m)) {
         res.outcome = OUTCOME_DUPLICATE;
         res.details = json_pack("{s:s, s:s?, s:s}", "original_outcome",
                                 d->outcome, "original_reason", d->reason,
@@ -281,7 +308,7 @@ decide_known(batch_t *b, const apply_config_t *cfg, batch_msg_t *m,
  * (resumed) or the internal_error refusal it takes over (retake, may be
  * NULL) updated. */
 static void
-record_dedup(batch_t *b, const batch_msg_t *m, const cmd_result_t *res,
+record_dedup(batch_t *b, batch_msg_t *m, const cmd_result_t *res,
              const char *event_id, dedup_row_t *retake, int *fail)
 {
     dedup_row_t *d =
@@ -295,7 +322,7 @@ record_dedup(batch_t *b, const batch_msg_t *m, const cmd_result_t *res,
         }
         snprintf(d->source, sizeof(d->source), "%s", m->env.source);
         snprintf(d->key, sizeof(d->key), "%s", m->env.dedup_key);
-        memcpy(d->fingerprint, m->env.fingerprint, 32);
+        memcpy(d->fingerprint, command_env_fingerprint(&m->env), 32);
         /* a parked command's row exists (outcome deferred): updated */
         d->is_new = !m->resumed;
         d->resolved = m->resumed;
@@ -462,7 +489,7 @@ decide_one(batch_t *b, const apply_config_t *cfg, batch_msg_t *m, char *err,
      * is fixed): its row is taken over, not duplicated */
     if (known != NULL && !known->is_new && known->reason != NULL &&
         strcmp(known->reason, "internal_error") == 0 &&
-        memcmp(known->fingerprint, m->env.fingerprint, 32) == 0)
+        memcmp(known->fingerprint, command_env_fingerprint(&m->env), 32) == 0)
         retake = known;
     else if (known != NULL)
         return decide_known(b, cfg, m, known) < 0 ? -2 : 0;
@@ -578,7 +605,7 @@ batch_fail_message(batch_t *b, const apply_config_t *cfg, batch_msg_t *m,
         else {
             snprintf(prior->source, sizeof(prior->source), "%s", m->env.source);
             snprintf(prior->key, sizeof(prior->key), "%s", m->env.dedup_key);
-            memcpy(prior->fingerprint, m->env.fingerprint, 32);
+            memcpy(prior->fingerprint, command_env_fingerprint(&m->env), 32);
         }
     }
     record_dedup(b, m, &res, event_id, prior, &fail);
@@ -603,7 +630,7 @@ batch_run(db_t *db, const apply_config_t *cfg, batch_msg_t *msgs, int n,
     od_status_t st;
 
     batch_init(&b);
-    batch_prepare(cfg, msgs, n, &needs);
+    batch_prepare(cfg, msgs, n, 0, &needs);
     st = batch_load_queue(db, &needs, 0, &load, err, errlen);
     if (st == OD_OK)
         st = db_flush(db, err, errlen); /* the load's round trip */
@@ -663,7 +690,8 @@ batch_apply_isolated(db_t *db, const apply_config_t *cfg, batch_msg_t *m,
         int found = 0, same = 0;
 
         st = dedup_lookup(db, m->env.source, m->env.dedup_key,
-                          m->env.fingerprint, &found, &same, err, errlen);
+                          command_env_fingerprint(&m->env), &found, &same, err,
+                          errlen);
         if (st != OD_OK)
             return st;
         refused_before = found && same;

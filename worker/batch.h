@@ -61,9 +61,13 @@ void batch_init(batch_t *b);
 void batch_free(batch_t *b);
 
 /* Parses every message (env, parse status, the event-time bounds of cfg)
- * and gathers what to load. Release each message with batch_msg_free. */
+ * and gathers what to load. With dedup_only (a replay's re-read batch)
+ * each message's identity is all that is parsed and all that is gathered
+ * (command_parse_identity): if the batch turns out not to be quiet
+ * duplicates it is prepared again in full. Release each message with
+ * batch_msg_free. */
 void batch_prepare(const apply_config_t *cfg, batch_msg_t *msgs, int n,
-                   batch_needs_t *needs);
+                   int dedup_only, batch_needs_t *needs);
 void batch_msg_free(batch_msg_t *m);
 /* Parses one message as batch_prepare does (a parked command that is
  * resumed keeps its own source and skips the checks it passed when it

@@ -4,10 +4,12 @@
  * DESIGN: every message is parsed once per attempt (command_parse, the
  * source's name, the event-time bounds) and its named orders, products,
  * variants, tax countries and dedup identity go into the arrays the load
- * sends as parameters. Values are checked before they become array
- * elements, so a malformed one refuses its own command instead of
- * failing the batch's load statement. Also here: which messages need a
- * row another executor holds (the carry decision reads the same fields).
+ * sends as parameters. A replay's re-read batch, expected to be quiet
+ * duplicates, parses and gathers the identities alone: that parse, not
+ * the database, was what bounded the re-read rate. Values are checked before
+ * they become array elements, so a malformed one refuses its own command
+ * instead of failing the batch's load statement. Also here: which messages need
+ * a row another executor holds (the carry decision reads the same fields).
  */
 #include <stdio.h>
 #include <string.h>
@@ -102,14 +104,32 @@ batch_msg_prepare(batch_msg_t *m, const apply_config_t *cfg)
         m->parsed = CMD_PARSE_INVALID;
 }
 
+/* A replay's re-read message: its identity only (see batch_prepare). */
+static void
+prepare_identity(batch_needs_t *n, batch_msg_t *m)
+{
+    m->parsed = command_parse_identity(m->payload, m->len, &m->env, m->perr,
+                                       sizeof(m->perr));
+    snprintf(m->env.source, sizeof(m->env.source), "%s", m->src.source->name);
+    if (m->parsed == CMD_PARSE_POISON)
+        return;
+    pgarray_text(&n->dsources, m->env.source);
+    pgarray_text(&n->dkeys, m->env.dedup_key);
+}
+
 void
 batch_prepare(const apply_config_t *cfg, batch_msg_t *msgs, int n,
-              batch_needs_t *needs)
+              int dedup_only, batch_needs_t *needs)
 {
     memset(needs, 0, sizeof(*needs));
+    needs->dedup_only = dedup_only;
     for (int i = 0; i < n; i++) {
         batch_msg_t *m = &msgs[i];
 
+        if (dedup_only) {
+            prepare_identity(needs, m);
+            continue;
+        }
         batch_msg_prepare(m, cfg);
         if (m->parsed != CMD_PARSE_POISON)
             gather(needs, m);
@@ -153,7 +173,8 @@ batch_msg_held(batch_t *b, const batch_msg_t *m)
     const char *oid;
     size_t i;
 
-    if (!json_is_object(root))
+    if (!json_is_object(root) ||
+        (b->held_orders.n == 0 && b->held_products.n == 0))
         return 0;
     oid = json_string_value(json_object_get(root, "order_id"));
     for (int k = 0; oid != NULL && k < b->held_orders.n; k++)

@@ -18,7 +18,8 @@
 static const db_stmt_t stmt_load = {
     "dedup_load",
     "SELECT p.source, p.dedup_key, encode(p.fingerprint, 'hex'), p.outcome,"
-    " p.reason, p.result_event_id::text"
+    " p.reason, p.result_event_id::text, p.source_topic, p.source_partition,"
+    " p.source_offset"
     " FROM unnest($1::text[], $2::text[]) AS k(s, d)"
     " JOIN processed_commands p ON p.source = k.s AND p.dedup_key = k.d"};
 
@@ -129,6 +130,13 @@ dedup_take(db_rows_t *rows, snap_vec_t *out)
         d->reason = db_isnull(rows, r, 4) ? NULL : strdup(db_val(rows, r, 4));
         d->owns_reason = d->reason != NULL;
         snprintf(d->event_id, sizeof(d->event_id), "%s", db_val(rows, r, 5));
+        if (!db_isnull(rows, r, 6) && !db_isnull(rows, r, 7) &&
+            !db_isnull(rows, r, 8)) {
+            snprintf(d->topic, sizeof(d->topic), "%s", db_val(rows, r, 6));
+            d->partition = (int32_t)strtol(db_val(rows, r, 7), NULL, 10);
+            d->offset = strtoll(db_val(rows, r, 8), NULL, 10);
+            d->has_position = 1;
+        }
         if (snap_vec_push(out, d) < 0) {
             free((char *)d->reason);
             free(d);

@@ -20,9 +20,12 @@ typedef struct dedup_row {
     /* for new rows */
     const char *command_type;
     char order_id[37];
+    /* where the command was read from: written with a new row, loaded with
+     * an old one when it has them (has_position) */
     char topic[256];
     int32_t partition;
     int64_t offset;
+    int has_position;
 } dedup_row_t;
 
 /*

@@ -135,8 +135,9 @@ classify(db_t *db, const char *source, const rd_kafka_message_t *rkm,
     } else {
         int found = 0, same = 0;
 
-        if (dedup_lookup(db, source, env.dedup_key, env.fingerprint, &found,
-                         &same, err, sizeof(err)) != OD_OK)
+        if (dedup_lookup(db, source, env.dedup_key,
+                         command_env_fingerprint(&env), &found, &same, err,
+                         sizeof(err)) != OD_OK)
             fprintf(stderr, "orderd replay: %s\n", err);
         else if (!found)
             p == CMD_PARSE_INVALID ? c->invalid++ : c->apply++;

@@ -11,7 +11,10 @@
  * every refusal, a usable dedup key and fingerprint whenever the command
  * is not poison, a fingerprint that does not change when a producer
  * re-encodes the same JSON, and for a parsed command a handler, its
- * struct, one role, a lower-case order id and the right event time.
+ * struct, one role, a lower-case order id and the right event time. The
+ * identity-only parse (a replay's re-read batch) must agree with the full
+ * one: poison exactly when it is, the same dedup key and, computed when
+ * first asked for, the same fingerprint.
  */
 #include <ctype.h>
 #include <string.h>
@@ -95,6 +98,29 @@ check_parsed(const cmd_env_t *env, int64_t ts_us)
     check_event_time(env, ts_us);
 }
 
+static void
+check_identity_agrees(const char *data, size_t size, cmd_env_t *full,
+                      cmd_parse_t full_rc)
+{
+    char err[512];
+    cmd_env_t id;
+    cmd_parse_t rc = command_parse_identity(data, size, &id, err, sizeof(err));
+
+    FUZZ_CHECK((rc == CMD_PARSE_POISON) == (full_rc == CMD_PARSE_POISON));
+    if (rc == CMD_PARSE_POISON) {
+        FUZZ_CHECK(err[0] != '\0');
+    } else {
+        FUZZ_CHECK(rc == CMD_PARSE_OK && id.cmd == NULL);
+        FUZZ_CHECK(strcmp(id.dedup_key, full->dedup_key) == 0);
+        FUZZ_CHECK(!id.fingerprinted);
+        FUZZ_CHECK(memcmp(command_env_fingerprint(&id),
+                          command_env_fingerprint(full), 32) == 0);
+        if (full_rc == CMD_PARSE_OK)
+            FUZZ_CHECK(id.handler == full->handler);
+    }
+    command_env_free(&id);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -133,6 +159,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (rc == CMD_PARSE_OK)
         check_parsed(&env, ts_us);
+    check_identity_agrees((const char *)data, size, &env, rc);
     command_env_free(&env);
     return 0;
 }

@@ -7,10 +7,15 @@
  *     and return to the end; no table changes, no new result event (quiet);
  *   - --from-time (worker stopped) moves each partition back only to the
  *     first message at or after that time;
- *   - --from-beginning with the worker stopped, then started: same;
+ *   - --from-beginning with the worker stopped, then started: same, and
+ *     its counters tell the re-read duplicates from the reused key (the
+ *     re-read batches parse identities alone and skip the fingerprint of
+ *     a message re-read where it was first read);
  *   - --loud: the re-read messages get a result again (duplicate);
  *   - a command whose dedup row is gone is decided anew, alone. */
 #include "0500_common.h"
+
+#include "../fault/fault_model.h"
 
 #include <signal.h>
 
@@ -183,6 +188,22 @@ last_outbox_id(void)
     return x_intf(k.db, "SELECT COALESCE(max(id), 0) FROM outbox");
 }
 
+/* A counter of the worker's /metrics reaches want (it is counted just
+ * after the commit the drained offsets show) and stays there. */
+static void
+expect_counter(int port, const char *name, int64_t want)
+{
+    int64_t end = od_mono_us() + 10 * 1000000LL, v;
+
+    while ((v = fm_metric(port, name)) < want && od_mono_us() < end) {
+        struct timespec ts = {0, 20 * 1000 * 1000};
+
+        nanosleep(&ts, NULL); /* polling the endpoint, bounded */
+    }
+    ck_assert_msg(v == want, "%s is %lld, expected %lld", name, (long long)v,
+                  (long long)want);
+}
+
 START_TEST(test_replay_changes_nothing)
 {
     char f0[64], f[64], off_half[256], off_end[256], off[256], buf[512];
@@ -286,8 +307,23 @@ START_TEST(test_replay_changes_nothing)
     ck_assert_int_eq(replay("--from-beginning", NULL, NULL, &out), 0);
     free(out);
     ck_assert_int_eq(x_offsets_sum(&k), 0);
-    worker = ktest_worker_start(&k, NULL);
-    wait_drained(total);
+    {
+        int port = fm_free_port(0);
+        char addr[40];
+        /* small batches: all but a partition's first are re-read ones */
+        const char *args[] = {"--metrics-addr", addr, "--batch-size", "4",
+                              NULL};
+
+        snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+        worker = ktest_worker_start(&k, args);
+        wait_drained(total);
+        expect_counter(port, "orderd_commands_total{outcome=\"duplicate\"}",
+                       total - npoison - nreused);
+        expect_counter(port,
+                       "orderd_rejections_total{reason=\"dedup_key_reused\","
+                       "type=\"product_upsert\"}",
+                       nreused);
+    }
     ck_assert_str_eq(x_fingerprint(k.db, f, sizeof(f)), f0);
     quiet_extra += results_after(last0);
 
