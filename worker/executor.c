@@ -155,6 +155,9 @@ executor_flush(executor_t *ex, int all)
             continue;
         }
         if (st == OD_OK && end == ATTEMPT_FULL_LOAD) {
+            log_debug("executor %d: a re-read batch of %d holds commands not "
+                      "decided before: loading it in full",
+                      ex->id, ex->n);
             lean = 0;
             continue;
         }
@@ -197,8 +200,9 @@ executor_flush(executor_t *ex, int all)
     note_stalls(ex);
     commit_to_kafka(ex);
     done = release_batch(ex, 0);
-    log_debug("executor %d: batch of %d in %.1f ms (%d carried)", ex->id, done,
-              (double)(od_mono_us() - started) / 1000.0, carried);
+    log_debug("executor %d: batch of %d in %.1f ms (%d carried%s)", ex->id,
+              done, (double)(od_mono_us() - started) / 1000.0, carried,
+              lean ? ", re-read duplicates" : "");
     atomic_fetch_add(&metrics.batches, 1);
     metrics_observe_batch((double)(od_mono_us() - started) / 1e6);
     atomic_fetch_add(&metrics.carried, carried);
@@ -222,9 +226,10 @@ idle_check(executor_t *ex)
     for (int i = 0; i < ex->nassigned; i++) {
         assigned_t *a = &ex->assigned[i];
         offsets_key_t k = {ex->cfg->group, a->topic, a->partition};
-        int64_t pos, stored;
+        int64_t pos, stored, until;
 
-        if (offsets_read(ex->db, &k, &stored, err, sizeof(err)) != OD_OK) {
+        if (offsets_read(ex->db, &k, &stored, &until, err, sizeof(err)) !=
+            OD_OK) {
             log_debug("idle check: %s", err);
             return;
         }
@@ -241,6 +246,9 @@ idle_check(executor_t *ex)
                 log_info("stored offset of %s/%d moved back to %lld: "
                          "seeking",
                          a->topic, (int)a->partition, (long long)p.stored);
+                /* the re-read's first batch can then take the dedup-only
+                 * load, as a batch's offset locks would have told it */
+                a->replay_until = until;
                 if (ex->nsought < EXECUTOR_MAX_PARTS) {
                     sought_t *s = &ex->sought[ex->nsought++];
 
@@ -275,18 +283,22 @@ on_assign(void *arg, consumer_part_t *parts, int n)
         for (;;) {
             offsets_key_t k = {ex->cfg->group, parts[i].topic,
                                parts[i].partition};
-            int64_t stored = -1;
+            int64_t stored = -1, until = 0;
             od_status_t st = OD_OK;
 
             if (!db_ok(ex->db))
                 st = db_reconnect(ex->db, err, sizeof(err));
             if (st == OD_OK)
-                st = offsets_read(ex->db, &k, &stored, err, sizeof(err));
+                st =
+                    offsets_read(ex->db, &k, &stored, &until, err, sizeof(err));
             if (st == OD_OK) {
                 /* -2: from the beginning, for a partition never stored */
                 parts[i].offset = stored >= 0 ? stored : -2;
-                if (i < EXECUTOR_MAX_PARTS)
+                if (i < EXECUTOR_MAX_PARTS) {
                     ex->assigned[i].start = parts[i].offset;
+                    /* a replay under way: its re-read goes on lean */
+                    ex->assigned[i].replay_until = until;
+                }
                 break;
             }
             log_warn("executor %d: could not read stored offsets: %s", ex->id,

@@ -25,7 +25,7 @@ static const db_stmt_t stmt_store = {
     " WHERE grp = $1 AND topic = $2 AND partition = $3"};
 
 static const db_stmt_t stmt_read = {
-    "offsets_read", "SELECT next_offset FROM consumer_offsets"
+    "offsets_read", "SELECT next_offset, replay_until FROM consumer_offsets"
                     " WHERE grp = $1 AND topic = $2 AND partition = $3"};
 
 static const db_stmt_t stmt_of_topic = {
@@ -76,8 +76,8 @@ offsets_queue_store(db_t *db, const offsets_key_t *k, int64_t next, char *err,
 }
 
 od_status_t
-offsets_read(db_t *db, const offsets_key_t *k, int64_t *next, char *err,
-             size_t errlen)
+offsets_read(db_t *db, const offsets_key_t *k, int64_t *next,
+             int64_t *replay_until, char *err, size_t errlen)
 {
     char part[24];
     const char *params[3] = {k->group, k->topic,
@@ -87,6 +87,11 @@ offsets_read(db_t *db, const offsets_key_t *k, int64_t *next, char *err,
 
     st = db_run(db, &stmt_read, 3, params, &rows, err, errlen);
     *next = st == OD_OK && db_nrows(rows) == 1 ? db_int64(rows, 0, 0) : -1;
+    if (replay_until != NULL)
+        *replay_until =
+            st == OD_OK && db_nrows(rows) == 1 && !db_isnull(rows, 0, 1)
+                ? db_int64(rows, 0, 1)
+                : 0;
     db_rows_free(rows);
     return st;
 }

@@ -27,9 +27,11 @@ int offsets_locked(const db_rows_t *rows, int64_t *next, int64_t *replay_until);
 od_status_t offsets_queue_store(db_t *db, const offsets_key_t *k, int64_t next,
                                 char *err, size_t errlen) OD_MUSTCHECK;
 /* Reads a partition's next offset without a lock; *next = -1 when the
- * group has none stored. */
+ * group has none stored. *replay_until (when not NULL): where an operator
+ * replay's quiet re-read ends, 0 when none is recorded. */
 od_status_t offsets_read(db_t *db, const offsets_key_t *k, int64_t *next,
-                         char *err, size_t errlen) OD_MUSTCHECK;
+                         int64_t *replay_until, char *err,
+                         size_t errlen) OD_MUSTCHECK;
 /* Replay: the stored partitions of a topic (partition, next_offset). */
 od_status_t offsets_of_topic(db_t *db, const char *group, const char *topic,
                              db_rows_t **rows, char *err,
