@@ -411,7 +411,10 @@ attempt_run(executor_t *ex, int blocking, int lean, attempt_end_t *end,
     int64_t skipped = 0;
     int seek = 0, progress;
 
+    int64_t t = od_mono_us(), t1;
+
     *end = ATTEMPT_COMMITTED;
+    ex->times.attempts++;
     for (int i = 0; i < ex->nparts; i++) {
         ex->parts[i].cut = 0;
         ex->parts[i].done = ex->parts[i].first - 1;
@@ -420,6 +423,9 @@ attempt_run(executor_t *ex, int blocking, int lean, attempt_end_t *end,
     batch_msgs(ex);
     batch_init(&b);
     batch_prepare(&ex->acfg, ex->msgs, ex->n, lean, &needs);
+    t1 = od_mono_us();
+    ex->times.parse_us += t1 - t;
+    t = t1;
     /* one round trip: the load covers every message until the stored
      * offsets tell the redeliveries apart */
     db_queue_tx(ex->db, DB_TX_BEGIN);
@@ -436,6 +442,9 @@ attempt_run(executor_t *ex, int blocking, int lean, attempt_end_t *end,
             st = lst;
     }
     batch_needs_free(&needs);
+    t1 = od_mono_us();
+    ex->times.load_us += t1 - t;
+    t = t1;
     st = stored_offsets(ex, st, err, errlen);
     if (st != OD_OK)
         goto fail;
@@ -457,12 +466,16 @@ attempt_run(executor_t *ex, int blocking, int lean, attempt_end_t *end,
         goto out;
     }
     st = batch_decide(&b, &ex->acfg, ex->msgs, ex->n, err, errlen);
+    t1 = od_mono_us();
+    ex->times.decide_us += t1 - t;
+    t = t1;
     if (st == OD_OK)
         st = batch_write_queue(ex->db, &b, err, errlen);
     if (st == OD_OK)
         st = store_offsets(ex, err, errlen);
     if (st == OD_OK)
         st = db_commit(ex->db, err, errlen);
+    ex->times.write_us += od_mono_us() - t;
     if (st == OD_FATAL && db_failed_queued(ex->db) && db_ok(ex->db) &&
         !ex->acfg.halt_on_internal_error) {
         /* a write the snapshot did not foresee */

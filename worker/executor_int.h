@@ -50,6 +50,16 @@ typedef struct assigned {
 
 #define EXECUTOR_IDLE_CHECK_US (1000 * 1000)
 
+/* Where a batch's time went, summed over its attempts (for the debug
+ * line each batch logs). */
+typedef struct attempt_times {
+    int64_t parse_us;  /* parsing and gathering what to load */
+    int64_t load_us;   /* BEGIN, offset locks and the load: a round trip */
+    int64_t decide_us; /* deciding in memory */
+    int64_t write_us;  /* the writes, the offsets and COMMIT: a round trip */
+    int attempts;
+} attempt_times_t;
+
 struct executor {
     int id;
     const od_config_t *cfg;
@@ -72,6 +82,10 @@ struct executor {
     pthread_t thread;
     int halted;
     unsigned int seed;
+    attempt_times_t times;
+    /* until then (od_mono_us) batches wait for held rows: a recent one
+     * carried a large share of its messages */
+    int64_t contended_until;
 };
 
 /* How an attempt at a batch ended, when it did not fail. */
