@@ -216,9 +216,9 @@ publish_round(outbox_t *ob, int *count, char *err, size_t errlen)
     size_t idlen = 0;
 
     *count = 0;
-    st = db_begin(ob->db, err, errlen);
-    if (st != OD_OK)
-        return st;
+    /* two round trips a round: BEGIN with the claim, the mark with the
+     * COMMIT */
+    db_queue_tx(ob->db, DB_TX_BEGIN);
     st = outbox_claim(ob->db, &rows, err, errlen);
     if (st != OD_OK)
         goto fail;
@@ -284,11 +284,14 @@ publish_round(outbox_t *ob, int *count, char *err, size_t errlen)
     ids[idlen++] = '}';
     ids[idlen] = '\0';
     if (*count > 0) {
-        st = outbox_mark(ob->db, ids, err, errlen);
+        st = outbox_queue_mark(ob->db, ids, err, errlen);
         if (st != OD_OK)
             goto fail;
     }
     st = db_commit(ob->db, err, errlen);
+    if (st != OD_OK && db_failed_queued(ob->db))
+        goto fail; /* the mark failed: nothing is marked, all is produced
+                      again by a later round */
     if (st == OD_OK)
         atomic_fetch_add(&metrics.published, *count);
     db_rows_free(rows);

@@ -78,11 +78,12 @@ outbox_claim(db_t *db, db_rows_t **rows, char *err, size_t errlen)
 }
 
 od_status_t
-outbox_mark(db_t *db, const char *ids, char *err, size_t errlen)
+outbox_queue_mark(db_t *db, const char *ids, char *err, size_t errlen)
 {
     const char *params[1] = {ids};
 
-    return db_run(db, &stmt_mark, 1, params, NULL, err, errlen);
+    return db_queue_run(db, &stmt_mark, 1, params, NULL, NULL, NULL, err,
+                        errlen);
 }
 
 od_status_t

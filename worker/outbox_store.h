@@ -25,13 +25,15 @@ typedef struct outbox_row {
 od_status_t outbox_queue_write(db_t *db, const snap_vec_t *rows, char *err,
                                size_t errlen) OD_MUSTCHECK;
 /* Claims up to 1000 unpublished rows, oldest first (FOR UPDATE SKIP
- * LOCKED), on the open transaction: id, topic, key, payload, headers,
- * created_at in epoch microseconds. */
+ * LOCKED), on the open transaction (its BEGIN may be queued, to go in the
+ * same round trip): id, topic, key, payload, headers, created_at in epoch
+ * microseconds. */
 od_status_t outbox_claim(db_t *db, db_rows_t **rows, char *err,
                          size_t errlen) OD_MUSTCHECK;
-/* Marks the rows of a bigint[] literal of ids published. */
-od_status_t outbox_mark(db_t *db, const char *ids, char *err,
-                        size_t errlen) OD_MUSTCHECK;
+/* Queues the mark of the rows of a bigint[] literal of ids as published
+ * (sent with the COMMIT). */
+od_status_t outbox_queue_mark(db_t *db, const char *ids, char *err,
+                              size_t errlen) OD_MUSTCHECK;
 /* Deletes published rows older than retention_ms among the 1000 oldest. */
 od_status_t outbox_purge(db_t *db, int64_t retention_ms, char *err,
                          size_t errlen) OD_MUSTCHECK;
