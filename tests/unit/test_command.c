@@ -116,6 +116,45 @@ START_TEST(test_unknown_type_is_invalid_with_key)
 }
 END_TEST
 
+/* A replay's re-read batch parses identities alone: the same poison
+ * verdict and dedup key as the full parse, nothing checked beyond, and
+ * the fingerprint of the full parse once it is asked for. */
+START_TEST(test_identity_parse_agrees_with_full)
+{
+    static const char *const bodies[] = {
+        "{\"dedup_key\":\"k1\",\"type\":\"cancel\",\"actor\":{\"role\":"
+        "\"customer\",\"id\":\"c\"},\"order_id\":\"not-a-uuid\"}",
+        "{\"type\":\"teleport\",  \"dedup_key\":\"k2\"}",
+        "{\"dedup_key\":\"k3\",\"dedup_key\":\"k4\"}",
+        "[\"dedup_key\",\"k5\"]",
+        "not json",
+    };
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        cmd_env_t full, id;
+        char err[256], ierr[256];
+        cmd_parse_t f = parse(bodies[i], &full, err, sizeof(err));
+        cmd_parse_t g = command_parse_identity(bodies[i], strlen(bodies[i]),
+                                               &id, ierr, sizeof(ierr));
+
+        ck_assert_msg((f == CMD_PARSE_POISON) == (g == CMD_PARSE_POISON),
+                      "body %zu: full %d, identity %d", i, (int)f, (int)g);
+        if (g != CMD_PARSE_POISON) {
+            ck_assert_int_eq(g, CMD_PARSE_OK); /* no field is checked */
+            ck_assert_str_eq(id.dedup_key, full.dedup_key);
+            ck_assert_ptr_null(id.cmd);
+            ck_assert_int_eq(id.fingerprinted, 0);
+            ck_assert_mem_eq(command_env_fingerprint(&id),
+                             command_env_fingerprint(&full), 32);
+            ck_assert_int_eq(id.fingerprinted, 1);
+        } else {
+            ck_assert_str_eq(ierr, err);
+        }
+        command_env_free(&full);
+        command_env_free(&id);
+    }
+}
+END_TEST
+
 START_TEST(test_bad_actor_is_invalid)
 {
     static const char *cases[] = {
@@ -346,6 +385,7 @@ command_suite(void)
         {"dedup_key_len", test_dedup_key_length_limit},
         {"unknown_type", test_unknown_type_is_invalid_with_key},
         {"actor", test_bad_actor_is_invalid},
+        {"identity", test_identity_parse_agrees_with_full},
         {"issued_at", test_issued_at_sets_event_time},
         {"fingerprint_canonical",
          test_fingerprint_ignores_key_order_and_spacing},
