@@ -377,6 +377,121 @@ command_parse_identity(const char *buf, size_t len, cmd_env_t *env, char *err,
     return CMD_PARSE_OK;
 }
 
+/* --- the dedup key without a parse (a replay's re-read) -------------- */
+
+static const char *
+scan_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* p at an opening quote: past the closing one, or NULL; *plain is 0 when
+ * the string holds an escape. */
+static const char *
+scan_string(const char *p, const char *end, int *plain)
+{
+    *plain = 1;
+    for (p++; p < end; p++) {
+        if (*p == '"')
+            return p + 1;
+        if (*p == '\\') {
+            *plain = 0;
+            p++;
+        }
+    }
+    return NULL;
+}
+
+/* Past one value (string, number, literal, object or array), or NULL. */
+static const char *
+scan_value(const char *p, const char *end)
+{
+    int depth = 0, plain;
+
+    while (p < end) {
+        if (*p == '"') {
+            p = scan_string(p, end, &plain);
+            if (p == NULL)
+                return NULL;
+            if (depth == 0)
+                return p;
+            continue;
+        }
+        if (*p == '{' || *p == '[') {
+            depth++;
+        } else if (*p == '}' || *p == ']') {
+            if (depth == 0)
+                return p; /* the end of the enclosing object */
+            if (--depth == 0)
+                return p + 1;
+        } else if (depth == 0 && (*p == ',' || *p == ' ' || *p == '\t' ||
+                                  *p == '\n' || *p == '\r')) {
+            return p;
+        }
+        p++;
+    }
+    return depth == 0 ? p : NULL;
+}
+
+int
+command_scan_dedup_key(const char *buf, size_t len, char *out)
+{
+    const char *p = buf, *end = buf + len, *k, *v;
+    int found = 0, plain, is_key;
+
+    if (len > CMD_MAX_BYTES)
+        return 0;
+    p = scan_ws(p, end);
+    if (p == end || *p != '{')
+        return 0;
+    p = scan_ws(p + 1, end);
+    if (p < end && *p == '}')
+        return 0;
+    for (;;) {
+        if (p == end || *p != '"')
+            return 0;
+        k = p + 1;
+        p = scan_string(p, end, &plain);
+        if (p == NULL || !plain)
+            return 0;
+        is_key = p - 1 - k == 9 && memcmp(k, "dedup_key", 9) == 0;
+        p = scan_ws(p, end);
+        if (p == end || *p != ':')
+            return 0;
+        p = scan_ws(p + 1, end);
+        if (is_key) {
+            if (found || p == end || *p != '"')
+                return 0;
+            v = p + 1;
+            p = scan_string(p, end, &plain);
+            if (p == NULL || !plain || p - 1 - v < 1 ||
+                p - 1 - v > CMD_DEDUP_KEY_MAX)
+                return 0;
+            for (const char *c = v; c < p - 1; c++)
+                if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+                    return 0;
+            memcpy(out, v, (size_t)(p - 1 - v));
+            out[p - 1 - v] = '\0';
+            found = 1;
+        } else {
+            p = scan_value(p, end);
+            if (p == NULL)
+                return 0;
+        }
+        p = scan_ws(p, end);
+        if (p < end && *p == ',') {
+            p = scan_ws(p + 1, end);
+            continue;
+        }
+        if (p < end && *p == '}')
+            break;
+        return 0;
+    }
+    return found && scan_ws(p + 1, end) == end;
+}
+
 const unsigned char *
 command_env_fingerprint(cmd_env_t *env)
 {

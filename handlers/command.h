@@ -32,6 +32,18 @@ void command_env_free(cmd_env_t *env);
 cmd_parse_t command_parse_identity(const char *buf, size_t len, cmd_env_t *env,
                                    char *err, size_t errlen);
 
+/*
+ * The dedup key of a body without parsing it: a scan of the top-level
+ * object for a "dedup_key" member whose key and value have no escapes
+ * and whose value is a valid dedup key. 1 with the key in out (at least
+ * CMD_DEDUP_KEY_MAX + 1 bytes), 0 when the scan gives up (anything
+ * unusual: escapes, the member twice or missing, bytes after the object).
+ * It does not validate the JSON: for a valid body it finds what
+ * command_parse would, and that is all a caller may rely on (a replay
+ * trusts it only for a message re-read where its dedup row was written).
+ */
+int command_scan_dedup_key(const char *buf, size_t len, char *out);
+
 /* The body's fingerprint (computed now if the parse left it); NULL when
  * the body was not JSON. */
 const unsigned char *command_env_fingerprint(cmd_env_t *env);

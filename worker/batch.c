@@ -62,11 +62,24 @@ dedup_find(batch_t *b, const char *source, const char *key)
     return dedup_index_find(&b->dedup_ix, &b->dedup, source, key);
 }
 
+/* 1 when the row was written for this very Kafka message (the same
+ * topic, partition and offset): a redelivery or a replay's re-read, whose
+ * body is the one fingerprinted then, so a replay need not fingerprint it
+ * again. The scheduler's expiries have no position (-1), nor do rows from
+ * before positions were kept. */
+static int
+same_message(const dedup_row_t *d, const batch_msg_t *m)
+{
+    return d->has_position && m->src.topic != NULL && m->src.offset >= 0 &&
+           m->src.partition >= 0 && d->partition == m->src.partition &&
+           d->offset == m->src.offset && strcmp(d->topic, m->src.topic) == 0;
+}
+
 int
-batch_quiet_duplicates(batch_t *b, const batch_msg_t *msgs, int n)
+batch_quiet_duplicates(batch_t *b, batch_msg_t *msgs, int n)
 {
     for (int i = 0; i < n; i++) {
-        const batch_msg_t *m = &msgs[i];
+        batch_msg_t *m = &msgs[i];
         const dedup_row_t *d;
 
         if (m->skip)
@@ -76,6 +89,24 @@ batch_quiet_duplicates(batch_t *b, const batch_msg_t *msgs, int n)
         if (m->parsed == CMD_PARSE_POISON)
             continue;
         d = dedup_find(b, m->env.source, m->env.dedup_key);
+        if (m->scanned && (d == NULL || d->is_new || !same_message(d, m))) {
+            /* not the message its row was written for (a producer's
+             * re-send, or no row): the scan is not trusted, the parse
+             * decides, and if its key is another one the load did not
+             * look it up */
+            char key[sizeof(m->env.dedup_key)];
+
+            memcpy(key, m->env.dedup_key, sizeof(key));
+            m->scanned = 0;
+            m->parsed = command_parse_identity(m->payload, m->len, &m->env,
+                                               m->perr, sizeof(m->perr));
+            snprintf(m->env.source, sizeof(m->env.source), "%s",
+                     m->src.source->name);
+            if (m->parsed == CMD_PARSE_POISON)
+                continue;
+            if (strcmp(key, m->env.dedup_key) != 0)
+                return 0;
+        }
         if (d == NULL || d->is_new ||
             (d->reason != NULL && strcmp(d->reason, "internal_error") == 0))
             return 0;
@@ -246,19 +277,6 @@ add_result(batch_t *b, const apply_config_t *cfg, batch_msg_t *m,
                      event_id);
 }
 
-/* 1 when the row was written for this very Kafka message (the same
- * topic, partition and offset): a redelivery or a replay's re-read, whose
- * body is the one fingerprinted then, so a replay need not fingerprint it
- * again. The scheduler's expiries have no position (-1), nor do rows from
- * before positions were kept. */
-static int
-same_message(const dedup_row_t *d, const batch_msg_t *m)
-{
-    return d->has_position && m->src.topic != NULL && m->src.offset >= 0 &&
-           m->src.partition >= 0 && d->partition == m->src.partition &&
-           d->offset == m->src.offset && strcmp(d->topic, m->src.topic) == 0;
-}
-
 /* 1 when m's body is the one its identity's row was written for. A
  * replay's identity-only parse leaves the fingerprint uncomputed; the
  * row's position then answers for a message re-read where it was first
@@ -268,9 +286,12 @@ same_message(const dedup_row_t *d, const batch_msg_t *m)
 static int
 same_body(const dedup_row_t *d, batch_msg_t *m)
 {
+    const unsigned char *fp;
+
     if (!m->env.fingerprinted && same_message(d, m))
         return 1;
-    return memcmp(d->fingerprint, command_env_fingerprint(&m->env), 32) == 0;
+    fp = command_env_fingerprint(&m->env);
+    return fp != NULL && memcmp(d->fingerprint, fp, 32) == 0;
 }
 
 /* The key was seen before: duplicate (same body) or dedup_key_reused. */

@@ -20,6 +20,9 @@ typedef struct batch_msg {
     int quiet;   /* a replay re-reading it: a duplicate writes no result */
     int skip;    /* not applied in this batch (carried, redelivered) */
     int resumed; /* a parked command taken off the shelf */
+    /* a replay's re-read: only the dedup key was scanned from the body,
+     * which is parsed if its dedup row was not written for it */
+    int scanned;
     int64_t parked_id;
     /* filled by batch_prepare */
     cmd_parse_t parsed;
@@ -62,8 +65,9 @@ void batch_free(batch_t *b);
 
 /* Parses every message (env, parse status, the event-time bounds of cfg)
  * and gathers what to load. With dedup_only (a replay's re-read batch)
- * each message's identity is all that is parsed and all that is gathered
- * (command_parse_identity): if the batch turns out not to be quiet
+ * each message's identity is all that is read and all that is gathered:
+ * its dedup key scanned without a parse (command_scan_dedup_key), else
+ * parsed (command_parse_identity); if the batch turns out not to be quiet
  * duplicates it is prepared again in full. Release each message with
  * batch_msg_free. */
 void batch_prepare(const apply_config_t *cfg, batch_msg_t *msgs, int n,
@@ -94,9 +98,11 @@ od_status_t batch_load_take(batch_t *b, batch_load_t *load, char *err,
  * 1 when every message whose skip is 0 is a quiet re-read of one decided
  * before: poison, or a command whose dedup row the load found (and that
  * is not an internal_error refusal the same body may take over). Then a
- * dedup-only load decided the batch; otherwise it needs the full load.
+ * dedup-only load decided the batch; otherwise it needs the full load. A
+ * scanned message that is not the one its row was written for is parsed
+ * here.
  */
-int batch_quiet_duplicates(batch_t *b, const batch_msg_t *msgs, int n);
+int batch_quiet_duplicates(batch_t *b, batch_msg_t *msgs, int n);
 
 /* 1 if the message needs a row another executor holds: its order, a
  * product it names, or the product of one of its order's items. */

@@ -108,8 +108,11 @@ batch_msg_prepare(batch_msg_t *m, const apply_config_t *cfg)
 static void
 prepare_identity(batch_needs_t *n, batch_msg_t *m)
 {
-    m->parsed = command_parse_identity(m->payload, m->len, &m->env, m->perr,
-                                       sizeof(m->perr));
+    memset(&m->env, 0, sizeof(m->env));
+    m->scanned = command_scan_dedup_key(m->payload, m->len, m->env.dedup_key);
+    m->parsed = m->scanned ? CMD_PARSE_OK
+                           : command_parse_identity(m->payload, m->len, &m->env,
+                                                    m->perr, sizeof(m->perr));
     snprintf(m->env.source, sizeof(m->env.source), "%s", m->src.source->name);
     if (m->parsed == CMD_PARSE_POISON)
         return;

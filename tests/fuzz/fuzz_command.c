@@ -14,7 +14,9 @@
  * struct, one role, a lower-case order id and the right event time. The
  * identity-only parse (a replay's re-read batch) must agree with the full
  * one: poison exactly when it is, the same dedup key and, computed when
- * first asked for, the same fingerprint.
+ * first asked for, the same fingerprint; and the scan for the dedup key
+ * without a parse must find the parser's key whenever it finds one in a
+ * body the parser reads.
  */
 #include <ctype.h>
 #include <string.h>
@@ -106,7 +108,14 @@ check_identity_agrees(const char *data, size_t size, cmd_env_t *full,
     cmd_env_t id;
     cmd_parse_t rc = command_parse_identity(data, size, &id, err, sizeof(err));
 
+    char scanned[CMD_DEDUP_KEY_MAX + 1];
+
     FUZZ_CHECK((rc == CMD_PARSE_POISON) == (full_rc == CMD_PARSE_POISON));
+    /* the scan may give up on anything, but what it finds in a body the
+     * parser reads is the parser's key */
+    if (command_scan_dedup_key(data, size, scanned) &&
+        full_rc != CMD_PARSE_POISON)
+        FUZZ_CHECK(strcmp(scanned, full->dedup_key) == 0);
     if (rc == CMD_PARSE_POISON) {
         FUZZ_CHECK(err[0] != '\0');
     } else {

@@ -155,6 +155,52 @@ START_TEST(test_identity_parse_agrees_with_full)
 }
 END_TEST
 
+/* The scan finds what the parse finds in a valid body, and gives up on
+ * what it cannot read without a parse. */
+START_TEST(test_scan_dedup_key)
+{
+    static const struct {
+        const char *body;
+        const char *key; /* NULL: the scan gives up */
+    } cases[] = {
+        {"{\"dedup_key\":\"co:1\",\"type\":\"checkout\"}", "co:1"},
+        {" {\"type\" : \"x\", \"items\":[{\"dedup_key\":\"inner\"},[1,2]],"
+         "\"s\":\"a}\\\"b\", \"n\":-1.5e3, \"t\":true, \"o\":{\"a\":{}},"
+         "\"dedup_key\" :\t\"pay:gw-1\" }\n",
+         "pay:gw-1"},
+        {"{\"dedup_key\":\"a\\u0062\"}", NULL}, /* an escape */
+        {"{\"dedup\\u005fkey\":\"k\"}", NULL},  /* an escaped name */
+        {"{\"dedup_key\":\"k\",\"dedup_key\":\"k\"}", NULL}, /* twice */
+        {"{\"x\":{\"dedup_key\":\"k\"}}", NULL},             /* nested only */
+        {"{\"dedup_key\":\"\"}", NULL},                      /* empty */
+        {"{\"dedup_key\":7}", NULL},
+        {"{\"dedup_key\":\"k\"} trailing", NULL},
+        {"[\"dedup_key\",\"k\"]", NULL},
+        {"{\"dedup_key\":\"k", NULL},
+        {"", NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char out[CMD_DEDUP_KEY_MAX + 1];
+        int rc =
+            command_scan_dedup_key(cases[i].body, strlen(cases[i].body), out);
+
+        ck_assert_msg(rc == (cases[i].key != NULL), "case %zu: %d", i, rc);
+        if (rc) {
+            cmd_env_t env;
+            char err[256];
+
+            ck_assert_str_eq(out, cases[i].key);
+            ck_assert_int_ne(command_parse_identity(cases[i].body,
+                                                    strlen(cases[i].body), &env,
+                                                    err, sizeof(err)),
+                             CMD_PARSE_POISON);
+            ck_assert_str_eq(env.dedup_key, out);
+            command_env_free(&env);
+        }
+    }
+}
+END_TEST
+
 START_TEST(test_bad_actor_is_invalid)
 {
     static const char *cases[] = {
@@ -386,6 +432,7 @@ command_suite(void)
         {"unknown_type", test_unknown_type_is_invalid_with_key},
         {"actor", test_bad_actor_is_invalid},
         {"identity", test_identity_parse_agrees_with_full},
+        {"scan_dedup_key", test_scan_dedup_key},
         {"issued_at", test_issued_at_sets_event_time},
         {"fingerprint_canonical",
          test_fingerprint_ignores_key_order_and_spacing},
