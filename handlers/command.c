@@ -335,9 +335,11 @@ parse_actor(const json_t *root, cmd_env_t *env, char *err, size_t errlen)
     return -1;
 }
 
-cmd_parse_t
-command_parse_identity(const char *buf, size_t len, cmd_env_t *env, char *err,
-                       size_t errlen)
+/* What every parse reads first: the size limit, the JSON and the dedup
+ * key. */
+static cmd_parse_t
+parse_envelope(const char *buf, size_t len, cmd_env_t *env, char *err,
+               size_t errlen)
 {
     json_error_t jerr;
     const json_t *v;
@@ -371,9 +373,21 @@ command_parse_identity(const char *buf, size_t len, cmd_env_t *env, char *err,
         return CMD_PARSE_POISON;
     }
     strcpy(env->dedup_key, json_string_value(v));
-    v = json_object_get(env->root, "type");
-    if (json_is_string(v))
-        env->handler = handler_find(json_string_value(v));
+    return CMD_PARSE_OK;
+}
+
+cmd_parse_t
+command_parse_identity(const char *buf, size_t len, cmd_env_t *env, char *err,
+                       size_t errlen)
+{
+    cmd_parse_t rc = parse_envelope(buf, len, env, err, errlen);
+    const json_t *type;
+
+    if (rc != CMD_PARSE_OK)
+        return rc;
+    type = json_object_get(env->root, "type");
+    if (json_is_string(type))
+        env->handler = handler_find(json_string_value(type));
     return CMD_PARSE_OK;
 }
 
@@ -512,10 +526,9 @@ command_parse(const char *buf, size_t len, int64_t msg_ts_us, cmd_env_t *env,
     cmd_parse_t first;
     int rc;
 
-    first = command_parse_identity(buf, len, env, err, errlen);
+    first = parse_envelope(buf, len, env, err, errlen);
     if (first != CMD_PARSE_OK)
         return first;
-    env->handler = NULL;
     (void)command_env_fingerprint(env);
     env->event_time_us = msg_ts_us > 0 ? msg_ts_us : od_now_us();
 

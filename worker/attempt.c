@@ -389,6 +389,17 @@ fail:
     return st;
 }
 
+/* Microseconds since *t, which becomes now: one step of the debug
+ * line's time split. */
+static int64_t
+lap(int64_t *t)
+{
+    int64_t now = od_mono_us(), d = now - *t;
+
+    *t = now;
+    return d;
+}
+
 /*
  * One attempt at the batch, in three steps: (1) BEGIN, the offset locks
  * and the load of every row the messages can touch, in one round trip
@@ -408,10 +419,8 @@ attempt_run(executor_t *ex, int blocking, int lean, attempt_end_t *end,
     batch_counts_t counts = {0};
     batch_t b;
     od_status_t st;
-    int64_t skipped = 0;
+    int64_t skipped = 0, t = od_mono_us();
     int seek = 0, progress;
-
-    int64_t t = od_mono_us(), t1;
 
     *end = ATTEMPT_COMMITTED;
     ex->times.attempts++;
@@ -423,9 +432,7 @@ attempt_run(executor_t *ex, int blocking, int lean, attempt_end_t *end,
     batch_msgs(ex);
     batch_init(&b);
     batch_prepare(&ex->acfg, ex->msgs, ex->n, lean, &needs);
-    t1 = od_mono_us();
-    ex->times.parse_us += t1 - t;
-    t = t1;
+    ex->times.parse_us += lap(&t);
     /* one round trip: the load covers every message until the stored
      * offsets tell the redeliveries apart */
     db_queue_tx(ex->db, DB_TX_BEGIN);
@@ -442,9 +449,7 @@ attempt_run(executor_t *ex, int blocking, int lean, attempt_end_t *end,
             st = lst;
     }
     batch_needs_free(&needs);
-    t1 = od_mono_us();
-    ex->times.load_us += t1 - t;
-    t = t1;
+    ex->times.load_us += lap(&t);
     st = stored_offsets(ex, st, err, errlen);
     if (st != OD_OK)
         goto fail;
@@ -466,16 +471,14 @@ attempt_run(executor_t *ex, int blocking, int lean, attempt_end_t *end,
         goto out;
     }
     st = batch_decide(&b, &ex->acfg, ex->msgs, ex->n, err, errlen);
-    t1 = od_mono_us();
-    ex->times.decide_us += t1 - t;
-    t = t1;
+    ex->times.decide_us += lap(&t);
     if (st == OD_OK)
         st = batch_write_queue(ex->db, &b, err, errlen);
     if (st == OD_OK)
         st = store_offsets(ex, err, errlen);
     if (st == OD_OK)
         st = db_commit(ex->db, err, errlen);
-    ex->times.write_us += od_mono_us() - t;
+    ex->times.write_us += lap(&t);
     if (st == OD_FATAL && db_failed_queued(ex->db) && db_ok(ex->db) &&
         !ex->acfg.halt_on_internal_error) {
         /* a write the snapshot did not foresee */

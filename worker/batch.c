@@ -97,11 +97,7 @@ batch_quiet_duplicates(batch_t *b, batch_msg_t *msgs, int n)
             char key[sizeof(m->env.dedup_key)];
 
             memcpy(key, m->env.dedup_key, sizeof(key));
-            m->scanned = 0;
-            m->parsed = command_parse_identity(m->payload, m->len, &m->env,
-                                               m->perr, sizeof(m->perr));
-            snprintf(m->env.source, sizeof(m->env.source), "%s",
-                     m->src.source->name);
+            batch_msg_parse_identity(m);
             if (m->parsed == CMD_PARSE_POISON)
                 continue;
             if (strcmp(key, m->env.dedup_key) != 0)

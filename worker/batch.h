@@ -77,6 +77,9 @@ void batch_msg_free(batch_msg_t *m);
  * resumed keeps its own source and skips the checks it passed when it
  * was first taken). */
 void batch_msg_prepare(batch_msg_t *m, const apply_config_t *cfg);
+/* Parses one message's identity alone (command_parse_identity) with its
+ * source's name, as a replay's re-read batch does. */
+void batch_msg_parse_identity(batch_msg_t *m);
 void batch_needs_free(batch_needs_t *needs);
 
 /*

@@ -104,16 +104,28 @@ batch_msg_prepare(batch_msg_t *m, const apply_config_t *cfg)
         m->parsed = CMD_PARSE_INVALID;
 }
 
+void
+batch_msg_parse_identity(batch_msg_t *m)
+{
+    m->scanned = 0;
+    m->parsed = command_parse_identity(m->payload, m->len, &m->env, m->perr,
+                                       sizeof(m->perr));
+    snprintf(m->env.source, sizeof(m->env.source), "%s", m->src.source->name);
+}
+
 /* A replay's re-read message: its identity only (see batch_prepare). */
 static void
 prepare_identity(batch_needs_t *n, batch_msg_t *m)
 {
     memset(&m->env, 0, sizeof(m->env));
     m->scanned = command_scan_dedup_key(m->payload, m->len, m->env.dedup_key);
-    m->parsed = m->scanned ? CMD_PARSE_OK
-                           : command_parse_identity(m->payload, m->len, &m->env,
-                                                    m->perr, sizeof(m->perr));
-    snprintf(m->env.source, sizeof(m->env.source), "%s", m->src.source->name);
+    if (m->scanned) {
+        m->parsed = CMD_PARSE_OK;
+        snprintf(m->env.source, sizeof(m->env.source), "%s",
+                 m->src.source->name);
+    } else {
+        batch_msg_parse_identity(m);
+    }
     if (m->parsed == CMD_PARSE_POISON)
         return;
     pgarray_text(&n->dsources, m->env.source);

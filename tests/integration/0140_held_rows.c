@@ -74,10 +74,40 @@ other_partition_key(char *key, size_t len)
     rd_kafka_topic_destroy(t);
 }
 
+/* Another transaction, holding product id until it is rolled back. */
+static db_t *
+hold_product(int id)
+{
+    char err[512], sql[96];
+    db_t *held = db_connect(k.conninfo, err, sizeof(err));
+
+    ck_assert_msg(held != NULL, "%s", err);
+    snprintf(sql, sizeof(sql),
+             "SELECT 1 FROM products WHERE id = %d FOR UPDATE", id);
+    itest_exec(held, "BEGIN");
+    itest_exec(held, sql);
+    return held;
+}
+
+/* The worker's executor waits on a row lock (operators see which orderd
+ * session waits by its name). */
+static void
+wait_executor_blocked(void)
+{
+    ck_assert_int_eq(ktest_wait_sql(&k,
+                                    "SELECT count(*) FROM pg_stat_activity"
+                                    " WHERE datname = current_database()"
+                                    " AND wait_event_type = 'Lock'"
+                                    " AND application_name ="
+                                    " 'orderd-executor-0'",
+                                    1, 60),
+                     1);
+}
+
 START_TEST(test_other_partitions_go_on_while_a_row_is_held)
 {
     const char *one[] = {"--threads", "1", "--batch-wait-ms", "1000", NULL};
-    char key[16], err[512];
+    char key[16];
     db_t *held;
     json_t *ev;
     pid_t w;
@@ -90,10 +120,7 @@ START_TEST(test_other_partitions_go_on_while_a_row_is_held)
     ck_assert_int_eq(ktest_worker_stop(w, SIGTERM), 0);
 
     /* another transaction holds product 1 */
-    held = db_connect(k.conninfo, err, sizeof(err));
-    ck_assert_msg(held != NULL, "%s", err);
-    itest_exec(held, "BEGIN");
-    itest_exec(held, "SELECT 1 FROM products WHERE id = 1 FOR UPDATE");
+    held = hold_product(1);
 
     other_partition_key(key, sizeof(key));
     send_checkout("co-p1", 1, 1, "1");
@@ -109,14 +136,7 @@ START_TEST(test_other_partitions_go_on_while_a_row_is_held)
     ck_assert_str_eq(itest_outcome(ev), "applied");
     /* the worker's executor now waits for product 1 (its partition went
      * nowhere); operators see which orderd session waits by its name */
-    ck_assert_int_eq(ktest_wait_sql(&k,
-                                    "SELECT count(*) FROM pg_stat_activity"
-                                    " WHERE datname = current_database()"
-                                    " AND wait_event_type = 'Lock'"
-                                    " AND application_name ="
-                                    " 'orderd-executor-0'",
-                                    1, 60),
-                     1);
+    wait_executor_blocked();
     ck_assert_int_eq(itest_int(k.db, "SELECT count(*) FROM processed_commands"
                                      " WHERE dedup_key IN ('co-p1', 'co-p2')"),
                      0);
@@ -147,7 +167,6 @@ END_TEST
 START_TEST(test_an_order_command_waits_for_its_items_products)
 {
     const char *one[] = {"--threads", "1", NULL};
-    char err[512];
     db_t *held;
     pid_t w;
 
@@ -160,23 +179,13 @@ START_TEST(test_an_order_command_waits_for_its_items_products)
     ck_assert_str_eq(itest_outcome(ktest_result(&k, "co-1", 0)), "applied");
 
     /* another transaction holds product 1, the order's only item */
-    held = db_connect(k.conninfo, err, sizeof(err));
-    ck_assert_msg(held != NULL, "%s", err);
-    itest_exec(held, "BEGIN");
-    itest_exec(held, "SELECT 1 FROM products WHERE id = 1 FOR UPDATE");
+    held = hold_product(1);
     ktest_send(&k, "1",
                "{\"dedup_key\":\"cancel-1\",\"type\":\"cancel\","
                "\"actor\":{\"role\":\"admin\",\"id\":\"ops\"},"
                "\"order_id\":\"00000000-0000-4000-8000-000000000001\"}");
     ktest_flush(&k);
-    ck_assert_int_eq(ktest_wait_sql(&k,
-                                    "SELECT count(*) FROM pg_stat_activity"
-                                    " WHERE datname = current_database()"
-                                    " AND wait_event_type = 'Lock'"
-                                    " AND application_name ="
-                                    " 'orderd-executor-0'",
-                                    1, 60),
-                     1);
+    wait_executor_blocked();
     ck_assert_int_eq(itest_int(k.db, "SELECT count(*) FROM processed_commands"
                                      " WHERE dedup_key = 'cancel-1'"),
                      0);
