@@ -24,10 +24,16 @@ typedef struct owned {
     const char *topic; /* the source's topic string: outlives the slot */
     int32_t partition;
     int64_t committed; /* last offset committed (<0: from the log start) */
+    int64_t told;      /* last offset committed to Kafka */
     int slot;          /* metrics lag slot, -1 if none */
 } owned_t;
 
 #define CONSUMER_LAG_EVERY_US (1000 * 1000)
+
+/* Offsets go to Kafka at most this often, for lag tools only (the ones
+ * that count are in Postgres): one OffsetCommit per batch cost the broker
+ * about as much CPU as the fetches at a paced 3,500 commands/s. */
+#define CONSUMER_KAFKA_COMMIT_EVERY_US (1000 * 1000)
 
 struct consumer {
     rd_kafka_t *rk;
@@ -38,6 +44,7 @@ struct consumer {
     owned_t *owned;
     int nowned;
     int64_t next_lag;
+    int64_t next_kafka_commit;
 };
 
 /* A message from a topic no source names (it cannot be subscribed to, but
@@ -70,6 +77,7 @@ owned_set(consumer_t *c, const consumer_part_t *cp, int n)
         c->owned[c->nowned].topic = src->topic;
         c->owned[c->nowned].partition = cp[i].partition;
         c->owned[c->nowned].committed = cp[i].offset;
+        c->owned[c->nowned].told = cp[i].offset;
         c->owned[c->nowned].slot =
             metrics_lag_claim(src->topic, cp[i].partition, c->name);
         c->nowned++;
@@ -102,6 +110,31 @@ lag_update(consumer_t *c)
     }
 }
 
+/* Tells Kafka the offsets committed since the last time, asynchronously;
+ * failures are harmless: Postgres holds the offsets that count. */
+static void
+kafka_commit_owned(consumer_t *c)
+{
+    rd_kafka_topic_partition_list_t *l = NULL;
+
+    c->next_kafka_commit = od_mono_us() + CONSUMER_KAFKA_COMMIT_EVERY_US;
+    for (int i = 0; i < c->nowned; i++) {
+        owned_t *o = &c->owned[i];
+
+        if (o->committed < 0 || o->committed == o->told)
+            continue;
+        if (l == NULL)
+            l = rd_kafka_topic_partition_list_new(c->nowned);
+        rd_kafka_topic_partition_list_add(l, o->topic, o->partition)->offset =
+            o->committed;
+        o->told = o->committed;
+    }
+    if (l != NULL) {
+        (void)rd_kafka_commit(c->rk, l, 1);
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+}
+
 static void
 rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
              rd_kafka_topic_partition_list_t *parts, void *opaque)
@@ -130,6 +163,7 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         free(cp);
     } else {
         c->hooks.on_revoke(c->hooks.arg);
+        kafka_commit_owned(c);
         atomic_fetch_sub(&metrics.assigned_partitions, parts->cnt);
         owned_clear(c);
         health_member_revoked(c->member);
@@ -148,7 +182,14 @@ consumer_new(const od_config_t *cfg, const char *client_id,
         /* a batch blocked on a Postgres outage must not be kicked out too
          * soon; fencing by the stored offsets keeps a late one harmless */
         "max.poll.interval.ms", "600000", "session.timeout.ms", "10000",
-        "heartbeat.interval.ms", "1000", "fetch.wait.max.ms", "10",
+        "heartbeat.interval.ms", "1000",
+        /* a fetch waits on the broker for 64 kB or 10 ms: with the
+         * default of one byte, every fetch returned at once with the few
+         * messages that had arrived, and the broker spent a third of a
+         * core answering them at a paced 3,500 commands/s (bench: the
+         * broker's CPU 66% -> 50%, p99 274 -> 181 ms). A batch gathers
+         * for --batch-wait-ms anyway. */
+        "fetch.wait.max.ms", "10", "fetch.min.bytes", "65536",
         /* prefetch at most 16 MB per executor (librdkafka's default is
          * 64 MB): memory stays bounded however long the backlog. Not
          * less: a partition whose prefetch reaches the cap is not fetched
@@ -309,22 +350,13 @@ consumer_position(consumer_t *c, const char *topic, int32_t partition)
 void
 consumer_commit_async(consumer_t *c, const consumer_part_t *parts, int n)
 {
-    rd_kafka_topic_partition_list_t *l;
-
-    if (n == 0)
-        return;
-    l = rd_kafka_topic_partition_list_new(n);
-    for (int i = 0; i < n; i++) {
-        rd_kafka_topic_partition_list_add(l, parts[i].topic, parts[i].partition)
-            ->offset = parts[i].offset;
+    for (int i = 0; i < n; i++)
         for (int j = 0; j < c->nowned; j++)
             if (c->owned[j].partition == parts[i].partition &&
                 strcmp(c->owned[j].topic, parts[i].topic) == 0)
                 c->owned[j].committed = parts[i].offset;
-    }
-    /* failures are harmless: Postgres holds the offsets that count */
-    (void)rd_kafka_commit(c->rk, l, 1);
-    rd_kafka_topic_partition_list_destroy(l);
+    if (od_mono_us() >= c->next_kafka_commit)
+        kafka_commit_owned(c);
 }
 
 void
