@@ -380,6 +380,8 @@ process_one_by_one(executor_t *ex, const char *why, char *err, size_t errlen)
         count_batch(ex, &counts);
         publish_counts(&counts);
         metrics_batch_committed();
+        if (ex->outbox != NULL)
+            outbox_notify(ex->outbox); /* events written one by one */
     }
     batch_msgs_free(ex);
     return st;
@@ -501,6 +503,8 @@ attempt_run(executor_t *ex, int blocking, int lean, attempt_end_t *end,
     count_batch(ex, &counts);
     publish_counts(&counts);
     metrics_batch_committed();
+    if (ex->outbox != NULL)
+        outbox_handoff(ex->outbox, &b.events);
     goto out;
 fail:
     rollback_quietly(ex);

@@ -227,8 +227,6 @@ executor_flush(executor_t *ex, int all)
     metrics_observe_batch((double)(od_mono_us() - started) / 1e6);
     atomic_fetch_add(&metrics.carried, carried);
     atomic_fetch_add(&executor_messages_done, done);
-    if (ex->outbox != NULL)
-        outbox_notify(ex->outbox);
 }
 
 /*

@@ -3,6 +3,7 @@
 #define OD_OUTBOX_H
 
 #include "config.h"
+#include "outbox_store.h"
 
 typedef struct outbox outbox_t;
 
@@ -11,7 +12,11 @@ outbox_t *outbox_new(const od_config_t *cfg, char *err, size_t errlen);
 /* Starts the publishing thread (which first drains rows left unpublished
  * by an earlier run). 0 or -1. */
 int outbox_start(outbox_t *ob);
-/* Wakes the publisher: rows were committed. Thread-safe, cheap. */
+/* Hands the publisher the event ids of committed outbox rows (events:
+ * outbox_row_t) and wakes it; it claims them by id. Thread-safe, cheap. */
+void outbox_handoff(outbox_t *ob, const snap_vec_t *events);
+/* Wakes the publisher for rows committed without a hand-over: the next
+ * round sweeps the unpublished rows. Thread-safe, cheap. */
 void outbox_notify(outbox_t *ob);
 /* Publishes what is committed, stops the thread, flushes the producer. */
 void outbox_stop(outbox_t *ob);

@@ -31,6 +31,20 @@ static const db_stmt_t stmt_claim = {
     " WHERE published_at IS NULL ORDER BY id LIMIT 1000"
     " FOR UPDATE SKIP LOCKED"};
 
+/* The rows an executor handed over by event id, looked up through the
+ * unique index on event_id: the published test is applied to the locked
+ * (latest) version outside the CTE, so that the planner cannot choose the
+ * partial index of unpublished rows and walk its dead entries (the very
+ * cost this claim avoids). */
+static const db_stmt_t stmt_claim_ids = {
+    "outbox_claim_ids",
+    "WITH c AS (SELECT id, topic, key, payload, headers,"
+    " (EXTRACT(epoch FROM created_at) * 1000000)::bigint AS us, published_at"
+    " FROM outbox WHERE event_id = ANY($1::uuid[])"
+    " FOR UPDATE SKIP LOCKED)"
+    " SELECT id, topic, key, payload, headers, us FROM c"
+    " WHERE published_at IS NULL ORDER BY id"};
+
 static const db_stmt_t stmt_mark = {
     "outbox_mark",
     "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])"};
@@ -75,6 +89,15 @@ od_status_t
 outbox_claim(db_t *db, db_rows_t **rows, char *err, size_t errlen)
 {
     return db_run(db, &stmt_claim, 0, NULL, rows, err, errlen);
+}
+
+od_status_t
+outbox_claim_ids(db_t *db, const char *event_ids, db_rows_t **rows, char *err,
+                 size_t errlen)
+{
+    const char *params[1] = {event_ids};
+
+    return db_run(db, &stmt_claim_ids, 1, params, rows, err, errlen);
 }
 
 od_status_t

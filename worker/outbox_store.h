@@ -32,6 +32,10 @@ od_status_t outbox_claim(db_t *db, db_rows_t **rows, char *err,
                          size_t errlen) OD_MUSTCHECK;
 /* Queues the mark of the rows of a bigint[] literal of ids as published
  * (sent with the COMMIT). */
+/* The unpublished rows among the event ids given as a Postgres array
+ * literal, locked, columns as outbox_claim's. */
+od_status_t outbox_claim_ids(db_t *db, const char *event_ids, db_rows_t **rows,
+                             char *err, size_t errlen) OD_MUSTCHECK;
 od_status_t outbox_queue_mark(db_t *db, const char *ids, char *err,
                               size_t errlen) OD_MUSTCHECK;
 /* Deletes published rows older than retention_ms among the 1000 oldest. */
