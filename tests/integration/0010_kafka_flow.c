@@ -3,7 +3,9 @@
  * decrement and a command.result event on the events topic; the same
  * message produced twice yields one order and a second result with outcome
  * duplicate; poison goes to the DLQ and the partition moves on; offsets are
- * stored in Postgres */
+ * stored in Postgres; an outbox row no executor of this worker handed over
+ * (another process's, left by its crash) is published by the running
+ * worker's sweep without any new command */
 #include "ktest.h"
 
 #include <signal.h>
@@ -108,6 +110,34 @@ START_TEST(test_same_message_twice_is_a_duplicate)
 }
 END_TEST
 
+START_TEST(test_row_left_by_another_process_is_published)
+{
+    static const char *const ids[] = {"0b7a3c1e-5d2f-4e6a-9c8b-7f1e2d3c4b5a",
+                                      NULL};
+
+    ktest_send_cmd(&k, product);
+    ktest_flush(&k);
+    ck_assert_int_eq(ktest_wait_results(&k, 1, 60), 1);
+    /* a copy of that result under a new event id, committed by someone
+     * else: nothing hands it to this worker's publisher */
+    itest_exec(k.db,
+               "INSERT INTO outbox (event_id, topic, key, payload, headers,"
+               " dedup_key) SELECT '0b7a3c1e-5d2f-4e6a-9c8b-7f1e2d3c4b5a',"
+               " topic, key, convert_to(jsonb_set(convert_from(payload,"
+               " 'UTF8')::jsonb, '{event_id}',"
+               " '\"0b7a3c1e-5d2f-4e6a-9c8b-7f1e2d3c4b5a\"')::text, 'UTF8'),"
+               " headers, dedup_key FROM outbox WHERE dedup_key = 'p7' AND"
+               " convert_from(payload, 'UTF8')::jsonb ->> 'type' ="
+               " 'command.result'");
+    ck_assert_int_eq(ktest_wait_seen(&k, ids, 30), 0);
+    ck_assert_int_eq(
+        ktest_wait_sql(&k,
+                       "SELECT count(*) FROM outbox WHERE published_at IS NULL",
+                       0, 30),
+        0);
+}
+END_TEST
+
 /* DLQ message i's header name as a C string ("" when it has none) */
 static const char *
 dlq_hdr(int i, const char *name, char *buf, size_t len)
@@ -186,6 +216,7 @@ kafka_flow_suite(void)
     tcase_add_test(tc, test_checkout_through_kafka);
     tcase_add_test(tc, test_same_message_twice_is_a_duplicate);
     tcase_add_test(tc, test_poison_goes_to_dlq_and_partition_moves_on);
+    tcase_add_test(tc, test_row_left_by_another_process_is_published);
     suite_add_tcase(s, tc);
     return s;
 }
