@@ -245,6 +245,9 @@ publish_round(outbox_t *ob, const char *handed, int *count, char *err,
     /* two round trips a round: BEGIN with the claim, the mark with the
      * COMMIT */
     db_queue_tx(ob->db, DB_TX_BEGIN);
+    st = outbox_queue_lazy_commit(ob->db, err, errlen);
+    if (st != OD_OK)
+        goto fail;
     st = handed != NULL ? outbox_claim_ids(ob->db, handed, &rows, err, errlen)
                         : outbox_claim(ob->db, &rows, err, errlen);
     if (st != OD_OK)

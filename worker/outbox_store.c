@@ -45,6 +45,11 @@ static const db_stmt_t stmt_claim_ids = {
     " SELECT id, topic, key, payload, headers, us FROM c"
     " WHERE published_at IS NULL ORDER BY id"};
 
+/* transaction-local: see outbox_queue_lazy_commit */
+static const db_stmt_t stmt_lazy_commit = {
+    "outbox_lazy_commit",
+    "SELECT set_config('synchronous_commit', 'off', true)"};
+
 static const db_stmt_t stmt_mark = {
     "outbox_mark",
     "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])"};
@@ -98,6 +103,13 @@ outbox_claim_ids(db_t *db, const char *event_ids, db_rows_t **rows, char *err,
     const char *params[1] = {event_ids};
 
     return db_run(db, &stmt_claim_ids, 1, params, rows, err, errlen);
+}
+
+od_status_t
+outbox_queue_lazy_commit(db_t *db, char *err, size_t errlen)
+{
+    return db_queue_run(db, &stmt_lazy_commit, 0, NULL, NULL, NULL, NULL, err,
+                        errlen);
 }
 
 od_status_t

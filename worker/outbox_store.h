@@ -36,6 +36,12 @@ od_status_t outbox_claim(db_t *db, db_rows_t **rows, char *err,
  * literal, locked, columns as outbox_claim's. */
 od_status_t outbox_claim_ids(db_t *db, const char *event_ids, db_rows_t **rows,
                              char *err, size_t errlen) OD_MUSTCHECK;
+/* Queues, first in the publisher's transaction: its COMMIT does not wait
+ * for the WAL to reach the disk. A mark lost to a crash only publishes its
+ * rows again, with the same event ids (at least once); the wait is what a
+ * disk busy with writeback makes long, and it held the next round. */
+od_status_t outbox_queue_lazy_commit(db_t *db, char *err,
+                                     size_t errlen) OD_MUSTCHECK;
 od_status_t outbox_queue_mark(db_t *db, const char *ids, char *err,
                               size_t errlen) OD_MUSTCHECK;
 /* Deletes published rows older than retention_ms among the 1000 oldest. */
