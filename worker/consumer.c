@@ -183,13 +183,13 @@ consumer_new(const od_config_t *cfg, const char *client_id,
          * soon; fencing by the stored offsets keeps a late one harmless */
         "max.poll.interval.ms", "600000", "session.timeout.ms", "10000",
         "heartbeat.interval.ms", "1000",
-        /* a fetch waits on the broker for 64 kB or 10 ms: with the
-         * default of one byte, every fetch returned at once with the few
-         * messages that had arrived, and the broker spent a third of a
-         * core answering them at a paced 3,500 commands/s (bench: the
-         * broker's CPU 66% -> 50%, p99 274 -> 181 ms). A batch gathers
-         * for --batch-wait-ms anyway. */
-        "fetch.wait.max.ms", "10", "fetch.min.bytes", "65536",
+        /* a fetch returns as soon as one message is there (librdkafka's
+         * default fetch.min.bytes). 64 kB (or 10 ms) was tried: once the
+         * bench's producer lingered and the outbox claimed by id, it saved
+         * the broker only 5% of a core at a paced 3,500 commands/s, added
+         * 5 ms to the median latency, and drained the issue's stream
+         * slower in 4 runs of 6 (10,400-14,300/s against 11,600-14,900) */
+        "fetch.wait.max.ms", "10",
         /* prefetch at most 16 MB per executor (librdkafka's default is
          * 64 MB): memory stays bounded however long the backlog. Not
          * less: a partition whose prefetch reaches the cap is not fetched
