@@ -391,9 +391,11 @@ sweep_ask(outbox_t *ob)
     pthread_mutex_unlock(&ob->lock);
 }
 
-/* Publishes until nothing is left or a round fails: a sweep first when
- * one is due (it publishes in id order what it finds, the handed-over
- * rows among them), then the handed-over ids. */
+/* Publishes until nothing is left or a round fails. A sweep goes first
+ * whenever one is due (it publishes in id order what it finds, the
+ * handed-over rows among them), checked again between handed-over rounds:
+ * executors that keep handing over must not hold off the timed sweep nor
+ * one the scheduler asked for. */
 static od_status_t
 publish_all(outbox_t *ob, char *err, size_t errlen)
 {
@@ -408,17 +410,19 @@ publish_all(outbox_t *ob, char *err, size_t errlen)
             return st;
         }
     }
-    if (sweep_due(ob)) {
-        do {
-            st = publish_round(ob, NULL, &count, err, errlen);
-            producer_check_fatal(ob);
-        } while (st == OD_OK && count == OUTBOX_ROUND);
-        if (st != OD_OK) {
-            sweep_ask(ob);
-            return st;
+    for (;;) {
+        if (sweep_due(ob)) {
+            do {
+                st = publish_round(ob, NULL, &count, err, errlen);
+                producer_check_fatal(ob);
+            } while (st == OD_OK && count == OUTBOX_ROUND);
+            if (st != OD_OK) {
+                sweep_ask(ob);
+                return st;
+            }
         }
-    }
-    while (handoff_take(ob, ids) > 0) {
+        if (handoff_take(ob, ids) == 0)
+            return OD_OK;
         st = publish_round(ob, ids, &count, err, errlen);
         producer_check_fatal(ob);
         if (st != OD_OK) {
@@ -426,7 +430,6 @@ publish_all(outbox_t *ob, char *err, size_t errlen)
             return st;
         }
     }
-    return OD_OK;
 }
 
 static void *
