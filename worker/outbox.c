@@ -360,9 +360,11 @@ handoff_take(outbox_t *ob, char *buf)
         len += sprintf(buf + len, "%s%s", i ? "," : "", ob->handoff[i].s);
     buf[len++] = '}';
     buf[len] = '\0';
-    ob->nhandoff -= n;
-    memmove(ob->handoff, ob->handoff + n,
-            (size_t)ob->nhandoff * sizeof(*ob->handoff));
+    if (n > 0) {
+        ob->nhandoff -= n;
+        memmove(ob->handoff, ob->handoff + n,
+                (size_t)ob->nhandoff * sizeof(*ob->handoff));
+    }
     pthread_mutex_unlock(&ob->lock);
     return n;
 }
