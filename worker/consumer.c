@@ -266,6 +266,10 @@ consumer_poll(consumer_t *c, int timeout_ms, consumer_msg_t *msg)
 
     if (c->nowned > 0 && od_mono_us() >= c->next_lag)
         lag_update(c);
+    /* from the poll, so that the last offsets of a burst reach Kafka
+     * within a second even when nothing follows it */
+    if (c->nowned > 0 && od_mono_us() >= c->next_kafka_commit)
+        kafka_commit_owned(c);
     rkm = rd_kafka_consumer_poll(c->rk, timeout_ms);
     if (rkm == NULL)
         return 0;
@@ -348,15 +352,13 @@ consumer_position(consumer_t *c, const char *topic, int32_t partition)
 }
 
 void
-consumer_commit_async(consumer_t *c, const consumer_part_t *parts, int n)
+consumer_record_committed(consumer_t *c, const consumer_part_t *parts, int n)
 {
     for (int i = 0; i < n; i++)
         for (int j = 0; j < c->nowned; j++)
             if (c->owned[j].partition == parts[i].partition &&
                 strcmp(c->owned[j].topic, parts[i].topic) == 0)
                 c->owned[j].committed = parts[i].offset;
-    if (od_mono_us() >= c->next_kafka_commit)
-        kafka_commit_owned(c);
 }
 
 void

@@ -57,10 +57,11 @@ void consumer_seek(consumer_t *c, const char *topic, int32_t partition,
 /* The offset the next message of a partition will have (-1 when
  * unknown: nothing consumed since assignment). */
 int64_t consumer_position(consumer_t *c, const char *topic, int32_t partition);
-/* Records the offsets a batch committed in Postgres (the lag series reads
- * them) and tells Kafka, for lag tooling only (never trusted), at most
- * once a second and when the partitions are revoked. */
-void consumer_commit_async(consumer_t *c, const consumer_part_t *parts, int n);
+/* Records the offsets a batch committed in Postgres: the lag series reads
+ * them, and consumer_poll tells Kafka, for lag tooling only (never
+ * trusted), at most once a second; a revoke tells it at once. */
+void consumer_record_committed(consumer_t *c, const consumer_part_t *parts,
+                               int n);
 /* Leaves the group (runs on_revoke) and frees c. */
 void consumer_destroy(consumer_t *c);
 

@@ -71,7 +71,7 @@ release_batch(executor_t *ex, int all)
 }
 
 static void
-commit_to_kafka(executor_t *ex)
+record_committed(executor_t *ex)
 {
     consumer_part_t cp[EXECUTOR_MAX_PARTS];
     int n = 0;
@@ -85,7 +85,7 @@ commit_to_kafka(executor_t *ex)
         n++;
     }
     if (n > 0)
-        consumer_commit_async(ex->consumer, cp, n);
+        consumer_record_committed(ex->consumer, cp, n);
 }
 
 /* A partition carried whole this many batches in a row (another executor
@@ -212,7 +212,7 @@ executor_flush(executor_t *ex, int all)
         ex->contended_until = od_mono_us() + EXECUTOR_CONTENDED_US;
     attempt_forget_sought(ex);
     note_stalls(ex);
-    commit_to_kafka(ex);
+    record_committed(ex);
     done = release_batch(ex, 0);
     log_debug("executor %d: batch of %d in %.1f ms (%d carried%s; %d "
               "attempt(s): parse %.1f, load %.1f, decide %.1f, write and "

@@ -242,8 +242,8 @@ publish_round(outbox_t *ob, const char *handed, int *count, char *err,
     size_t idlen = 0;
 
     *count = 0;
-    /* two round trips a round: BEGIN with the claim, the mark with the
-     * COMMIT */
+    /* two round trips a round: BEGIN and the lazy commit with the claim,
+     * the mark with the COMMIT */
     db_queue_tx(ob->db, DB_TX_BEGIN);
     st = outbox_queue_lazy_commit(ob->db, err, errlen);
     if (st != OD_OK)

@@ -30,8 +30,6 @@ od_status_t outbox_queue_write(db_t *db, const snap_vec_t *rows, char *err,
  * microseconds. */
 od_status_t outbox_claim(db_t *db, db_rows_t **rows, char *err,
                          size_t errlen) OD_MUSTCHECK;
-/* Queues the mark of the rows of a bigint[] literal of ids as published
- * (sent with the COMMIT). */
 /* The unpublished rows among the event ids given as a Postgres array
  * literal, locked, columns as outbox_claim's. */
 od_status_t outbox_claim_ids(db_t *db, const char *event_ids, db_rows_t **rows,
@@ -42,6 +40,8 @@ od_status_t outbox_claim_ids(db_t *db, const char *event_ids, db_rows_t **rows,
  * disk busy with writeback makes long, and it held the next round. */
 od_status_t outbox_queue_lazy_commit(db_t *db, char *err,
                                      size_t errlen) OD_MUSTCHECK;
+/* Queues the mark of the rows of a bigint[] literal of ids as published
+ * (sent with the COMMIT). */
 od_status_t outbox_queue_mark(db_t *db, const char *ids, char *err,
                               size_t errlen) OD_MUSTCHECK;
 /* Deletes published rows older than retention_ms among the 1000 oldest. */
